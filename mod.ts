@@ -1,0 +1,20 @@
+/**
+ * taskpool: a Deno-native task scheduler. A bounded channel in shared memory
+ * (Rust's `sync_channel` across Web Workers) and, built on it, a worker pool.
+ *
+ * @example A channel between two ends
+ * ```ts
+ * import { syncChannel } from "@taskpool/taskpool";
+ * import assert from "node:assert";
+ *
+ * const [tx, rx] = syncChannel<string>(8);
+ * await tx.send("hello");
+ * tx.close();
+ * assert.deepStrictEqual(await Array.fromAsync(rx), ["hello"]);
+ * ```
+ *
+ * @module
+ */
+
+export * from "./src/channel.ts";
+export * from "./src/errors.ts";

@@ -1,0 +1,150 @@
+/**
+ * The shared-memory layout of a sync channel, and the protocol on it.
+ *
+ * One SharedArrayBuffer holds everything: an Int32 header, a table of
+ * holders (threads that own ends, see `_lease.ts`), one Int32 meta record per
+ * ring slot, and the slots' bytes. Every index below is an index into the
+ * `Int32Array` over the whole buffer unless it says bytes.
+ *
+ * ## The ring (Vyukov's bounded MPMC queue)
+ * `HEAD` and `TAIL` are positions that only grow (wrapping at 2^32, compared
+ * as `(a - b) | 0`). The ring has a power-of-two number of slots, so
+ * `pos & mask` stays continuous across the wrap. Each slot has a sequence word
+ * `SEQ`:
+ * - `SEQ == pos`: free for the sender that claims position `pos`;
+ * - `SEQ == pos + 1`: holds the message of position `pos`;
+ * - after the receive, `SEQ = pos + ring`: free for the next lap.
+ *
+ * A sender loads `TAIL` = t and the slot's `SEQ`. If `SEQ == t` it claims the
+ * position with `compareExchange(TAIL, t, t + 1)`; only the winner writes the
+ * slot's bytes, then publishes with `store(SEQ, t + 1)`. A receiver does the
+ * mirror on `HEAD` and releases with `store(SEQ, h + ring)`. The plain byte
+ * writes happen before the `Atomics.store` that publishes them, and the reader
+ * reads them after the `Atomics.load` that saw that value, so the bytes are
+ * visible (Atomics operations are sequentially consistent and synchronise).
+ * When the capacity is not the ring size (not a power of two, or below 2;
+ * a rendezvous channel queues at most one message) a sender also checks
+ * `TAIL - HEAD < capacity`; `HEAD` only grows, so a
+ * stale read can only make the channel look fuller, never overfill it.
+ *
+ * ## Waiting (an event count per direction; nobody spins)
+ * Receivers sleep on `RECV_EPOCH`, senders on `SEND_EPOCH`. A waiter:
+ * 1. reads `key = load(EPOCH)`, 2. `add(WAITERS, 1)`, 3. retries its
+ * operation, 4. if it still cannot proceed, `wait(EPOCH, key)`, 5. `sub(WAITERS, 1)`.
+ * A publisher makes its change (a publish, a release, a close), then reads
+ * `WAITERS`, and only if it is non-zero does `add(EPOCH, 1)` and `notify`.
+ * All of these are sequentially consistent, so either the waiter's retry (3)
+ * sees the change, or the publisher's read sees the waiter (2) and bumps the
+ * epoch after the waiter read its key (1): `wait` then returns at once or is
+ * woken by the `notify`, which runs under the same lock as `wait`'s check.
+ * No wake-up is lost, and an awake peer costs one load, never a notify.
+ *
+ * A message wakes one waiter; a close, a reap or an abandoned wait wakes all
+ * (a waiter that gives up after being chosen by a `notify(1)` would otherwise
+ * swallow the wake-up meant for another).
+ *
+ * ## Ends and disconnection
+ * `SENDERS` and `RECEIVERS` count the live ends across all threads. A sender
+ * decrements `SENDERS` only after its last publish, so a receiver that reads
+ * `SENDERS == 0` and then finds the ring empty has seen every message. The
+ * last sender to close bumps `RECV_EPOCH` and wakes every receiver; the last
+ * receiver does the same for senders.
+ */
+
+/** Identifies a buffer as a taskpool channel of this layout version. */
+export const MAGIC = 0x7470_6301;
+
+// -- Header (Int32 indices). Hot words sit on separate 64-byte lines. --
+
+/** Next position a receiver claims. Written by receivers (CAS). */
+export const HEAD = 0;
+/** Next position a sender claims. Written by senders (CAS). */
+export const TAIL = 16;
+/** Receivers sleeping (or about to) on `RECV_EPOCH`. Written by receivers. */
+export const RECV_WAITERS = 32;
+/** Bumped by whoever wakes receivers; the word receivers `wait` on. */
+export const RECV_EPOCH = 33;
+/** Senders sleeping (or about to) on `SEND_EPOCH`. Written by senders. */
+export const SEND_WAITERS = 48;
+/** Bumped by whoever wakes senders; the word senders `wait` on. */
+export const SEND_EPOCH = 49;
+/** Live sender ends, all threads together. */
+export const SENDERS = 64;
+/** Live receiver ends, all threads together. */
+export const RECEIVERS = 65;
+/** `MAGIC`, written once at creation. */
+export const MAGIC_WORD = 80;
+/** The capacity the user asked for (0 = rendezvous). Read-only. */
+export const CAPACITY = 81;
+/** Slots in the ring: a power of two, at least 2. Read-only. */
+export const RING = 82;
+/** Bytes of payload per slot, a multiple of 8. Read-only. */
+export const SLOT_BYTES = 83;
+/** A random id naming the channel's holder locks. Read-only. */
+export const ID = 84;
+
+// -- Holder table (see `_lease.ts`) --
+
+/** First Int32 of the holder table. */
+export const HOLDERS = 96;
+/** Threads (other than the main thread) that can hold ends at once. */
+export const MAX_HOLDERS = 64;
+/** Int32s per holder record. */
+export const HOLDER_INTS = 4;
+/** Holder record: `FREE`, `CLAIMING`, `HELD` or `REAPING`. */
+export const H_STATE = 0;
+/** Holder record: bumped on every claim, so a lock name is never reused. */
+export const H_GEN = 1;
+/** Holder record: sender ends this holder owns. */
+export const H_SENDERS = 2;
+/** Holder record: receiver ends this holder owns. */
+export const H_RECEIVERS = 3;
+
+/** Holder states. */
+export const FREE = 0;
+/** The thread has claimed the record and asked for its lock. */
+export const CLAIMING = 1;
+/** The thread holds its lock: if the lock comes free, the thread is gone. */
+export const HELD = 2;
+/** A survivor is returning a dead holder's ends. */
+export const REAPING = 3;
+
+// -- Slot meta records --
+
+/** First Int32 of the slot meta records. */
+export const SLOTS = HOLDERS + MAX_HOLDERS * HOLDER_INTS;
+/** Int32s per slot meta record. */
+export const SLOT_INTS = 4;
+/** Slot meta: the sequence word (see the ring protocol above). */
+export const S_SEQ = 0;
+/** Slot meta: the codec tag of the message (`_codec.ts`). */
+export const S_TAG = 1;
+/** Slot meta: the payload length in bytes. */
+export const S_LEN = 2;
+
+/** Largest capacity accepted. */
+export const MAX_CAPACITY = 1 << 24;
+/** Largest buffer accepted, in bytes. */
+export const MAX_BYTES = 1 << 30;
+
+/**
+ * Slots in the ring for a given capacity: the next power of two, at least 2
+ * (with one slot, "free for position p + 1" and "holds position p" would be
+ * the same sequence value).
+ */
+export function ringSize(capacity: number): number {
+  let ring = 2;
+  while (ring < capacity) ring *= 2;
+  return ring;
+}
+
+/** Byte offset of the slots' payload area. */
+export function dataOffset(ring: number): number {
+  const bytes = (SLOTS + ring * SLOT_INTS) * 4;
+  return Math.ceil(bytes / 64) * 64;
+}
+
+/** Total bytes of a channel's buffer. */
+export function bufferBytes(ring: number, slotBytes: number): number {
+  return dataOffset(ring) + ring * slotBytes;
+}

@@ -1,0 +1,1287 @@
+/**
+ * A bounded multi-producer, multi-consumer channel in one SharedArrayBuffer:
+ * Rust's `std::sync::mpsc::sync_channel` for the main thread and any number
+ * of Web Workers.
+ *
+ * @module
+ */
+
+import { ChannelClosedError, TimeoutError } from "./errors.ts";
+import { decodeText, Encoder, readSlot, TEXT } from "./_codec.ts";
+import {
+  bufferBytes,
+  CAPACITY,
+  dataOffset,
+  HEAD,
+  ID,
+  MAGIC,
+  MAGIC_WORD,
+  MAX_BYTES,
+  MAX_CAPACITY,
+  RECEIVERS,
+  RECV_EPOCH,
+  RECV_WAITERS,
+  RING,
+  ringSize,
+  S_LEN,
+  S_SEQ,
+  S_TAG,
+  SEND_EPOCH,
+  SEND_WAITERS,
+  SENDERS,
+  SLOT_BYTES,
+  SLOT_INTS,
+  SLOTS,
+  TAIL,
+} from "./_layout.ts";
+import { anyHolder, attach, detach, type Holder, Watch, WATCH_AFTER_MS } from "./_lease.ts";
+
+/** Options of {@linkcode syncChannel}. */
+export interface SyncChannelOptions {
+  /**
+   * Bytes of payload each slot holds, rounded up to a multiple of 8. A
+   * message is one slot: a string or JSON text longer than this in UTF-8, or
+   * a larger `Uint8Array`, cannot be sent.
+   *
+   * @default {1024}
+   */
+  slotSize?: number;
+}
+
+/** Options of every call that can wait. */
+export interface WaitOptions {
+  /** Stops the wait: the call rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** Stops the wait after this many milliseconds with a {@linkcode TimeoutError}. */
+  timeout?: number;
+}
+
+/** Options of the blocking calls (`sendSync`, `recvSync`). A blocked thread cannot observe a signal. */
+export interface SyncWaitOptions {
+  /** Stops the wait after this many milliseconds with a {@linkcode TimeoutError}. */
+  timeout?: number;
+}
+
+/** The result of {@linkcode SyncSender.prototype.trySend}. */
+export type TrySendResult<T> =
+  | { ok: true }
+  | { ok: false; reason: "full" | "closed"; value: T };
+
+/** The result of {@linkcode SyncReceiver.prototype.tryRecv}. */
+export type TryRecvResult<T> =
+  | { ok: true; value: T }
+  | { ok: false; reason: "empty" | "closed" };
+
+/**
+ * A channel end as plain data, to hand to another thread with `postMessage`.
+ * It stands for one end: pass it to `SyncSender.from()` or
+ * `SyncReceiver.from()` exactly once. Made by `share()`.
+ */
+export interface ChannelEndDescriptor {
+  /** Which end this is. */
+  readonly kind: "sender" | "receiver";
+  /** The channel's memory. */
+  readonly buffer: SharedArrayBuffer;
+}
+
+const DEFAULT_SLOT_SIZE = 1024;
+/** How often a long wait looks for newly registered threads to watch, in ms. */
+const RESCAN_MS = 1000;
+const OK = 0;
+const FULL = 1;
+const CLOSED = 2;
+const EMPTY: unique symbol = Symbol("empty");
+const DISCONNECTED: unique symbol = Symbol("disconnected");
+const ABORTED: unique symbol = Symbol("aborted");
+const EXPIRED: unique symbol = Symbol("expired");
+
+/** The views and constants of one channel, shared by the ends of one thread. */
+class Core {
+  readonly i32: Int32Array;
+  readonly u8: Uint8Array;
+  readonly f64: Float64Array;
+  readonly capacity: number;
+  readonly ring: number;
+  readonly mask: number;
+  readonly slotBytes: number;
+  readonly dataOffset: number;
+  /** Messages that may be queued: the capacity, or 1 for a rendezvous channel. */
+  readonly limit: number;
+  /** Ring size differs from `limit`: senders must also check `TAIL - HEAD`. */
+  readonly bounded: boolean;
+  /** This thread's pending async receivers, woken directly by this thread. */
+  readonly localRecv: Array<() => void> = [];
+  /** This thread's pending async senders, woken directly by this thread. */
+  readonly localSend: Array<() => void> = [];
+
+  constructor(buffer: SharedArrayBuffer) {
+    this.i32 = new Int32Array(buffer);
+    this.u8 = new Uint8Array(buffer);
+    this.f64 = new Float64Array(buffer, 0, buffer.byteLength >>> 3);
+    this.capacity = this.i32[CAPACITY];
+    this.ring = this.i32[RING];
+    this.mask = this.ring - 1;
+    this.slotBytes = this.i32[SLOT_BYTES];
+    this.dataOffset = dataOffset(this.ring);
+    this.limit = Math.max(this.capacity, 1);
+    this.bounded = this.limit !== this.ring;
+  }
+
+  len(): number {
+    const n = (Atomics.load(this.i32, TAIL) - Atomics.load(this.i32, HEAD)) | 0;
+    return n < 0 ? 0 : Math.min(n, this.limit);
+  }
+
+  /**
+   * Wakes `count` waiters of one direction (`epoch` is `RECV_EPOCH` or
+   * `SEND_EPOCH`). Waiters of this thread are woken directly as well: the
+   * resolution of a `waitAsync` that this thread notifies arrives as a task
+   * that does not keep Deno's event loop alive, so a program whose only
+   * waiter and notifier are one thread could end before it ran.
+   */
+  wake(epoch: number, count: number): void {
+    const i32 = this.i32;
+    Atomics.add(i32, epoch, 1);
+    const local = epoch === RECV_EPOCH ? this.localRecv : this.localSend;
+    if (local.length === 0) {
+      Atomics.notify(i32, epoch, count);
+      return;
+    }
+    // Wake all, so that none of this thread's waitAsync calls stays queued
+    // in V8 to swallow a later notify(1).
+    Atomics.notify(i32, epoch);
+    for (const resolve of local.splice(0)) resolve();
+  }
+
+  /** Wakes every waiter of one direction. */
+  wakeAll(epoch: number): void {
+    this.wake(epoch, Infinity);
+  }
+
+  /** Wakes every waiter of both directions (a dead thread's ends were returned). */
+  readonly wakeEveryone = (): void => {
+    this.wakeAll(RECV_EPOCH);
+    this.wakeAll(SEND_EPOCH);
+  };
+}
+
+/**
+ * One `Core` per channel per thread, so that every end in a thread sees that
+ * thread's waiters. Weak, so that a dropped channel's memory can go.
+ */
+const cores = new Map<number, WeakRef<Core>>();
+
+function coreFor(buffer: SharedArrayBuffer): Core {
+  const i32 = new Int32Array(buffer, 0, ID + 2);
+  const key = (i32[ID] >>> 0) * 4294967296 + (i32[ID + 1] >>> 0);
+  const existing = cores.get(key)?.deref();
+  if (existing !== undefined) return existing;
+  for (const [k, ref] of cores) if (ref.deref() === undefined) cores.delete(k);
+  const core = new Core(buffer);
+  cores.set(key, new WeakRef(core));
+  return core;
+}
+
+function checkCapacity(capacity: number): void {
+  if (!Number.isInteger(capacity) || capacity < 0 || capacity > MAX_CAPACITY) {
+    throw new RangeError(
+      `Cannot create channel as 'capacity' must be an integer from 0 to ${MAX_CAPACITY}: current value is ${
+        String(capacity)
+      }`,
+    );
+  }
+}
+
+function checkSlotSize(slotSize: number): void {
+  if (!Number.isInteger(slotSize) || slotSize < 8 || slotSize > MAX_BYTES) {
+    throw new RangeError(
+      `Cannot create channel as 'slotSize' must be an integer from 8 to ${MAX_BYTES}: current value is ${
+        String(slotSize)
+      }`,
+    );
+  }
+}
+
+function checkTimeout(timeout: number | undefined): void {
+  if (
+    timeout !== undefined &&
+    !(typeof timeout === "number" && timeout >= 0 && !Number.isNaN(timeout))
+  ) {
+    throw new RangeError(
+      `Cannot wait as 'timeout' must be a non-negative number of milliseconds: current value is ${
+        String(timeout)
+      }`,
+    );
+  }
+}
+
+/**
+ * Creates a bounded channel and returns its two ends, `[sender, receiver]`.
+ *
+ * Like Rust's `sync_channel`: at most `capacity` messages wait in the
+ * channel, and a sender waits for room (backpressure). Capacity 0 makes a
+ * rendezvous channel: a `send` completes only once a receiver has taken the
+ * value.
+ *
+ * Either end can be used in any thread: `share()` makes a plain descriptor
+ * that survives `postMessage`, and `SyncSender.from()` / `SyncReceiver.from()`
+ * open it on the other side. See {@linkcode SyncSender} for the guarantees.
+ *
+ * Memory: one SharedArrayBuffer of about `1.3 KiB + ring × (slotSize + 16)`
+ * bytes, where `ring` is `capacity` rounded up to a power of two (at least 1).
+ * With the defaults, `syncChannel(64)` takes about 66 KiB.
+ *
+ * @typeParam T The type of the messages.
+ * @param capacity How many messages can wait in the channel, from 0 (rendezvous) to 16,777,216.
+ * @param options The slot size.
+ * @returns The sender and the receiver.
+ * @throws {RangeError} When `capacity` or `slotSize` is not an accepted integer.
+ *
+ * @example Send and receive in one thread
+ * ```ts
+ * import { syncChannel } from "@taskpool/taskpool";
+ * import assert from "node:assert";
+ *
+ * const [tx, rx] = syncChannel<{ n: number }>(4);
+ * await tx.send({ n: 1 });
+ * tx.close();
+ * assert.deepStrictEqual(await rx.recv(), { n: 1 });
+ * assert.deepStrictEqual(rx.tryRecv(), { ok: false, reason: "closed" });
+ * ```
+ *
+ * @example Hand the sender to a worker
+ * ```ts
+ * import { SyncSender, syncChannel } from "@taskpool/taskpool";
+ * import assert from "node:assert";
+ *
+ * const [tx, rx] = syncChannel<number>(8);
+ * const code = `
+ *   import { SyncSender } from ${JSON.stringify(import.meta.resolve("./channel.ts"))};
+ *   self.onmessage = async (e) => {
+ *     const tx = await SyncSender.from(e.data);
+ *     for (let i = 0; i < 100; i++) tx.sendSync(i);
+ *     tx.close();
+ *   };`;
+ * const worker = new Worker(`data:text/javascript,${encodeURIComponent(code)}`, { type: "module" });
+ * worker.postMessage(tx.share());
+ * tx.close(); // the worker holds its own sender now
+ * let sum = 0;
+ * for await (const n of rx) sum += n;
+ * assert.strictEqual(sum, 4950);
+ * worker.terminate();
+ * ```
+ */
+export function syncChannel<T>(
+  capacity: number,
+  options: SyncChannelOptions = {},
+): [SyncSender<T>, SyncReceiver<T>] {
+  checkCapacity(capacity);
+  const slotSize = options.slotSize ?? DEFAULT_SLOT_SIZE;
+  checkSlotSize(slotSize);
+  const slotBytes = Math.ceil(slotSize / 8) * 8;
+  const ring = ringSize(capacity);
+  const bytes = bufferBytes(ring, slotBytes);
+  if (bytes > MAX_BYTES) {
+    throw new RangeError(
+      `Cannot create channel as 'capacity' × 'slotSize' needs ${bytes} bytes, more than ${MAX_BYTES}: current values are ${capacity} and ${slotSize}`,
+    );
+  }
+  const buffer = new SharedArrayBuffer(bytes);
+  const i32 = new Int32Array(buffer);
+  i32[MAGIC_WORD] = MAGIC;
+  i32[CAPACITY] = capacity;
+  i32[RING] = ring;
+  i32[SLOT_BYTES] = slotBytes;
+  crypto.getRandomValues(i32.subarray(ID, ID + 2));
+  for (let s = 0; s < ring; s++) i32[SLOTS + s * SLOT_INTS + S_SEQ] = s;
+  i32[SENDERS] = 1;
+  i32[RECEIVERS] = 1;
+  const core = new Core(buffer);
+  return [
+    newSender<T>(core, attach(i32, "sender")),
+    newReceiver<T>(core, attach(i32, "receiver")),
+  ];
+}
+
+function coreOf(
+  descriptor: ChannelEndDescriptor,
+  kind: "sender" | "receiver",
+): Core {
+  const buffer = descriptor?.buffer;
+  if (
+    descriptor?.kind !== kind || !(buffer instanceof SharedArrayBuffer) ||
+    buffer.byteLength < dataOffset(2) ||
+    new Int32Array(buffer, 0, MAGIC_WORD + 1)[MAGIC_WORD] !== MAGIC
+  ) {
+    throw new TypeError(
+      `Cannot open a ${kind} end: the argument is not a ${kind} descriptor; pass what ${
+        kind === "sender" ? "SyncSender" : "SyncReceiver"
+      }.prototype.share() returned`,
+    );
+  }
+  return coreFor(buffer);
+}
+
+let newSender: <T>(core: Core, holder: Holder | null) => SyncSender<T>;
+let newReceiver: <T>(core: Core, holder: Holder | null) => SyncReceiver<T>;
+
+/**
+ * Runs `attempt` until it returns something other than `again`, sleeping on
+ * `epoch` in between with `Atomics.waitAsync` (the protocol is in
+ * `_layout.ts`). After `WATCH_AFTER_MS` it also watches for dead threads.
+ */
+async function waitAsync<R>(
+  core: Core,
+  epoch: number,
+  waiters: number,
+  again: R,
+  attempt: () => R,
+  options: WaitOptions,
+  what: string,
+): Promise<R> {
+  const { signal, timeout } = options;
+  checkTimeout(timeout);
+  signal?.throwIfAborted();
+  const i32 = core.i32;
+  const local = epoch === RECV_EPOCH ? core.localRecv : core.localSend;
+  const start = performance.now();
+  // The deadline is a timer, not waitAsync's own timeout: a pending
+  // waitAsync does not keep the event loop alive, a timer does.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let onAbort: (() => void) | undefined;
+  const expired = timeout === undefined
+    ? undefined
+    : new Promise<typeof EXPIRED>((resolve) => timer = setTimeout(resolve, timeout, EXPIRED));
+  const aborted = signal === undefined ? undefined : new Promise<typeof ABORTED>((resolve) => {
+    signal.addEventListener("abort", onAbort = () => resolve(ABORTED), { once: true });
+  });
+  let watch: Watch | undefined;
+  try {
+    for (;;) {
+      const key = Atomics.load(i32, epoch);
+      Atomics.add(i32, waiters, 1);
+      const result = attempt();
+      if (result !== again) {
+        Atomics.sub(i32, waiters, 1);
+        return result;
+      }
+      // Short slices only to look for dead threads (see `_lease.ts`).
+      let slice: number | undefined;
+      if (watch !== undefined) {
+        watch.rescan();
+        slice = RESCAN_MS;
+      } else if (performance.now() - start < WATCH_AFTER_MS) {
+        slice = WATCH_AFTER_MS;
+      } else if (anyHolder(i32)) {
+        watch = new Watch(i32, core.wakeEveryone);
+        slice = RESCAN_MS;
+      } else {
+        slice = RESCAN_MS; // a worker may open an end later
+      }
+      const waited = Atomics.waitAsync(i32, epoch, key, slice);
+      let outcome: unknown = waited.value;
+      if (waited.async) {
+        let wake!: () => void;
+        const woken = new Promise<string>((resolve) => wake = () => resolve("ok"));
+        local.push(wake);
+        const racers: Promise<unknown>[] = [waited.value, woken];
+        if (expired !== undefined) racers.push(expired);
+        if (aborted !== undefined) racers.push(aborted);
+        outcome = await Promise.race(racers);
+        const at = local.indexOf(wake);
+        if (at !== -1) local.splice(at, 1);
+      }
+      Atomics.sub(i32, waiters, 1);
+      if (outcome === ABORTED || outcome === EXPIRED) {
+        // The abandoned waitAsync is still queued in V8: wake everyone, so
+        // that no notify(1) is spent on it.
+        core.wakeAll(epoch);
+        if (outcome === ABORTED) throw signal!.reason;
+        const last = attempt();
+        if (last !== again) return last;
+        throw new TimeoutError(`Timed out after ${timeout} ms waiting to ${what}`);
+      }
+    }
+  } finally {
+    watch?.stop();
+    clearTimeout(timer);
+    if (onAbort !== undefined) signal!.removeEventListener("abort", onAbort);
+  }
+}
+
+/** Resolves with `ABORTED` when `signal` aborts, else with `promise`'s value. */
+function abortable<V>(promise: Promise<V>, signal: AbortSignal): Promise<V | typeof ABORTED> {
+  if (signal.aborted) return Promise.resolve(ABORTED);
+  return new Promise((resolve) => {
+    const onAbort = () => resolve(ABORTED);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then((value) => {
+      signal.removeEventListener("abort", onAbort);
+      resolve(value);
+    });
+  });
+}
+
+/** The blocking twin of {@linkcode waitAsync}, for workers (`Atomics.wait`). */
+function waitSync<R>(
+  core: Core,
+  epoch: number,
+  waiters: number,
+  again: R,
+  attempt: () => R,
+  options: SyncWaitOptions,
+  what: string,
+): R {
+  const { timeout } = options;
+  checkTimeout(timeout);
+  const i32 = core.i32;
+  const deadline = timeout === undefined ? Infinity : performance.now() + timeout;
+  for (;;) {
+    const key = Atomics.load(i32, epoch);
+    Atomics.add(i32, waiters, 1);
+    const result = attempt();
+    const now = performance.now();
+    if (result !== again || now >= deadline) {
+      Atomics.sub(i32, waiters, 1);
+      if (result !== again) return result;
+      throw new TimeoutError(
+        `Timed out after ${timeout} ms waiting to ${what}`,
+      );
+    }
+    Atomics.wait(i32, epoch, key, deadline - now);
+    Atomics.sub(i32, waiters, 1);
+  }
+}
+
+/**
+ * The sending end of a {@linkcode syncChannel}.
+ *
+ * Guarantees:
+ * - every message is delivered to exactly one receiver, or to none if every
+ *   receiver closes first (queued messages are then dropped, as in Rust);
+ * - messages from one sender end arrive in the order they were sent (each
+ *   receiver sees them in that order; messages from different senders
+ *   interleave in any order);
+ * - backpressure: at most `capacity` messages wait; `send` waits for room,
+ *   `sendSync` blocks the thread, `trySend` reports `"full"`;
+ * - a successful send does **not** promise that the message was received,
+ *   only that it is queued (except on a rendezvous channel, where `send`
+ *   completes once a receiver has taken it);
+ * - when every receiver is closed, sends fail with a {@linkcode ChannelClosedError}
+ *   carrying the value, and a sender waiting for room is woken by it.
+ *
+ * Values: numbers (as raw f64, `NaN` and `-0` included), strings, `undefined`,
+ * `Uint8Array` (raw bytes; other typed arrays go as JSON objects) and anything
+ * `JSON.stringify` accepts. JSON loses what it always loses: `Date` becomes a
+ * string, `Map`/`Set` become `{}`, `undefined` inside objects disappears and in
+ * arrays becomes `null`, functions inside objects are dropped. Functions,
+ * symbols, BigInts and cycles at any level the JSON encoder visits fail at the
+ * send site with a `TypeError`, and a value larger than a slot with a
+ * `RangeError`; either way nothing is queued and the channel stays usable.
+ *
+ * Threads: `share()` reserves a new sender end for another thread; open it
+ * there with `await SyncSender.from(descriptor)`. If a worker holding ends dies
+ * (terminated, `self.close()`, `Deno.exit()`, an uncaught error), the threads
+ * still waiting on the channel notice within about 50 ms of waiting and return
+ * its ends: receivers then drain and see the end, senders see the close. A
+ * thread blocked in `sendSync`/`recvSync` is woken once another thread that
+ * waits asynchronously has done so; give it a `timeout` if none does.
+ *
+ * @typeParam T The type of the messages.
+ */
+export class SyncSender<T> {
+  readonly #core: Core;
+  readonly #enc: Encoder;
+  #holder: Holder | null;
+  #closed = false;
+  /** Position of this end's last message (for rendezvous hand-over). */
+  #lastPos = 0;
+  /** Async sends of this end still waiting, and the last of them. */
+  #waiting = 0;
+  #lastSend: Promise<void> | null = null;
+
+  static {
+    newSender = <T>(core: Core, holder: Holder | null) => new SyncSender<T>(core, holder);
+  }
+
+  private constructor(core: Core, holder: Holder | null) {
+    this.#core = core;
+    this.#holder = holder;
+    this.#enc = new Encoder(core.slotBytes);
+  }
+
+  /**
+   * Opens, in this thread, a sender end that another thread made with
+   * `share()`. Resolves once the end is registered, so that the other threads
+   * notice if this one dies.
+   *
+   * @param descriptor What `share()` returned, received through `postMessage`.
+   * @returns The sender.
+   * @throws {TypeError} When `descriptor` is not a sender descriptor.
+   *
+   * @example Open a shared sender
+   * ```ts
+   * import { SyncSender, syncChannel } from "@taskpool/taskpool";
+   * import assert from "node:assert";
+   *
+   * const [tx, rx] = syncChannel<string>(2);
+   * const other = await SyncSender.from<string>(tx.share());
+   * tx.close();
+   * await other.send("still open");
+   * assert.strictEqual(await rx.recv(), "still open");
+   * ```
+   */
+  static async from<T>(
+    descriptor: ChannelEndDescriptor,
+  ): Promise<SyncSender<T>> {
+    const core = coreOf(descriptor, "sender");
+    const holder = attach(core.i32, "sender");
+    await holder?.ready;
+    return new SyncSender<T>(core, holder);
+  }
+
+  /** How many messages the channel holds at most (0 for a rendezvous channel). */
+  get capacity(): number {
+    return this.#core.capacity;
+  }
+
+  /** How many messages are queued now (a snapshot: other threads move on). */
+  get len(): number {
+    return this.#core.len();
+  }
+
+  /** Live sender ends, in all threads. */
+  get senderCount(): number {
+    return Atomics.load(this.#core.i32, SENDERS);
+  }
+
+  /** Live receiver ends, in all threads. */
+  get receiverCount(): number {
+    return Atomics.load(this.#core.i32, RECEIVERS);
+  }
+
+  /** True once this end is closed. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Makes another sender end of the same channel in this thread (Rust's `Sender::clone`).
+   *
+   * @returns A new, independent sender; close each one.
+   * @throws {ChannelClosedError} When this end is closed.
+   *
+   * @example Two producers
+   * ```ts
+   * import { syncChannel } from "@taskpool/taskpool";
+   * import assert from "node:assert";
+   *
+   * const [a, rx] = syncChannel<string>(2);
+   * const b = a.clone();
+   * await a.send("a");
+   * a.close();
+   * await b.send("b");
+   * b.close();
+   * assert.deepStrictEqual(await Array.fromAsync(rx), ["a", "b"]);
+   * ```
+   */
+  clone(): SyncSender<T> {
+    this.#checkOpen("clone");
+    Atomics.add(this.#core.i32, SENDERS, 1);
+    return new SyncSender<T>(this.#core, attach(this.#core.i32, "sender"));
+  }
+
+  /**
+   * Reserves a new sender end for another thread and returns it as plain data
+   * for `postMessage`. The receiving thread opens it with `SyncSender.from()`.
+   * The reserved end counts as open from now on: pass the descriptor to
+   * `from()` exactly once, or the channel never sees its senders all closed.
+   *
+   * @returns The descriptor.
+   * @throws {ChannelClosedError} When this end is closed.
+   *
+   * @example Share with a worker
+   * ```ts ignore
+   * worker.postMessage(tx.share());
+   * // in the worker: const tx = await SyncSender.from(event.data);
+   * ```
+   */
+  share(): ChannelEndDescriptor {
+    this.#checkOpen("share");
+    Atomics.add(this.#core.i32, SENDERS, 1);
+    return {
+      kind: "sender",
+      buffer: this.#core.i32.buffer as SharedArrayBuffer,
+    };
+  }
+
+  /**
+   * Sends without waiting.
+   *
+   * On a rendezvous channel it succeeds only while a receiver is waiting. It
+   * reports `"full"` while an earlier `send` of this end is still waiting, so
+   * that sends of one end stay in call order.
+   *
+   * @param value The message.
+   * @returns `{ ok: true }`, or `{ ok: false, reason, value }` with `reason`
+   * `"full"` or `"closed"` (every receiver is gone) and the value handed back.
+   * @throws {TypeError} When the value cannot be carried.
+   * @throws {RangeError} When the value is larger than a slot.
+   *
+   * @example Fill a channel
+   * ```ts
+   * import { syncChannel } from "@taskpool/taskpool";
+   * import assert from "node:assert";
+   *
+   * const [tx] = syncChannel<number>(1);
+   * assert.deepStrictEqual(tx.trySend(1), { ok: true });
+   * assert.deepStrictEqual(tx.trySend(2), { ok: false, reason: "full", value: 2 });
+   * ```
+   */
+  trySend(value: T): TrySendResult<T> {
+    this.#checkOpen("send");
+    this.#enc.encode(value);
+    const core = this.#core;
+    if (
+      this.#waiting !== 0 ||
+      (core.capacity === 0 && Atomics.load(core.i32, RECV_WAITERS) === 0)
+    ) {
+      // Behind this end's waiting sends, or no receiver to hand over to.
+      return {
+        ok: false,
+        reason: Atomics.load(core.i32, RECEIVERS) === 0 ? "closed" : "full",
+        value,
+      };
+    }
+    const result = this.#push();
+    if (result === OK) return { ok: true };
+    return { ok: false, reason: result === FULL ? "full" : "closed", value };
+  }
+
+  /**
+   * Sends, waiting while the channel is full.
+   *
+   * @param value The message.
+   * @param options A signal and a timeout for the wait.
+   * @returns Resolves once the message is queued (on a rendezvous channel,
+   * once a receiver took it).
+   * @throws {ChannelClosedError} When every receiver is gone (with the value).
+   * @throws {TimeoutError} When `timeout` ran out; nothing was sent.
+   * @throws {TypeError} When the value cannot be carried.
+   * @throws {RangeError} When the value is larger than a slot.
+   * Rejects with the signal's reason when it aborts; nothing was sent.
+   *
+   * @example Backpressure
+   * ```ts
+   * import { syncChannel, TimeoutError } from "@taskpool/taskpool";
+   * import assert from "node:assert";
+   *
+   * const [tx, rx] = syncChannel<number>(1);
+   * await tx.send(1);
+   * await assert.rejects(tx.send(2, { timeout: 10 }), TimeoutError);
+   * const later = tx.send(3);
+   * assert.strictEqual(await rx.recv(), 1);
+   * await later;
+   * assert.strictEqual(await rx.recv(), 3);
+   * ```
+   */
+  async send(value: T, options: WaitOptions = {}): Promise<void> {
+    this.#checkOpen("send");
+    const enc = this.#enc;
+    enc.encode(value);
+    const core = this.#core;
+    if (core.capacity !== 0 && this.#waiting === 0) {
+      const first = this.#push();
+      if (first === OK) return;
+      if (first === CLOSED) throw this.#closedError(value);
+    }
+    enc.own(); // another send on this end may encode while this one waits
+    const { tag, len, num, bytes } = enc;
+    // Sends of one end complete in call order: wait for the earlier ones.
+    const earlier = this.#lastSend;
+    let done!: () => void;
+    const mine = new Promise<void>((resolve) => done = resolve);
+    this.#lastSend = mine;
+    this.#waiting++;
+    try {
+      if (
+        earlier !== null &&
+        (options.signal ? await abortable(earlier, options.signal) : await earlier) === ABORTED
+      ) {
+        throw options.signal!.reason;
+      }
+      const result = await waitAsync(
+        core,
+        SEND_EPOCH,
+        SEND_WAITERS,
+        FULL,
+        () => {
+          enc.tag = tag, enc.len = len, enc.num = num, enc.bytes = bytes;
+          return this.#closed ? CLOSED : this.#push();
+        },
+        options,
+        "send",
+      );
+      if (result === CLOSED) throw this.#closedError(value);
+      if (core.capacity === 0) {
+        await this.#handoff(this.#lastPos, value, options);
+      }
+    } finally {
+      if (--this.#waiting === 0) this.#lastSend = null;
+      done();
+    }
+  }
+
+  /**
+   * Sends, blocking the thread while the channel is full (`Atomics.wait`).
+   * For workers; on the main thread prefer `send`.
+   *
+   * @param value The message.
+   * @param options A timeout for the wait.
+   * @throws {ChannelClosedError} When every receiver is gone (with the value).
+   * @throws {TimeoutError} When `timeout` ran out; nothing was sent.
+   * @throws {TypeError} When the value cannot be carried.
+   * @throws {RangeError} When the value is larger than a slot.
+   *
+   * @example Send from a blocking thread
+   * ```ts
+   * import { syncChannel } from "@taskpool/taskpool";
+   * import assert from "node:assert";
+   *
+   * const [tx, rx] = syncChannel<string>(1);
+   * tx.sendSync("hi");
+   * assert.strictEqual(rx.recvSync(), "hi");
+   * ```
+   */
+  sendSync(value: T, options: SyncWaitOptions = {}): void {
+    this.#checkOpen("send");
+    this.#enc.encode(value);
+    const core = this.#core;
+    const result = waitSync(
+      core,
+      SEND_EPOCH,
+      SEND_WAITERS,
+      FULL,
+      () => this.#push(),
+      options,
+      "send",
+    );
+    if (result === CLOSED) throw this.#closedError(value);
+    if (core.capacity === 0) {
+      const pos = this.#lastPos;
+      const taken = waitSync(
+        core,
+        SEND_EPOCH,
+        SEND_WAITERS,
+        false,
+        () => this.#handedOff(pos),
+        options,
+        "hand over",
+      );
+      if (taken === CLOSED) throw this.#closedError(value);
+    }
+  }
+
+  /**
+   * Closes this end (idempotent). When the last sender end closes, receivers
+   * drain what is queued and then see the end.
+   *
+   * @example Close to end a receiver's loop
+   * ```ts
+   * import { syncChannel } from "@taskpool/taskpool";
+   * import assert from "node:assert";
+   *
+   * const [tx, rx] = syncChannel<number>(2);
+   * tx.trySend(7);
+   * tx.close();
+   * tx.close();
+   * assert.deepStrictEqual(await Array.fromAsync(rx), [7]);
+   * ```
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const core = this.#core;
+    if (this.#holder !== null) detach(core.i32, this.#holder, "sender");
+    this.#holder = null;
+    if (Atomics.sub(core.i32, SENDERS, 1) === 1) core.wakeAll(RECV_EPOCH);
+    // Wake this end's own pending sends so they see it closed.
+    core.wakeAll(SEND_EPOCH);
+  }
+
+  /** Closes this end, for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** Claims the next position and writes the encoded message (the ring protocol in `_layout.ts`). */
+  #push(): number {
+    const core = this.#core;
+    const i32 = core.i32;
+    if (Atomics.load(i32, RECEIVERS) === 0) return CLOSED;
+    for (;;) {
+      const tail = Atomics.load(i32, TAIL);
+      if (
+        core.bounded && ((tail - Atomics.load(i32, HEAD)) | 0) >= core.limit
+      ) return FULL;
+      const slot = tail & core.mask;
+      const meta = SLOTS + slot * SLOT_INTS;
+      const diff = (Atomics.load(i32, meta + S_SEQ) - tail) | 0;
+      if (diff === 0) {
+        if (Atomics.compareExchange(i32, TAIL, tail, (tail + 1) | 0) !== tail) {
+          continue;
+        }
+        this.#lastPos = tail;
+        const enc = this.#enc;
+        i32[meta + S_TAG] = enc.tag;
+        i32[meta + S_LEN] = enc.len;
+        enc.write(core.u8, core.f64, core.dataOffset + slot * core.slotBytes);
+        Atomics.store(i32, meta + S_SEQ, (tail + 1) | 0);
+        if (Atomics.load(i32, RECV_WAITERS) !== 0) {
+          core.wake(RECV_EPOCH, 1);
+        }
+        return OK;
+      }
+      if (diff < 0) return FULL;
+      // Another sender took this position; look again.
+    }
+  }
+
+  /** Rendezvous: `true` once a receiver claimed position `pos`, `CLOSED` when none is left, else `false`. */
+  #handedOff(pos: number): boolean | number {
+    const i32 = this.#core.i32;
+    if (((Atomics.load(i32, HEAD) - pos) | 0) > 0) return true;
+    if (Atomics.load(i32, RECEIVERS) === 0 && this.#reclaim(pos)) return CLOSED;
+    return false;
+  }
+
+  /** Rendezvous: waits for a receiver to take position `pos`; on failure takes the value back. */
+  async #handoff(pos: number, value: T, options: WaitOptions): Promise<void> {
+    let taken: boolean | number;
+    try {
+      taken = await waitAsync(
+        this.#core,
+        SEND_EPOCH,
+        SEND_WAITERS,
+        false,
+        () => this.#handedOff(pos),
+        options,
+        "hand over",
+      );
+    } catch (error) {
+      if (this.#reclaim(pos)) throw error;
+      return; // a receiver took it just in time: the send succeeded
+    }
+    if (taken === CLOSED) throw this.#closedError(value);
+  }
+
+  /** Rendezvous: takes back an unreceived message at `pos`. True when it did. */
+  #reclaim(pos: number): boolean {
+    const core = this.#core;
+    const i32 = core.i32;
+    if (Atomics.compareExchange(i32, HEAD, pos, (pos + 1) | 0) !== pos) {
+      return false;
+    }
+    Atomics.store(
+      i32,
+      SLOTS + (pos & core.mask) * SLOT_INTS + S_SEQ,
+      (pos + core.ring) | 0,
+    );
+    core.wakeAll(SEND_EPOCH);
+    return true;
+  }
+
+  #checkOpen(action: string): void {
+    if (this.#closed) {
+      throw new ChannelClosedError(
+        `Cannot ${action}: this sender end is closed`,
+      );
+    }
+  }
+
+  #closedError(value: T): ChannelClosedError {
+    return new ChannelClosedError(
+      this.#closed
+        ? "Cannot send: this sender end was closed while the send waited"
+        : "Cannot send: every receiver of the channel is closed; the value is in error.value",
+      value,
+    );
+  }
+}
+
+/**
+ * The receiving end of a {@linkcode syncChannel}.
+ *
+ * Receivers share the queue: each message goes to exactly one of them, in the
+ * order of the queue. Once every sender end is closed, receivers still get
+ * every queued message, then see the end: `recv` rejects with a
+ * {@linkcode ChannelClosedError}, `tryRecv` returns `{ ok: false, reason: "closed" }`
+ * and iteration (`for await`, or `for` with blocking waits in workers) ends.
+ *
+ * Threads: `share()` reserves a new receiver end for another thread; open it
+ * there with `await SyncReceiver.from(descriptor)`. See {@linkcode SyncSender}
+ * for what happens when a thread dies holding ends.
+ *
+ * @typeParam T The type of the messages.
+ */
+export class SyncReceiver<T> implements AsyncIterable<T>, Iterable<T> {
+  readonly #core: Core;
+  readonly #scratch: Uint8Array;
+  #holder: Holder | null;
+  #closed = false;
+
+  static {
+    newReceiver = <T>(core: Core, holder: Holder | null) => new SyncReceiver<T>(core, holder);
+  }
+
+  private constructor(core: Core, holder: Holder | null) {
+    this.#core = core;
+    this.#holder = holder;
+    this.#scratch = new Uint8Array(core.slotBytes);
+  }
+
+  /**
+   * Opens, in this thread, a receiver end that another thread made with
+   * `share()`. Resolves once the end is registered, so that the other threads
+   * notice if this one dies.
+   *
+   * @param descriptor What `share()` returned, received through `postMessage`.
+   * @returns The receiver.
+   * @throws {TypeError} When `descriptor` is not a receiver descriptor.
+   *
+   * @example Open a shared receiver
+   * ```ts
+   * import { SyncReceiver, syncChannel } from "@taskpool/taskpool";
+   * import assert from "node:assert";
+   *
+   * const [tx, rx] = syncChannel<number>(2);
+   * const other = await SyncReceiver.from<number>(rx.share());
+   * await tx.send(5);
+   * assert.strictEqual(await other.recv(), 5);
+   * ```
+   */
+  static async from<T>(
+    descriptor: ChannelEndDescriptor,
+  ): Promise<SyncReceiver<T>> {
+    const core = coreOf(descriptor, "receiver");
+    const holder = attach(core.i32, "receiver");
+    await holder?.ready;
+    return new SyncReceiver<T>(core, holder);
+  }
+
+  /** How many messages the channel holds at most (0 for a rendezvous channel). */
+  get capacity(): number {
+    return this.#core.capacity;
+  }
+
+  /** How many messages are queued now (a snapshot: other threads move on). */
+  get len(): number {
+    return this.#core.len();
+  }
+
+  /** Live sender ends, in all threads. */
+  get senderCount(): number {
+    return Atomics.load(this.#core.i32, SENDERS);
+  }
+
+  /** Live receiver ends, in all threads. */
+  get receiverCount(): number {
+    return Atomics.load(this.#core.i32, RECEIVERS);
+  }
+
+  /** True once this end is closed. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Makes another receiver end of the same channel in this thread.
+   *
+   * @returns A new, independent receiver; close each one.
+   * @throws {ChannelClosedError} When this end is closed.
+   *
+   * @example Two consumers share the queue
+   * ```ts
+   * import { syncChannel } from "@taskpool/taskpool";
+   * import assert from "node:assert";
+   *
+   * const [tx, a] = syncChannel<number>(2);
+   * const b = a.clone();
+   * tx.trySend(1);
+   * tx.trySend(2);
+   * assert.deepStrictEqual([await a.recv(), await b.recv()], [1, 2]);
+   * ```
+   */
+  clone(): SyncReceiver<T> {
+    this.#checkOpen("clone");
+    Atomics.add(this.#core.i32, RECEIVERS, 1);
+    return new SyncReceiver<T>(this.#core, attach(this.#core.i32, "receiver"));
+  }
+
+  /**
+   * Reserves a new receiver end for another thread and returns it as plain
+   * data for `postMessage`; open it there with `SyncReceiver.from()`, exactly once.
+   *
+   * @returns The descriptor.
+   * @throws {ChannelClosedError} When this end is closed.
+   *
+   * @example Share with a worker
+   * ```ts ignore
+   * worker.postMessage(rx.share());
+   * // in the worker: const rx = await SyncReceiver.from(event.data);
+   * ```
+   */
+  share(): ChannelEndDescriptor {
+    this.#checkOpen("share");
+    Atomics.add(this.#core.i32, RECEIVERS, 1);
+    return {
+      kind: "receiver",
+      buffer: this.#core.i32.buffer as SharedArrayBuffer,
+    };
+  }
+
+  /**
+   * Receives without waiting.
+   *
+   * @returns `{ ok: true, value }`, or `{ ok: false, reason }` with `reason`
+   * `"empty"`, or `"closed"` once every sender is gone and the queue is drained.
+   *
+   * @example Poll a channel
+   * ```ts
+   * import { syncChannel } from "@taskpool/taskpool";
+   * import assert from "node:assert";
+   *
+   * const [tx, rx] = syncChannel<string>(1);
+   * assert.deepStrictEqual(rx.tryRecv(), { ok: false, reason: "empty" });
+   * tx.trySend("x");
+   * assert.deepStrictEqual(rx.tryRecv(), { ok: true, value: "x" });
+   * ```
+   */
+  tryRecv(): TryRecvResult<T> {
+    if (this.#closed) return { ok: false, reason: "closed" };
+    const value = this.#attempt();
+    if (value === EMPTY) return { ok: false, reason: "empty" };
+    if (value === DISCONNECTED) return { ok: false, reason: "closed" };
+    return { ok: true, value };
+  }
+
+  /**
+   * Receives, waiting while the channel is empty.
+   *
+   * @param options A signal and a timeout for the wait.
+   * @returns The next message.
+   * @throws {ChannelClosedError} When every sender is gone and the queue is
+   * drained, or this end is closed.
+   * @throws {TimeoutError} When `timeout` ran out.
+   * Rejects with the signal's reason when it aborts; nothing was taken.
+   *
+   * @example Wait for a message
+   * ```ts
+   * import { syncChannel } from "@taskpool/taskpool";
+   * import assert from "node:assert";
+   *
+   * const [tx, rx] = syncChannel<number>(1);
+   * setTimeout(() => tx.trySend(42), 5);
+   * assert.strictEqual(await rx.recv({ timeout: 5000 }), 42);
+   * ```
+   */
+  async recv(options: WaitOptions = {}): Promise<T> {
+    let value = this.#closed ? DISCONNECTED : this.#attempt();
+    if (value === EMPTY) value = await this.#wait(options);
+    if (value === DISCONNECTED || value === EMPTY) throw this.#endError();
+    return value;
+  }
+
+  /**
+   * Receives, blocking the thread while the channel is empty (`Atomics.wait`).
+   * For workers; on the main thread prefer `recv`.
+   *
+   * @param options A timeout for the wait.
+   * @returns The next message.
+   * @throws {ChannelClosedError} When every sender is gone and the queue is drained.
+   * @throws {TimeoutError} When `timeout` ran out.
+   *
+   * @example Block for a message
+   * ```ts
+   * import { syncChannel, TimeoutError } from "@taskpool/taskpool";
+   * import assert from "node:assert";
+   *
+   * const [tx, rx] = syncChannel<number>(1);
+   * assert.throws(() => rx.recvSync({ timeout: 5 }), TimeoutError);
+   * tx.sendSync(1);
+   * assert.strictEqual(rx.recvSync(), 1);
+   * ```
+   */
+  recvSync(options: SyncWaitOptions = {}): T {
+    const value = this.#closed ? DISCONNECTED : waitSync<T | typeof EMPTY | typeof DISCONNECTED>(
+      this.#core,
+      RECV_EPOCH,
+      RECV_WAITERS,
+      EMPTY,
+      () => this.#attempt(),
+      options,
+      "receive",
+    );
+    if (value === DISCONNECTED || value === EMPTY) throw this.#endError();
+    return value;
+  }
+
+  /**
+   * Iterates over messages until the channel ends, waiting with `Atomics.waitAsync`.
+   *
+   * @example Drain a channel
+   * ```ts
+   * import { syncChannel } from "@taskpool/taskpool";
+   * import assert from "node:assert";
+   *
+   * const [tx, rx] = syncChannel<number>(4);
+   * for (const n of [1, 2, 3]) await tx.send(n);
+   * tx.close();
+   * const seen = [];
+   * for await (const n of rx) seen.push(n);
+   * assert.deepStrictEqual(seen, [1, 2, 3]);
+   * ```
+   */
+  async *[Symbol.asyncIterator](): AsyncIterator<T> {
+    for (;;) {
+      let value = this.#closed ? DISCONNECTED : this.#attempt();
+      if (value === EMPTY) value = await this.#wait({});
+      if (value === DISCONNECTED) return;
+      yield value as T;
+    }
+  }
+
+  /**
+   * Iterates over messages until the channel ends, blocking the thread
+   * between them (`Atomics.wait`). For workers.
+   *
+   * @example Drain a channel synchronously
+   * ```ts
+   * import { syncChannel } from "@taskpool/taskpool";
+   * import assert from "node:assert";
+   *
+   * const [tx, rx] = syncChannel<string>(2);
+   * tx.sendSync("a");
+   * tx.sendSync("b");
+   * tx.close();
+   * assert.deepStrictEqual([...rx], ["a", "b"]);
+   * ```
+   */
+  *[Symbol.iterator](): Iterator<T> {
+    for (;;) {
+      const value = this.#closed ? DISCONNECTED : waitSync<T | typeof EMPTY | typeof DISCONNECTED>(
+        this.#core,
+        RECV_EPOCH,
+        RECV_WAITERS,
+        EMPTY,
+        () => this.#attempt(),
+        {},
+        "receive",
+      );
+      if (value === DISCONNECTED || value === EMPTY) return;
+      yield value;
+    }
+  }
+
+  /**
+   * Closes this end (idempotent). When the last receiver end closes, senders
+   * fail with a {@linkcode ChannelClosedError} and queued messages are dropped.
+   *
+   * @example Close the only receiver
+   * ```ts
+   * import { syncChannel } from "@taskpool/taskpool";
+   * import assert from "node:assert";
+   *
+   * const [tx, rx] = syncChannel<number>(1);
+   * rx.close();
+   * assert.deepStrictEqual(tx.trySend(1), { ok: false, reason: "closed", value: 1 });
+   * ```
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const core = this.#core;
+    if (this.#holder !== null) detach(core.i32, this.#holder, "receiver");
+    this.#holder = null;
+    if (Atomics.sub(core.i32, RECEIVERS, 1) === 1) core.wakeAll(SEND_EPOCH);
+    core.wakeAll(RECV_EPOCH);
+  }
+
+  /** Closes this end, for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #wait(options: WaitOptions): Promise<T | typeof EMPTY | typeof DISCONNECTED> {
+    return waitAsync<T | typeof EMPTY | typeof DISCONNECTED>(
+      this.#core,
+      RECV_EPOCH,
+      RECV_WAITERS,
+      EMPTY,
+      () => this.#closed ? DISCONNECTED : this.#attempt(),
+      options,
+      "receive",
+    );
+  }
+
+  /** A message, `EMPTY`, or `DISCONNECTED` once every sender is gone and the queue is drained. */
+  #attempt(): T | typeof EMPTY | typeof DISCONNECTED {
+    const value = this.#pop();
+    if (value !== EMPTY) return value;
+    if (Atomics.load(this.#core.i32, SENDERS) !== 0) return EMPTY;
+    // Senders publish before they close: a second look sees every message.
+    const last = this.#pop();
+    return last === EMPTY ? DISCONNECTED : last;
+  }
+
+  /** Claims the next position and reads its message (the ring protocol in `_layout.ts`). */
+  #pop(): T | typeof EMPTY {
+    const core = this.#core;
+    const i32 = core.i32;
+    for (;;) {
+      const head = Atomics.load(i32, HEAD);
+      const slot = head & core.mask;
+      const meta = SLOTS + slot * SLOT_INTS;
+      const diff = (Atomics.load(i32, meta + S_SEQ) - ((head + 1) | 0)) | 0;
+      if (diff === 0) {
+        if (Atomics.compareExchange(i32, HEAD, head, (head + 1) | 0) !== head) {
+          continue;
+        }
+        const tag = i32[meta + S_TAG];
+        const len = i32[meta + S_LEN];
+        const value = readSlot(
+          tag,
+          len,
+          core.u8,
+          core.f64,
+          core.dataOffset + slot * core.slotBytes,
+          this.#scratch,
+        );
+        Atomics.store(i32, meta + S_SEQ, (head + core.ring) | 0);
+        if (Atomics.load(i32, SEND_WAITERS) !== 0) {
+          // A rendezvous sender waits for its own hand-over, not just for room.
+          core.wake(SEND_EPOCH, core.capacity === 0 ? Infinity : 1);
+        }
+        return (value === TEXT ? decodeText(tag, len, this.#scratch) : value) as T;
+      }
+      if (diff < 0) return EMPTY;
+      // Another receiver took this position; look again.
+    }
+  }
+
+  #checkOpen(action: string): void {
+    if (this.#closed) {
+      throw new ChannelClosedError(
+        `Cannot ${action}: this receiver end is closed`,
+      );
+    }
+  }
+
+  #endError(): ChannelClosedError {
+    return new ChannelClosedError(
+      this.#closed
+        ? "Cannot receive: this receiver end is closed"
+        : "Cannot receive: every sender of the channel is closed and the queue is drained",
+    );
+  }
+}
