@@ -175,6 +175,24 @@ export function anyHolder(i32: Int32Array): boolean {
   return false;
 }
 
+let keepers = 0;
+let keeper: ReturnType<typeof setInterval> | undefined;
+
+/**
+ * Keeps this thread's event loop alive while a wait may depend on another
+ * thread. A pending `waitAsync` does not, so a waiter whose peer was just
+ * terminated would otherwise see its program end before the watch could
+ * notice. One slow interval per thread, however many waits hold it.
+ */
+export function holdEventLoop(): void {
+  if (keepers++ === 0) keeper = setInterval(() => {}, 60_000);
+}
+
+/** Ends one {@linkcode holdEventLoop}. */
+export function releaseEventLoop(): void {
+  if (--keepers === 0) clearInterval(keeper);
+}
+
 /** How long a wait lasts before it starts watching for dead holders, in ms. */
 export const WATCH_AFTER_MS = 50;
 /** How long a watcher waits before it looks again at a record still `CLAIMING`, in ms. */

@@ -34,7 +34,16 @@ import {
   SLOTS,
   TAIL,
 } from "./_layout.ts";
-import { anyHolder, attach, detach, type Holder, Watch, WATCH_AFTER_MS } from "./_lease.ts";
+import {
+  anyHolder,
+  attach,
+  detach,
+  type Holder,
+  holdEventLoop,
+  releaseEventLoop,
+  Watch,
+  WATCH_AFTER_MS,
+} from "./_lease.ts";
 
 /** Options of {@linkcode syncChannel}. */
 export interface SyncChannelOptions {
@@ -356,6 +365,7 @@ async function waitAsync<R>(
     signal.addEventListener("abort", onAbort = () => resolve(ABORTED), { once: true });
   });
   let watch: Watch | undefined;
+  let holding = false;
   try {
     for (;;) {
       const key = Atomics.load(i32, epoch);
@@ -367,6 +377,10 @@ async function waitAsync<R>(
       }
       // Short slices only to look for dead threads (see `_lease.ts`).
       let slice: number | undefined;
+      if (!holding && anyHolder(i32)) {
+        holding = true;
+        holdEventLoop();
+      }
       if (watch !== undefined) {
         watch.rescan();
         slice = RESCAN_MS;
@@ -403,6 +417,7 @@ async function waitAsync<R>(
       }
     }
   } finally {
+    if (holding) releaseEventLoop();
     watch?.stop();
     clearTimeout(timer);
     if (onAbort !== undefined) signal!.removeEventListener("abort", onAbort);
