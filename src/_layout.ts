@@ -114,13 +114,17 @@ export const REAPING = 3;
 /** First Int32 of the slot meta records. */
 export const SLOTS = HOLDERS + MAX_HOLDERS * HOLDER_INTS;
 /** Int32s per slot meta record. */
-export const SLOT_INTS = 4;
+export const SLOT_INTS = 8;
 /** Slot meta: the sequence word (see the ring protocol above). */
 export const S_SEQ = 0;
 /** Slot meta: the codec tag of the message (`_codec.ts`). */
 export const S_TAG = 1;
 /** Slot meta: the payload length in bytes. */
 export const S_LEN = 2;
+/** Slot meta: a word the sender attaches (the pool's task id). */
+export const S_AUX0 = 3;
+/** Slot meta: a second word the sender attaches (the pool's function and argument form). */
+export const S_AUX1 = 4;
 
 /** Largest capacity accepted. */
 export const MAX_CAPACITY = 1 << 24;

@@ -6,44 +6,34 @@
  * @module
  */
 
-import { ChannelClosedError, TimeoutError } from "./errors.ts";
-import { decodeText, Encoder, readSlot, TEXT } from "./_codec.ts";
+import { ChannelClosedError } from "./errors.ts";
+import { Encoder } from "./_codec.ts";
 import {
-  bufferBytes,
-  CAPACITY,
-  dataOffset,
   HEAD,
-  ID,
-  MAGIC,
-  MAGIC_WORD,
-  MAX_BYTES,
-  MAX_CAPACITY,
   RECEIVERS,
   RECV_EPOCH,
   RECV_WAITERS,
-  RING,
-  ringSize,
-  S_LEN,
-  S_SEQ,
-  S_TAG,
   SEND_EPOCH,
   SEND_WAITERS,
   SENDERS,
-  SLOT_BYTES,
-  SLOT_INTS,
-  SLOTS,
-  TAIL,
 } from "./_layout.ts";
+import { attach, detach, type Holder } from "./_lease.ts";
 import {
-  anyHolder,
-  attach,
-  detach,
-  type Holder,
-  holdEventLoop,
-  releaseEventLoop,
-  Watch,
-  WATCH_AFTER_MS,
-} from "./_lease.ts";
+  abortable,
+  ABORTED,
+  CLOSED,
+  createBuffer,
+  DEFAULT_SLOT_SIZE,
+  DISCONNECTED,
+  EMPTY,
+  FULL,
+  isChannelBuffer,
+  OK,
+  type Ring,
+  ringFor,
+  waitAsync,
+  waitSync,
+} from "./_ring.ts";
 
 /** Options of {@linkcode syncChannel}. */
 export interface SyncChannelOptions {
@@ -93,137 +83,6 @@ export interface ChannelEndDescriptor {
   readonly buffer: SharedArrayBuffer;
 }
 
-const DEFAULT_SLOT_SIZE = 1024;
-/** How often a long wait looks for newly registered threads to watch, in ms. */
-const RESCAN_MS = 1000;
-const OK = 0;
-const FULL = 1;
-const CLOSED = 2;
-const EMPTY: unique symbol = Symbol("empty");
-const DISCONNECTED: unique symbol = Symbol("disconnected");
-const ABORTED: unique symbol = Symbol("aborted");
-const EXPIRED: unique symbol = Symbol("expired");
-
-/** The views and constants of one channel, shared by the ends of one thread. */
-class Core {
-  readonly i32: Int32Array;
-  readonly u8: Uint8Array;
-  readonly f64: Float64Array;
-  readonly capacity: number;
-  readonly ring: number;
-  readonly mask: number;
-  readonly slotBytes: number;
-  readonly dataOffset: number;
-  /** Messages that may be queued: the capacity, or 1 for a rendezvous channel. */
-  readonly limit: number;
-  /** Ring size differs from `limit`: senders must also check `TAIL - HEAD`. */
-  readonly bounded: boolean;
-  /** This thread's pending async receivers, woken directly by this thread. */
-  readonly localRecv: Array<() => void> = [];
-  /** This thread's pending async senders, woken directly by this thread. */
-  readonly localSend: Array<() => void> = [];
-
-  constructor(buffer: SharedArrayBuffer) {
-    this.i32 = new Int32Array(buffer);
-    this.u8 = new Uint8Array(buffer);
-    this.f64 = new Float64Array(buffer, 0, buffer.byteLength >>> 3);
-    this.capacity = this.i32[CAPACITY];
-    this.ring = this.i32[RING];
-    this.mask = this.ring - 1;
-    this.slotBytes = this.i32[SLOT_BYTES];
-    this.dataOffset = dataOffset(this.ring);
-    this.limit = Math.max(this.capacity, 1);
-    this.bounded = this.limit !== this.ring;
-  }
-
-  len(): number {
-    const n = (Atomics.load(this.i32, TAIL) - Atomics.load(this.i32, HEAD)) | 0;
-    return n < 0 ? 0 : Math.min(n, this.limit);
-  }
-
-  /**
-   * Wakes `count` waiters of one direction (`epoch` is `RECV_EPOCH` or
-   * `SEND_EPOCH`). Waiters of this thread are woken directly as well: the
-   * resolution of a `waitAsync` that this thread notifies arrives as a task
-   * that does not keep Deno's event loop alive, so a program whose only
-   * waiter and notifier are one thread could end before it ran.
-   */
-  wake(epoch: number, count: number): void {
-    const i32 = this.i32;
-    Atomics.add(i32, epoch, 1);
-    const local = epoch === RECV_EPOCH ? this.localRecv : this.localSend;
-    if (local.length === 0) {
-      Atomics.notify(i32, epoch, count);
-      return;
-    }
-    // Wake all, so that none of this thread's waitAsync calls stays queued
-    // in V8 to swallow a later notify(1).
-    Atomics.notify(i32, epoch);
-    for (const resolve of local.splice(0)) resolve();
-  }
-
-  /** Wakes every waiter of one direction. */
-  wakeAll(epoch: number): void {
-    this.wake(epoch, Infinity);
-  }
-
-  /** Wakes every waiter of both directions (a dead thread's ends were returned). */
-  readonly wakeEveryone = (): void => {
-    this.wakeAll(RECV_EPOCH);
-    this.wakeAll(SEND_EPOCH);
-  };
-}
-
-/**
- * One `Core` per channel per thread, so that every end in a thread sees that
- * thread's waiters. Weak, so that a dropped channel's memory can go.
- */
-const cores = new Map<number, WeakRef<Core>>();
-
-function coreFor(buffer: SharedArrayBuffer): Core {
-  const i32 = new Int32Array(buffer, 0, ID + 2);
-  const key = (i32[ID] >>> 0) * 4294967296 + (i32[ID + 1] >>> 0);
-  const existing = cores.get(key)?.deref();
-  if (existing !== undefined) return existing;
-  for (const [k, ref] of cores) if (ref.deref() === undefined) cores.delete(k);
-  const core = new Core(buffer);
-  cores.set(key, new WeakRef(core));
-  return core;
-}
-
-function checkCapacity(capacity: number): void {
-  if (!Number.isInteger(capacity) || capacity < 0 || capacity > MAX_CAPACITY) {
-    throw new RangeError(
-      `Cannot create channel as 'capacity' must be an integer from 0 to ${MAX_CAPACITY}: current value is ${
-        String(capacity)
-      }`,
-    );
-  }
-}
-
-function checkSlotSize(slotSize: number): void {
-  if (!Number.isInteger(slotSize) || slotSize < 8 || slotSize > MAX_BYTES) {
-    throw new RangeError(
-      `Cannot create channel as 'slotSize' must be an integer from 8 to ${MAX_BYTES}: current value is ${
-        String(slotSize)
-      }`,
-    );
-  }
-}
-
-function checkTimeout(timeout: number | undefined): void {
-  if (
-    timeout !== undefined &&
-    !(typeof timeout === "number" && timeout >= 0 && !Number.isNaN(timeout))
-  ) {
-    throw new RangeError(
-      `Cannot wait as 'timeout' must be a non-negative number of milliseconds: current value is ${
-        String(timeout)
-      }`,
-    );
-  }
-}
-
 /**
  * Creates a bounded channel and returns its two ends, `[sender, receiver]`.
  *
@@ -236,9 +95,9 @@ function checkTimeout(timeout: number | undefined): void {
  * that survives `postMessage`, and `SyncSender.from()` / `SyncReceiver.from()`
  * open it on the other side. See {@linkcode SyncSender} for the guarantees.
  *
- * Memory: one SharedArrayBuffer of about `1.3 KiB + ring × (slotSize + 16)`
- * bytes, where `ring` is `capacity` rounded up to a power of two (at least 1).
- * With the defaults, `syncChannel(64)` takes about 66 KiB.
+ * Memory: one SharedArrayBuffer of about `1.3 KiB + ring × (slotSize + 32)`
+ * bytes, where `ring` is `capacity` rounded up to a power of two (at least 2).
+ * With the defaults, `syncChannel(64)` takes about 67 KiB.
  *
  * @typeParam T The type of the messages.
  * @param capacity How many messages can wait in the channel, from 0 (rendezvous) to 16,777,216.
@@ -284,189 +143,27 @@ export function syncChannel<T>(
   capacity: number,
   options: SyncChannelOptions = {},
 ): [SyncSender<T>, SyncReceiver<T>] {
-  checkCapacity(capacity);
-  const slotSize = options.slotSize ?? DEFAULT_SLOT_SIZE;
-  checkSlotSize(slotSize);
-  const slotBytes = Math.ceil(slotSize / 8) * 8;
-  const ring = ringSize(capacity);
-  const bytes = bufferBytes(ring, slotBytes);
-  if (bytes > MAX_BYTES) {
-    throw new RangeError(
-      `Cannot create channel as 'capacity' × 'slotSize' needs ${bytes} bytes, more than ${MAX_BYTES}: current values are ${capacity} and ${slotSize}`,
-    );
-  }
-  const buffer = new SharedArrayBuffer(bytes);
-  const i32 = new Int32Array(buffer);
-  i32[MAGIC_WORD] = MAGIC;
-  i32[CAPACITY] = capacity;
-  i32[RING] = ring;
-  i32[SLOT_BYTES] = slotBytes;
-  crypto.getRandomValues(i32.subarray(ID, ID + 2));
-  for (let s = 0; s < ring; s++) i32[SLOTS + s * SLOT_INTS + S_SEQ] = s;
-  i32[SENDERS] = 1;
-  i32[RECEIVERS] = 1;
-  const core = new Core(buffer);
+  const buffer = createBuffer(capacity, options.slotSize ?? DEFAULT_SLOT_SIZE);
+  const ring = ringFor(buffer);
   return [
-    newSender<T>(core, attach(i32, "sender")),
-    newReceiver<T>(core, attach(i32, "receiver")),
+    newSender<T>(ring, attach(ring.i32, "sender")),
+    newReceiver<T>(ring, attach(ring.i32, "receiver")),
   ];
 }
 
-function coreOf(
-  descriptor: ChannelEndDescriptor,
-  kind: "sender" | "receiver",
-): Core {
-  const buffer = descriptor?.buffer;
-  if (
-    descriptor?.kind !== kind || !(buffer instanceof SharedArrayBuffer) ||
-    buffer.byteLength < dataOffset(2) ||
-    new Int32Array(buffer, 0, MAGIC_WORD + 1)[MAGIC_WORD] !== MAGIC
-  ) {
+function ringOf(descriptor: ChannelEndDescriptor, kind: "sender" | "receiver"): Ring {
+  if (descriptor?.kind !== kind || !isChannelBuffer(descriptor.buffer)) {
     throw new TypeError(
       `Cannot open a ${kind} end: the argument is not a ${kind} descriptor; pass what ${
         kind === "sender" ? "SyncSender" : "SyncReceiver"
       }.prototype.share() returned`,
     );
   }
-  return coreFor(buffer);
+  return ringFor(descriptor.buffer);
 }
 
-let newSender: <T>(core: Core, holder: Holder | null) => SyncSender<T>;
-let newReceiver: <T>(core: Core, holder: Holder | null) => SyncReceiver<T>;
-
-/**
- * Runs `attempt` until it returns something other than `again`, sleeping on
- * `epoch` in between with `Atomics.waitAsync` (the protocol is in
- * `_layout.ts`). After `WATCH_AFTER_MS` it also watches for dead threads.
- */
-async function waitAsync<R>(
-  core: Core,
-  epoch: number,
-  waiters: number,
-  again: R,
-  attempt: () => R,
-  options: WaitOptions,
-  what: string,
-): Promise<R> {
-  const { signal, timeout } = options;
-  checkTimeout(timeout);
-  signal?.throwIfAborted();
-  const i32 = core.i32;
-  const local = epoch === RECV_EPOCH ? core.localRecv : core.localSend;
-  const start = performance.now();
-  // The deadline is a timer, not waitAsync's own timeout: a pending
-  // waitAsync does not keep the event loop alive, a timer does.
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let onAbort: (() => void) | undefined;
-  const expired = timeout === undefined
-    ? undefined
-    : new Promise<typeof EXPIRED>((resolve) => timer = setTimeout(resolve, timeout, EXPIRED));
-  const aborted = signal === undefined ? undefined : new Promise<typeof ABORTED>((resolve) => {
-    signal.addEventListener("abort", onAbort = () => resolve(ABORTED), { once: true });
-  });
-  let watch: Watch | undefined;
-  let holding = false;
-  try {
-    for (;;) {
-      const key = Atomics.load(i32, epoch);
-      Atomics.add(i32, waiters, 1);
-      const result = attempt();
-      if (result !== again) {
-        Atomics.sub(i32, waiters, 1);
-        return result;
-      }
-      // Short slices only to look for dead threads (see `_lease.ts`).
-      let slice: number | undefined;
-      if (!holding && anyHolder(i32)) {
-        holding = true;
-        holdEventLoop();
-      }
-      if (watch !== undefined) {
-        watch.rescan();
-        slice = RESCAN_MS;
-      } else if (performance.now() - start < WATCH_AFTER_MS) {
-        slice = WATCH_AFTER_MS;
-      } else if (anyHolder(i32)) {
-        watch = new Watch(i32, core.wakeEveryone);
-        slice = RESCAN_MS;
-      } else {
-        slice = RESCAN_MS; // a worker may open an end later
-      }
-      const waited = Atomics.waitAsync(i32, epoch, key, slice);
-      let outcome: unknown = waited.value;
-      if (waited.async) {
-        let wake!: () => void;
-        const woken = new Promise<string>((resolve) => wake = () => resolve("ok"));
-        local.push(wake);
-        const racers: Promise<unknown>[] = [waited.value, woken];
-        if (expired !== undefined) racers.push(expired);
-        if (aborted !== undefined) racers.push(aborted);
-        outcome = await Promise.race(racers);
-        const at = local.indexOf(wake);
-        if (at !== -1) local.splice(at, 1);
-      }
-      Atomics.sub(i32, waiters, 1);
-      if (outcome === ABORTED || outcome === EXPIRED) {
-        // The abandoned waitAsync is still queued in V8: wake everyone, so
-        // that no notify(1) is spent on it.
-        core.wakeAll(epoch);
-        if (outcome === ABORTED) throw signal!.reason;
-        const last = attempt();
-        if (last !== again) return last;
-        throw new TimeoutError(`Timed out after ${timeout} ms waiting to ${what}`);
-      }
-    }
-  } finally {
-    if (holding) releaseEventLoop();
-    watch?.stop();
-    clearTimeout(timer);
-    if (onAbort !== undefined) signal!.removeEventListener("abort", onAbort);
-  }
-}
-
-/** Resolves with `ABORTED` when `signal` aborts, else with `promise`'s value. */
-function abortable<V>(promise: Promise<V>, signal: AbortSignal): Promise<V | typeof ABORTED> {
-  if (signal.aborted) return Promise.resolve(ABORTED);
-  return new Promise((resolve) => {
-    const onAbort = () => resolve(ABORTED);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then((value) => {
-      signal.removeEventListener("abort", onAbort);
-      resolve(value);
-    });
-  });
-}
-
-/** The blocking twin of {@linkcode waitAsync}, for workers (`Atomics.wait`). */
-function waitSync<R>(
-  core: Core,
-  epoch: number,
-  waiters: number,
-  again: R,
-  attempt: () => R,
-  options: SyncWaitOptions,
-  what: string,
-): R {
-  const { timeout } = options;
-  checkTimeout(timeout);
-  const i32 = core.i32;
-  const deadline = timeout === undefined ? Infinity : performance.now() + timeout;
-  for (;;) {
-    const key = Atomics.load(i32, epoch);
-    Atomics.add(i32, waiters, 1);
-    const result = attempt();
-    const now = performance.now();
-    if (result !== again || now >= deadline) {
-      Atomics.sub(i32, waiters, 1);
-      if (result !== again) return result;
-      throw new TimeoutError(
-        `Timed out after ${timeout} ms waiting to ${what}`,
-      );
-    }
-    Atomics.wait(i32, epoch, key, deadline - now);
-    Atomics.sub(i32, waiters, 1);
-  }
-}
+let newSender: <T>(ring: Ring, holder: Holder | null) => SyncSender<T>;
+let newReceiver: <T>(ring: Ring, holder: Holder | null) => SyncReceiver<T>;
 
 /**
  * The sending end of a {@linkcode syncChannel}.
@@ -505,21 +202,19 @@ function waitSync<R>(
  * @typeParam T The type of the messages.
  */
 export class SyncSender<T> {
-  readonly #core: Core;
+  readonly #core: Ring;
   readonly #enc: Encoder;
   #holder: Holder | null;
   #closed = false;
-  /** Position of this end's last message (for rendezvous hand-over). */
-  #lastPos = 0;
   /** Async sends of this end still waiting, and the last of them. */
   #waiting = 0;
   #lastSend: Promise<void> | null = null;
 
   static {
-    newSender = <T>(core: Core, holder: Holder | null) => new SyncSender<T>(core, holder);
+    newSender = <T>(core: Ring, holder: Holder | null) => new SyncSender<T>(core, holder);
   }
 
-  private constructor(core: Core, holder: Holder | null) {
+  private constructor(core: Ring, holder: Holder | null) {
     this.#core = core;
     this.#holder = holder;
     this.#enc = new Encoder(core.slotBytes);
@@ -549,7 +244,7 @@ export class SyncSender<T> {
   static async from<T>(
     descriptor: ChannelEndDescriptor,
   ): Promise<SyncSender<T>> {
-    const core = coreOf(descriptor, "sender");
+    const core = ringOf(descriptor, "sender");
     const holder = attach(core.i32, "sender");
     await holder?.ready;
     return new SyncSender<T>(core, holder);
@@ -739,7 +434,7 @@ export class SyncSender<T> {
       );
       if (result === CLOSED) throw this.#closedError(value);
       if (core.capacity === 0) {
-        await this.#handoff(this.#lastPos, value, options);
+        await this.#handoff(this.#core.lastPos, value, options);
       }
     } finally {
       if (--this.#waiting === 0) this.#lastSend = null;
@@ -783,7 +478,7 @@ export class SyncSender<T> {
     );
     if (result === CLOSED) throw this.#closedError(value);
     if (core.capacity === 0) {
-      const pos = this.#lastPos;
+      const pos = this.#core.lastPos;
       const taken = waitSync(
         core,
         SEND_EPOCH,
@@ -829,37 +524,8 @@ export class SyncSender<T> {
     this.close();
   }
 
-  /** Claims the next position and writes the encoded message (the ring protocol in `_layout.ts`). */
   #push(): number {
-    const core = this.#core;
-    const i32 = core.i32;
-    if (Atomics.load(i32, RECEIVERS) === 0) return CLOSED;
-    for (;;) {
-      const tail = Atomics.load(i32, TAIL);
-      if (
-        core.bounded && ((tail - Atomics.load(i32, HEAD)) | 0) >= core.limit
-      ) return FULL;
-      const slot = tail & core.mask;
-      const meta = SLOTS + slot * SLOT_INTS;
-      const diff = (Atomics.load(i32, meta + S_SEQ) - tail) | 0;
-      if (diff === 0) {
-        if (Atomics.compareExchange(i32, TAIL, tail, (tail + 1) | 0) !== tail) {
-          continue;
-        }
-        this.#lastPos = tail;
-        const enc = this.#enc;
-        i32[meta + S_TAG] = enc.tag;
-        i32[meta + S_LEN] = enc.len;
-        enc.write(core.u8, core.f64, core.dataOffset + slot * core.slotBytes);
-        Atomics.store(i32, meta + S_SEQ, (tail + 1) | 0);
-        if (Atomics.load(i32, RECV_WAITERS) !== 0) {
-          core.wake(RECV_EPOCH, 1);
-        }
-        return OK;
-      }
-      if (diff < 0) return FULL;
-      // Another sender took this position; look again.
-    }
+    return this.#core.push(this.#enc, 0, 0);
   }
 
   /** Rendezvous: `true` once a receiver claimed position `pos`, `CLOSED` when none is left, else `false`. */
@@ -890,20 +556,8 @@ export class SyncSender<T> {
     if (taken === CLOSED) throw this.#closedError(value);
   }
 
-  /** Rendezvous: takes back an unreceived message at `pos`. True when it did. */
   #reclaim(pos: number): boolean {
-    const core = this.#core;
-    const i32 = core.i32;
-    if (Atomics.compareExchange(i32, HEAD, pos, (pos + 1) | 0) !== pos) {
-      return false;
-    }
-    Atomics.store(
-      i32,
-      SLOTS + (pos & core.mask) * SLOT_INTS + S_SEQ,
-      (pos + core.ring) | 0,
-    );
-    core.wakeAll(SEND_EPOCH);
-    return true;
+    return this.#core.reclaim(pos);
   }
 
   #checkOpen(action: string): void {
@@ -940,16 +594,16 @@ export class SyncSender<T> {
  * @typeParam T The type of the messages.
  */
 export class SyncReceiver<T> implements AsyncIterable<T>, Iterable<T> {
-  readonly #core: Core;
+  readonly #core: Ring;
   readonly #scratch: Uint8Array;
   #holder: Holder | null;
   #closed = false;
 
   static {
-    newReceiver = <T>(core: Core, holder: Holder | null) => new SyncReceiver<T>(core, holder);
+    newReceiver = <T>(core: Ring, holder: Holder | null) => new SyncReceiver<T>(core, holder);
   }
 
-  private constructor(core: Core, holder: Holder | null) {
+  private constructor(core: Ring, holder: Holder | null) {
     this.#core = core;
     this.#holder = holder;
     this.#scratch = new Uint8Array(core.slotBytes);
@@ -978,7 +632,7 @@ export class SyncReceiver<T> implements AsyncIterable<T>, Iterable<T> {
   static async from<T>(
     descriptor: ChannelEndDescriptor,
   ): Promise<SyncReceiver<T>> {
-    const core = coreOf(descriptor, "receiver");
+    const core = ringOf(descriptor, "receiver");
     const holder = attach(core.i32, "receiver");
     await holder?.ready;
     return new SyncReceiver<T>(core, holder);
@@ -1249,39 +903,8 @@ export class SyncReceiver<T> implements AsyncIterable<T>, Iterable<T> {
     return last === EMPTY ? DISCONNECTED : last;
   }
 
-  /** Claims the next position and reads its message (the ring protocol in `_layout.ts`). */
   #pop(): T | typeof EMPTY {
-    const core = this.#core;
-    const i32 = core.i32;
-    for (;;) {
-      const head = Atomics.load(i32, HEAD);
-      const slot = head & core.mask;
-      const meta = SLOTS + slot * SLOT_INTS;
-      const diff = (Atomics.load(i32, meta + S_SEQ) - ((head + 1) | 0)) | 0;
-      if (diff === 0) {
-        if (Atomics.compareExchange(i32, HEAD, head, (head + 1) | 0) !== head) {
-          continue;
-        }
-        const tag = i32[meta + S_TAG];
-        const len = i32[meta + S_LEN];
-        const value = readSlot(
-          tag,
-          len,
-          core.u8,
-          core.f64,
-          core.dataOffset + slot * core.slotBytes,
-          this.#scratch,
-        );
-        Atomics.store(i32, meta + S_SEQ, (head + core.ring) | 0);
-        if (Atomics.load(i32, SEND_WAITERS) !== 0) {
-          // A rendezvous sender waits for its own hand-over, not just for room.
-          core.wake(SEND_EPOCH, core.capacity === 0 ? Infinity : 1);
-        }
-        return (value === TEXT ? decodeText(tag, len, this.#scratch) : value) as T;
-      }
-      if (diff < 0) return EMPTY;
-      // Another receiver took this position; look again.
-    }
+    return this.#core.pop(this.#scratch) as T | typeof EMPTY;
   }
 
   #checkOpen(action: string): void {

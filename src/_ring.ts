@@ -1,0 +1,434 @@
+/**
+ * The machinery under a channel: the per-thread view of its buffer (`Ring`),
+ * the ring operations, and the wait loops. `channel.ts` builds the public
+ * ends on it; the worker pool drives it directly, with the two aux words each
+ * message carries.
+ *
+ * @module
+ */
+
+import { TimeoutError } from "./errors.ts";
+import { decodeText, type Encoder, readSlot, TEXT } from "./_codec.ts";
+import {
+  bufferBytes,
+  CAPACITY,
+  dataOffset,
+  HEAD,
+  ID,
+  MAGIC,
+  MAGIC_WORD,
+  MAX_BYTES,
+  MAX_CAPACITY,
+  RECEIVERS,
+  RECV_EPOCH,
+  RECV_WAITERS,
+  RING,
+  ringSize,
+  S_AUX0,
+  S_AUX1,
+  S_LEN,
+  S_SEQ,
+  S_TAG,
+  SEND_EPOCH,
+  SEND_WAITERS,
+  SENDERS,
+  SLOT_BYTES,
+  SLOT_INTS,
+  SLOTS,
+  TAIL,
+} from "./_layout.ts";
+import { anyHolder, holdEventLoop, releaseEventLoop, Watch, WATCH_AFTER_MS } from "./_lease.ts";
+
+/** Default bytes of payload per slot. */
+export const DEFAULT_SLOT_SIZE = 1024;
+/** How often a long wait looks for newly registered threads to watch, in ms. */
+export const RESCAN_MS = 1000;
+/** A push result. */
+export const OK = 0;
+/** A push result. */
+export const FULL = 1;
+/** A push result. */
+export const CLOSED = 2;
+/** Nothing to pop. */
+export const EMPTY: unique symbol = Symbol("empty");
+/** Every sender is gone and the queue is drained. */
+export const DISCONNECTED: unique symbol = Symbol("disconnected");
+/** A wait was aborted. */
+export const ABORTED: unique symbol = Symbol("aborted");
+/** A wait timed out. */
+export const EXPIRED: unique symbol = Symbol("expired");
+
+/** The views and constants of one channel, shared by the ends of one thread. */
+export class Ring {
+  readonly i32: Int32Array;
+  readonly u8: Uint8Array;
+  readonly f64: Float64Array;
+  readonly capacity: number;
+  readonly ring: number;
+  readonly mask: number;
+  readonly slotBytes: number;
+  readonly dataOffset: number;
+  /** Messages that may be queued: the capacity, or 1 for a rendezvous channel. */
+  readonly limit: number;
+  /** Ring size differs from `limit`: senders must also check `TAIL - HEAD`. */
+  readonly bounded: boolean;
+  /** This thread's pending async receivers, woken directly by this thread. */
+  readonly localRecv: Array<() => void> = [];
+  /** This thread's pending async senders, woken directly by this thread. */
+  readonly localSend: Array<() => void> = [];
+
+  constructor(buffer: SharedArrayBuffer) {
+    this.i32 = new Int32Array(buffer);
+    this.u8 = new Uint8Array(buffer);
+    this.f64 = new Float64Array(buffer, 0, buffer.byteLength >>> 3);
+    this.capacity = this.i32[CAPACITY];
+    this.ring = this.i32[RING];
+    this.mask = this.ring - 1;
+    this.slotBytes = this.i32[SLOT_BYTES];
+    this.dataOffset = dataOffset(this.ring);
+    this.limit = Math.max(this.capacity, 1);
+    this.bounded = this.limit !== this.ring;
+  }
+
+  len(): number {
+    const n = (Atomics.load(this.i32, TAIL) - Atomics.load(this.i32, HEAD)) | 0;
+    return n < 0 ? 0 : Math.min(n, this.limit);
+  }
+
+  /** Position of the last message this thread pushed (for rendezvous hand-over). */
+  lastPos = 0;
+  /** The aux words of the last message this thread popped. */
+  aux0 = 0;
+  aux1 = 0;
+
+  /**
+   * Claims the next position and writes the encoded message with two aux
+   * words (the ring protocol in `_layout.ts`). Returns `OK`, `FULL`, or
+   * `CLOSED` when no receiver is left.
+   */
+  push(enc: Encoder, aux0: number, aux1: number): number {
+    const i32 = this.i32;
+    if (Atomics.load(i32, RECEIVERS) === 0) return CLOSED;
+    for (;;) {
+      const tail = Atomics.load(i32, TAIL);
+      if (this.bounded && ((tail - Atomics.load(i32, HEAD)) | 0) >= this.limit) return FULL;
+      const slot = tail & this.mask;
+      const meta = SLOTS + slot * SLOT_INTS;
+      const diff = (Atomics.load(i32, meta + S_SEQ) - tail) | 0;
+      if (diff === 0) {
+        if (Atomics.compareExchange(i32, TAIL, tail, (tail + 1) | 0) !== tail) continue;
+        this.lastPos = tail;
+        i32[meta + S_TAG] = enc.tag;
+        i32[meta + S_LEN] = enc.len;
+        i32[meta + S_AUX0] = aux0;
+        i32[meta + S_AUX1] = aux1;
+        enc.write(this.u8, this.f64, this.dataOffset + slot * this.slotBytes);
+        Atomics.store(i32, meta + S_SEQ, (tail + 1) | 0);
+        // Notify only a receiver that said it sleeps (see `_layout.ts`).
+        if (Atomics.load(i32, RECV_WAITERS) !== 0) this.wake(RECV_EPOCH, 1);
+        return OK;
+      }
+      if (diff < 0) return FULL;
+      // Another sender took this position; look again.
+    }
+  }
+
+  /**
+   * Claims the next message and returns it (its aux words in `aux0`/`aux1`),
+   * or `EMPTY`. `scratch` is a private buffer of at least a slot.
+   */
+  pop(scratch: Uint8Array): unknown {
+    const i32 = this.i32;
+    for (;;) {
+      const head = Atomics.load(i32, HEAD);
+      const slot = head & this.mask;
+      const meta = SLOTS + slot * SLOT_INTS;
+      const diff = (Atomics.load(i32, meta + S_SEQ) - ((head + 1) | 0)) | 0;
+      if (diff === 0) {
+        if (Atomics.compareExchange(i32, HEAD, head, (head + 1) | 0) !== head) continue;
+        const tag = i32[meta + S_TAG];
+        const len = i32[meta + S_LEN];
+        this.aux0 = i32[meta + S_AUX0];
+        this.aux1 = i32[meta + S_AUX1];
+        const value = readSlot(
+          tag,
+          len,
+          this.u8,
+          this.f64,
+          this.dataOffset + slot * this.slotBytes,
+          scratch,
+        );
+        // Release the slot before paying for the decode.
+        Atomics.store(i32, meta + S_SEQ, (head + this.ring) | 0);
+        if (Atomics.load(i32, SEND_WAITERS) !== 0) {
+          // A rendezvous sender waits for its own hand-over, not just for room.
+          this.wake(SEND_EPOCH, this.capacity === 0 ? Infinity : 1);
+        }
+        return value === TEXT ? decodeText(tag, len, scratch) : value;
+      }
+      if (diff < 0) return EMPTY;
+      // Another receiver took this position; look again.
+    }
+  }
+
+  /** Rendezvous: takes back the unreceived message at `pos`. True when it did. */
+  reclaim(pos: number): boolean {
+    const i32 = this.i32;
+    if (Atomics.compareExchange(i32, HEAD, pos, (pos + 1) | 0) !== pos) return false;
+    Atomics.store(i32, SLOTS + (pos & this.mask) * SLOT_INTS + S_SEQ, (pos + this.ring) | 0);
+    this.wakeAll(SEND_EPOCH);
+    return true;
+  }
+
+  /**
+   * Wakes `count` waiters of one direction (`epoch` is `RECV_EPOCH` or
+   * `SEND_EPOCH`). Waiters of this thread are woken directly as well: the
+   * resolution of a `waitAsync` that this thread notifies arrives as a task
+   * that does not keep Deno's event loop alive, so a program whose only
+   * waiter and notifier are one thread could end before it ran.
+   */
+  wake(epoch: number, count: number): void {
+    const i32 = this.i32;
+    Atomics.add(i32, epoch, 1);
+    const local = epoch === RECV_EPOCH ? this.localRecv : this.localSend;
+    if (local.length === 0) {
+      Atomics.notify(i32, epoch, count);
+      return;
+    }
+    // Wake all, so that none of this thread's waitAsync calls stays queued
+    // in V8 to swallow a later notify(1).
+    Atomics.notify(i32, epoch);
+    for (const resolve of local.splice(0)) resolve();
+  }
+
+  /** Wakes every waiter of one direction. */
+  wakeAll(epoch: number): void {
+    this.wake(epoch, Infinity);
+  }
+
+  /** Wakes every waiter of both directions (a dead thread's ends were returned). */
+  readonly wakeEveryone = (): void => {
+    this.wakeAll(RECV_EPOCH);
+    this.wakeAll(SEND_EPOCH);
+  };
+}
+
+/**
+ * One `Ring` per channel per thread, so that every end in a thread sees that
+ * thread's waiters. Weak, so that a dropped channel's memory can go.
+ */
+const rings = new Map<number, WeakRef<Ring>>();
+
+export function ringFor(buffer: SharedArrayBuffer): Ring {
+  const i32 = new Int32Array(buffer, 0, ID + 2);
+  const key = (i32[ID] >>> 0) * 4294967296 + (i32[ID + 1] >>> 0);
+  const existing = rings.get(key)?.deref();
+  if (existing !== undefined) return existing;
+  for (const [k, ref] of rings) if (ref.deref() === undefined) rings.delete(k);
+  const ring = new Ring(buffer);
+  rings.set(key, new WeakRef(ring));
+  return ring;
+}
+
+export function checkCapacity(capacity: number): void {
+  if (!Number.isInteger(capacity) || capacity < 0 || capacity > MAX_CAPACITY) {
+    throw new RangeError(
+      `Cannot create channel as 'capacity' must be an integer from 0 to ${MAX_CAPACITY}: current value is ${
+        String(capacity)
+      }`,
+    );
+  }
+}
+
+export function checkSlotSize(slotSize: number): void {
+  if (!Number.isInteger(slotSize) || slotSize < 8 || slotSize > MAX_BYTES) {
+    throw new RangeError(
+      `Cannot create channel as 'slotSize' must be an integer from 8 to ${MAX_BYTES}: current value is ${
+        String(slotSize)
+      }`,
+    );
+  }
+}
+
+export function checkTimeout(timeout: number | undefined): void {
+  if (
+    timeout !== undefined &&
+    !(typeof timeout === "number" && timeout >= 0 && !Number.isNaN(timeout))
+  ) {
+    throw new RangeError(
+      `Cannot wait as 'timeout' must be a non-negative number of milliseconds: current value is ${
+        String(timeout)
+      }`,
+    );
+  }
+}
+
+/**
+ * Allocates and initialises a channel's buffer, with one sender and one
+ * receiver counted. Throws a `RangeError` naming a bad argument.
+ */
+export function createBuffer(capacity: number, slotSize: number): SharedArrayBuffer {
+  checkCapacity(capacity);
+  checkSlotSize(slotSize);
+  const slotBytes = Math.ceil(slotSize / 8) * 8;
+  const ring = ringSize(capacity);
+  const bytes = bufferBytes(ring, slotBytes);
+  if (bytes > MAX_BYTES) {
+    throw new RangeError(
+      `Cannot create channel as 'capacity' × 'slotSize' needs ${bytes} bytes, more than ${MAX_BYTES}: current values are ${capacity} and ${slotSize}`,
+    );
+  }
+  const buffer = new SharedArrayBuffer(bytes);
+  const i32 = new Int32Array(buffer);
+  i32[MAGIC_WORD] = MAGIC;
+  i32[CAPACITY] = capacity;
+  i32[RING] = ring;
+  i32[SLOT_BYTES] = slotBytes;
+  crypto.getRandomValues(i32.subarray(ID, ID + 2));
+  for (let s = 0; s < ring; s++) i32[SLOTS + s * SLOT_INTS + S_SEQ] = s;
+  i32[SENDERS] = 1;
+  i32[RECEIVERS] = 1;
+  return buffer;
+}
+
+/** True when `buffer` looks like a channel's buffer. */
+export function isChannelBuffer(buffer: unknown): buffer is SharedArrayBuffer {
+  return buffer instanceof SharedArrayBuffer && buffer.byteLength >= dataOffset(2) &&
+    new Int32Array(buffer, 0, MAGIC_WORD + 1)[MAGIC_WORD] === MAGIC;
+}
+/**
+ * Runs `attempt` until it returns something other than `again`, sleeping on
+ * `epoch` in between with `Atomics.waitAsync` (the protocol is in
+ * `_layout.ts`). After `WATCH_AFTER_MS` it also watches for dead threads.
+ */
+export async function waitAsync<R>(
+  core: Ring,
+  epoch: number,
+  waiters: number,
+  again: R,
+  attempt: () => R,
+  options: { signal?: AbortSignal; timeout?: number },
+  what: string,
+): Promise<R> {
+  const { signal, timeout } = options;
+  checkTimeout(timeout);
+  signal?.throwIfAborted();
+  const i32 = core.i32;
+  const local = epoch === RECV_EPOCH ? core.localRecv : core.localSend;
+  const start = performance.now();
+  // The deadline is a timer, not waitAsync's own timeout: a pending
+  // waitAsync does not keep the event loop alive, a timer does.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let onAbort: (() => void) | undefined;
+  const expired = timeout === undefined
+    ? undefined
+    : new Promise<typeof EXPIRED>((resolve) => timer = setTimeout(resolve, timeout, EXPIRED));
+  const aborted = signal === undefined ? undefined : new Promise<typeof ABORTED>((resolve) => {
+    signal.addEventListener("abort", onAbort = () => resolve(ABORTED), { once: true });
+  });
+  let watch: Watch | undefined;
+  let holding = false;
+  try {
+    for (;;) {
+      const key = Atomics.load(i32, epoch);
+      Atomics.add(i32, waiters, 1);
+      const result = attempt();
+      if (result !== again) {
+        Atomics.sub(i32, waiters, 1);
+        return result;
+      }
+      // Short slices only to look for dead threads (see `_lease.ts`).
+      let slice: number | undefined;
+      if (!holding && anyHolder(i32)) {
+        holding = true;
+        holdEventLoop();
+      }
+      if (watch !== undefined) {
+        watch.rescan();
+        slice = RESCAN_MS;
+      } else if (performance.now() - start < WATCH_AFTER_MS) {
+        slice = WATCH_AFTER_MS;
+      } else if (anyHolder(i32)) {
+        watch = new Watch(i32, core.wakeEveryone);
+        slice = RESCAN_MS;
+      } else {
+        slice = RESCAN_MS; // a worker may open an end later
+      }
+      const waited = Atomics.waitAsync(i32, epoch, key, slice);
+      let outcome: unknown = waited.value;
+      if (waited.async) {
+        let wake!: () => void;
+        const woken = new Promise<string>((resolve) => wake = () => resolve("ok"));
+        local.push(wake);
+        const racers: Promise<unknown>[] = [waited.value, woken];
+        if (expired !== undefined) racers.push(expired);
+        if (aborted !== undefined) racers.push(aborted);
+        outcome = await Promise.race(racers);
+        const at = local.indexOf(wake);
+        if (at !== -1) local.splice(at, 1);
+      }
+      Atomics.sub(i32, waiters, 1);
+      if (outcome === ABORTED || outcome === EXPIRED) {
+        // The abandoned waitAsync is still queued in V8: wake everyone, so
+        // that no notify(1) is spent on it.
+        core.wakeAll(epoch);
+        if (outcome === ABORTED) throw signal!.reason;
+        const last = attempt();
+        if (last !== again) return last;
+        throw new TimeoutError(`Timed out after ${timeout} ms waiting to ${what}`);
+      }
+    }
+  } finally {
+    if (holding) releaseEventLoop();
+    watch?.stop();
+    clearTimeout(timer);
+    if (onAbort !== undefined) signal!.removeEventListener("abort", onAbort);
+  }
+}
+
+/** Resolves with `ABORTED` when `signal` aborts, else with `promise`'s value. */
+export function abortable<V>(
+  promise: Promise<V>,
+  signal: AbortSignal,
+): Promise<V | typeof ABORTED> {
+  if (signal.aborted) return Promise.resolve(ABORTED);
+  return new Promise((resolve) => {
+    const onAbort = () => resolve(ABORTED);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then((value) => {
+      signal.removeEventListener("abort", onAbort);
+      resolve(value);
+    });
+  });
+}
+
+/** The blocking twin of {@linkcode waitAsync}, for workers (`Atomics.wait`). */
+export function waitSync<R>(
+  core: Ring,
+  epoch: number,
+  waiters: number,
+  again: R,
+  attempt: () => R,
+  options: { timeout?: number },
+  what: string,
+): R {
+  const { timeout } = options;
+  checkTimeout(timeout);
+  const i32 = core.i32;
+  const deadline = timeout === undefined ? Infinity : performance.now() + timeout;
+  for (;;) {
+    const key = Atomics.load(i32, epoch);
+    Atomics.add(i32, waiters, 1);
+    const result = attempt();
+    const now = performance.now();
+    if (result !== again || now >= deadline) {
+      Atomics.sub(i32, waiters, 1);
+      if (result !== again) return result;
+      throw new TimeoutError(
+        `Timed out after ${timeout} ms waiting to ${what}`,
+      );
+    }
+    Atomics.wait(i32, epoch, key, deadline - now);
+    Atomics.sub(i32, waiters, 1);
+  }
+}
