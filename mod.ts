@@ -18,3 +18,4 @@
 
 export * from "./src/channel.ts";
 export * from "./src/errors.ts";
+export * from "./src/pool.ts";

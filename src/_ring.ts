@@ -1,7 +1,7 @@
 /**
  * The machinery under a channel: the per-thread view of its buffer (`Ring`),
  * the ring operations, and the wait loops. `channel.ts` builds the public
- * ends on it; the worker pool drives it directly, with the two aux words each
+ * ends on it; the worker pool drives it directly, with the three aux words each
  * message carries.
  *
  * @module
@@ -26,6 +26,7 @@ import {
   ringSize,
   S_AUX0,
   S_AUX1,
+  S_AUX2,
   S_LEN,
   S_SEQ,
   S_TAG,
@@ -100,13 +101,14 @@ export class Ring {
   /** The aux words of the last message this thread popped. */
   aux0 = 0;
   aux1 = 0;
+  aux2 = 0;
 
   /**
-   * Claims the next position and writes the encoded message with two aux
+   * Claims the next position and writes the encoded message with three aux
    * words (the ring protocol in `_layout.ts`). Returns `OK`, `FULL`, or
    * `CLOSED` when no receiver is left.
    */
-  push(enc: Encoder, aux0: number, aux1: number): number {
+  push(enc: Encoder, aux0: number, aux1: number, aux2: number): number {
     const i32 = this.i32;
     if (Atomics.load(i32, RECEIVERS) === 0) return CLOSED;
     for (;;) {
@@ -122,6 +124,7 @@ export class Ring {
         i32[meta + S_LEN] = enc.len;
         i32[meta + S_AUX0] = aux0;
         i32[meta + S_AUX1] = aux1;
+        i32[meta + S_AUX2] = aux2;
         enc.write(this.u8, this.f64, this.dataOffset + slot * this.slotBytes);
         Atomics.store(i32, meta + S_SEQ, (tail + 1) | 0);
         // Notify only a receiver that said it sleeps (see `_layout.ts`).
@@ -134,7 +137,7 @@ export class Ring {
   }
 
   /**
-   * Claims the next message and returns it (its aux words in `aux0`/`aux1`),
+   * Claims the next message and returns it (its aux words in `aux0`, `aux1`, `aux2`),
    * or `EMPTY`. `scratch` is a private buffer of at least a slot.
    */
   pop(scratch: Uint8Array): unknown {
@@ -150,6 +153,7 @@ export class Ring {
         const len = i32[meta + S_LEN];
         this.aux0 = i32[meta + S_AUX0];
         this.aux1 = i32[meta + S_AUX1];
+        this.aux2 = i32[meta + S_AUX2];
         const value = readSlot(
           tag,
           len,
@@ -260,6 +264,21 @@ export function checkTimeout(timeout: number | undefined): void {
         String(timeout)
       }`,
     );
+  }
+}
+
+/**
+ * Polls `ring` for up to `ms` milliseconds; the message, or `EMPTY`. The
+ * clock (an op call in Deno) is read once every 32 polls.
+ */
+export function spinPop(ring: Ring, scratch: Uint8Array, ms: number): unknown {
+  const until = performance.now() + ms;
+  for (;;) {
+    for (let i = 0; i < 32; i++) {
+      const value = ring.pop(scratch);
+      if (value !== EMPTY) return value;
+    }
+    if (performance.now() >= until) return EMPTY;
   }
 }
 

@@ -525,7 +525,7 @@ export class SyncSender<T> {
   }
 
   #push(): number {
-    return this.#core.push(this.#enc, 0, 0);
+    return this.#core.push(this.#enc, 0, 0, 0);
   }
 
   /** Rendezvous: `true` once a receiver claimed position `pos`, `CLOSED` when none is left, else `false`. */

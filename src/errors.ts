@@ -60,3 +60,67 @@ export class TimeoutError extends Error {
     this.name = "TimeoutError";
   }
 }
+
+/**
+ * A task threw or rejected inside its worker. `message` and `stack` are the
+ * worker's; `cause` is the thrown value rebuilt on this side: an `Error` with
+ * the original `name`, `message`, `stack` (and its own `cause`), or the
+ * non-Error value that was thrown, as far as JSON carries it. `task` names
+ * the task.
+ *
+ * @example Catch a failing task
+ * ```ts
+ * import { TaskError, WorkerPool } from "@taskpool/taskpool";
+ * import assert from "node:assert";
+ *
+ * await using pool = new WorkerPool({ workers: 1 });
+ * const failing = pool.execute(() => {
+ *   throw new RangeError("out of range");
+ * });
+ * await assert.rejects(failing, (error) => {
+ *   assert(error instanceof TaskError);
+ *   assert.strictEqual(error.message, "out of range");
+ *   assert.strictEqual((error.cause as Error).name, "RangeError");
+ *   return true;
+ * });
+ * ```
+ */
+export class TaskError extends Error {
+  /** Which task failed: its export name and module, or "an execute() function". */
+  readonly task: string;
+
+  /**
+   * @param message The worker's error message.
+   * @param options The rebuilt thrown value, the worker's stack, and the task.
+   */
+  constructor(message: string, options: { cause?: unknown; stack?: string; task: string }) {
+    super(message, { cause: options.cause });
+    this.name = "TaskError";
+    this.task = options.task;
+    if (options.stack !== undefined) this.stack = options.stack;
+  }
+}
+
+/**
+ * The pool no longer takes tasks (`close()` was called), or it was
+ * terminated before the task finished.
+ *
+ * @example Submit after close
+ * ```ts
+ * import { PoolClosedError, WorkerPool } from "@taskpool/taskpool";
+ * import assert from "node:assert";
+ *
+ * const pool = new WorkerPool({ workers: 1 });
+ * await pool.close();
+ * await assert.rejects(pool.execute(() => 1), PoolClosedError);
+ * ```
+ */
+export class PoolClosedError extends Error {
+  /**
+   * @param message What was refused or lost, and why.
+   */
+  constructor(message: string) {
+    super(message);
+    this.name = "PoolClosedError";
+  }
+}

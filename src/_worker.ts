@@ -1,0 +1,255 @@
+/**
+ * The code that runs inside each pool worker: pull a task from the shared
+ * task ring, run it, push the result to the result ring, repeat.
+ *
+ * Staying responsive: the worker never blocks its event loop. It waits for
+ * work with `Atomics.waitAsync` (after a short poll when the pool has no more
+ * workers than cores), awaits async tasks, waits asynchronously when the
+ * result ring is full, and yields to its event loop at least every
+ * `YIELD_MS` of back-to-back synchronous tasks, so that timers and promises a
+ * task left behind still run.
+ *
+ * @module
+ */
+
+import { Encoder } from "./_codec.ts";
+import { RECV_EPOCH, RECV_WAITERS, SEND_EPOCH, SEND_WAITERS, SENDERS } from "./_layout.ts";
+import { CLOSED, DISCONNECTED, EMPTY, FULL, ringFor, spinPop, waitAsync } from "./_ring.ts";
+import { readEntry } from "./_table.ts";
+import {
+  FORM_NONE,
+  FORM_ONE,
+  OUTCOME_ERROR,
+  OUTCOME_OK,
+  type RemoteError,
+  type StartMessage,
+  statsFloatOffset,
+  W_COMPLETED,
+  W_FAILED,
+  W_FLOATS,
+  W_INTS,
+  W_RUN_MS,
+  W_STATE,
+  W_WAIT_MS,
+} from "./_protocol.ts";
+
+/** Longest run of synchronous tasks before the worker lets its event loop turn, ms. */
+const YIELD_MS = 10;
+
+// deno-lint-ignore no-explicit-any
+type TaskFunction = (...args: any[]) => unknown;
+
+const scope = self as unknown as {
+  onmessage: ((event: MessageEvent<StartMessage>) => void) | null;
+};
+
+scope.onmessage = (event) => {
+  if (event.data?.kind === "start") {
+    scope.onmessage = null;
+    void serve(event.data);
+  }
+};
+
+/** The task loop; returns once the pool closed the task ring and it is drained. */
+async function serve(start: StartMessage): Promise<void> {
+  const tasks = ringFor(start.tasks);
+  const results = ringFor(start.results);
+  const scratch = new Uint8Array(tasks.slotBytes);
+  const enc = new Encoder(results.slotBytes);
+  const counters = new Int32Array(start.stats, 0, start.workers * W_INTS);
+  const totals = new Float64Array(
+    start.stats,
+    statsFloatOffset(start.workers),
+    start.workers * W_FLOATS,
+  );
+  const record = start.index * W_INTS;
+  const floats = start.index * W_FLOATS;
+  const spinMs = start.spin / 1000;
+  const functions: Array<TaskFunction | undefined> = [];
+  const take = () => {
+    const value = tasks.pop(scratch);
+    if (value !== EMPTY || Atomics.load(tasks.i32, SENDERS) !== 0) return value;
+    const last = tasks.pop(scratch); // the pool publishes before it closes
+    return last === EMPTY ? DISCONNECTED : last;
+  };
+  let lastYield = performance.now();
+
+  for (;;) {
+    let args = tasks.pop(scratch);
+    if (args === EMPTY && spinMs > 0) {
+      // A short poll catches the next task without the ~50 µs cost of
+      // being woken; bounded, and off when workers outnumber cores.
+      args = spinPop(tasks, scratch, spinMs);
+    }
+    if (args === EMPTY) {
+      args = await waitAsync(tasks, RECV_EPOCH, RECV_WAITERS, EMPTY, take, {}, "receive a task");
+      if (args === DISCONNECTED) return;
+      lastYield = performance.now();
+    }
+    const id = tasks.aux0;
+    const form = tasks.aux1 & 3;
+    const index = tasks.aux1 >>> 2;
+    const queued = tasks.aux2;
+
+    Atomics.store(counters, record + W_STATE, 1);
+    const started = performance.now();
+    const now = ((performance.timeOrigin + started - start.epoch) * 1000) | 0;
+    totals[floats + W_WAIT_MS] += Math.max(0, (now - queued) | 0) / 1000;
+    let outcome = OUTCOME_OK;
+    let value: unknown;
+    try {
+      const fn = functions[index] ?? (functions[index] = await load(start.table, index));
+      value = form === FORM_ONE ? fn(args) : form === FORM_NONE ? fn() : fn(...(args as unknown[]));
+      if (value instanceof Promise) value = await value;
+    } catch (error) {
+      outcome = OUTCOME_ERROR;
+      value = toRemote(error, 0);
+    }
+    const ended = performance.now();
+    totals[floats + W_RUN_MS] += ended - started;
+    outcome = encodeOutcome(enc, outcome, value);
+    Atomics.add(counters, record + (outcome === OUTCOME_OK ? W_COMPLETED : W_FAILED), 1);
+    Atomics.store(counters, record + W_STATE, 0);
+
+    let pushed = results.push(enc, id, outcome, 0);
+    if (pushed === FULL) {
+      // The encoder keeps the payload until a push succeeds.
+      pushed = await waitAsync(
+        results,
+        SEND_EPOCH,
+        SEND_WAITERS,
+        FULL,
+        () => results.push(enc, id, outcome, 0),
+        {},
+        "send a result",
+      );
+    }
+    if (pushed === CLOSED) return; // the pool is gone
+    if (ended - lastYield > YIELD_MS) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      lastYield = performance.now();
+    }
+  }
+}
+
+/**
+ * Encodes a result; a result that cannot travel becomes an error that says
+ * why, and an error too large for a slot loses its stack, then its length.
+ * Never throws: the pool's minimum slot holds the last resort.
+ */
+function encodeOutcome(enc: Encoder, outcome: number, value: unknown): number {
+  try {
+    enc.encode(value);
+    return outcome;
+  } catch (error) {
+    let remote = value as RemoteError;
+    if (outcome === OUTCOME_OK) {
+      const reason = error instanceof Error ? error.message : String(error);
+      remote = toRemote(new TypeError(`The task's return value cannot be sent back: ${reason}`), 0);
+    }
+    const message = String(remote.message ?? describeValue(remote.value));
+    for (const limit of [4096, 1024, 160]) {
+      try {
+        enc.encode(
+          {
+            error: remote.error,
+            name: remote.name,
+            message: clip(message, limit),
+          } satisfies RemoteError,
+        );
+        return OUTCOME_ERROR;
+      } catch {
+        // smaller still
+      }
+    }
+    enc.encode({
+      error: true,
+      name: "Error",
+      message: "The task failed; its error is too large to send back",
+    });
+    return OUTCOME_ERROR;
+  }
+}
+
+function clip(text: string, limit: number): string {
+  return text.length <= limit ? text : `${text.slice(0, limit)}…`;
+}
+
+function describeValue(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+const modules = new Map<string, Promise<Record<string, unknown>>>();
+
+/** Resolves function table entry `index` to a function, importing its module once. */
+async function load(table: SharedArrayBuffer, index: number): Promise<TaskFunction> {
+  const entry = readEntry(table, index);
+  if (entry.kind === "source") {
+    let fn: unknown;
+    try {
+      fn = (0, eval)(`(${entry.source})`);
+    } catch (error) {
+      throw new SyntaxError(
+        `Cannot compile the function given to execute(): ${
+          (error as Error).message
+        }; pass a plain function or arrow function whose source text stands alone`,
+        { cause: error },
+      );
+    }
+    if (typeof fn !== "function") {
+      throw new TypeError("The source given to execute() is not a function");
+    }
+    return fn as TaskFunction;
+  }
+  let loading = modules.get(entry.module);
+  if (loading === undefined) {
+    loading = import(entry.module);
+    modules.set(entry.module, loading);
+  }
+  let module: Record<string, unknown>;
+  try {
+    module = await loading;
+  } catch (error) {
+    throw new Error(
+      `Cannot load task module ${entry.module}: ${(error as Error)?.message ?? error}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  const fn = module[entry.name];
+  if (typeof fn !== "function") {
+    const exported = Object.keys(module).filter((key) => typeof module[key] === "function");
+    throw new TypeError(
+      `Module ${entry.module} has no exported function named "${entry.name}"; it exports ${
+        exported.length === 0 ? "no functions" : exported.map((name) => `"${name}"`).join(", ")
+      }`,
+    );
+  }
+  return fn as TaskFunction;
+}
+
+/** An error (or any thrown value) as plain data for the trip to the main thread. */
+function toRemote(thrown: unknown, depth: number): RemoteError {
+  if (thrown instanceof Error) {
+    return {
+      error: true,
+      name: thrown.name,
+      message: thrown.message,
+      stack: thrown.stack,
+      cause: thrown.cause === undefined || depth >= 4
+        ? undefined
+        : toRemote(thrown.cause, depth + 1),
+    };
+  }
+  try {
+    JSON.stringify(thrown);
+    return { error: false, value: thrown };
+  } catch {
+    return { error: false, value: String(thrown) };
+  }
+}

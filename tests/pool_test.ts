@@ -1,0 +1,437 @@
+import assert from "node:assert";
+import { PoolClosedError, TaskError, WorkerPool } from "../mod.ts";
+
+const TASKS = new URL("./fixtures/tasks.ts", import.meta.url);
+const OTHER = new URL("./fixtures/other_tasks.ts", import.meta.url);
+
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Waits until `check()` holds, polling; fails after `ms`. */
+async function until(check: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!check()) {
+    if (performance.now() > deadline) assert.fail("condition not reached in time");
+    await delay(1);
+  }
+}
+
+// -- Options --
+
+Deno.test("new WorkerPool() rejects bad options, naming the option and value", () => {
+  for (const bad of [0, -1, 1.5, NaN, Infinity, "2", 5000]) {
+    assert.throws(
+      () => new WorkerPool({ workers: bad as number }),
+      (e: Error) =>
+        e instanceof RangeError && /'workers' must be a positive integer/.test(e.message),
+    );
+  }
+  for (const bad of [0, -1, 1.5, NaN, Infinity, "2", 2 ** 21]) {
+    assert.throws(
+      () => new WorkerPool({ workers: 1, capacity: bad as number }),
+      (e: Error) =>
+        e instanceof RangeError && e.message.includes("'capacity'") &&
+        e.message.includes("current value"),
+    );
+  }
+  for (const bad of [-1, NaN, 10_001]) {
+    assert.throws(() => new WorkerPool({ workers: 1, spin: bad }), /'spin'/);
+  }
+  assert.throws(
+    () => new WorkerPool({ workers: 1, slotSize: 100 }),
+    /'slotSize' must be an integer from 256/,
+  );
+  assert.throws(
+    () => new WorkerPool({ workers: 1, name: 3 as unknown as string }),
+    /'name' must be a string/,
+  );
+  assert.throws(
+    () => new WorkerPool({ workers: 1, module: "" }),
+    /'module' must be a URL or a path/,
+  );
+});
+
+// -- Running tasks --
+
+Deno.test("WorkerPool.run() calls exported functions, sync and async", async () => {
+  await using pool = new WorkerPool({ workers: 2, module: TASKS });
+  assert.strictEqual(await pool.run("add", 2, 3), 5);
+  assert.strictEqual(await pool.run("sleep", 5, "late"), "late");
+  assert.deepStrictEqual(await pool.run("echo", { a: [1, "b", null] }), { a: [1, "b", null] });
+});
+
+Deno.test("WorkerPool.run() carries every argument form and result type", async () => {
+  await using pool = new WorkerPool({ workers: 1, module: TASKS });
+  assert.strictEqual(await pool.run("argCount"), 0);
+  assert.strictEqual(await pool.run("argCount", undefined), 1);
+  assert.strictEqual(await pool.run("argCount", 1, 2, 3), 3);
+  assert.strictEqual(await pool.run("describe", new Uint8Array(3)), '["bytes:3"]');
+  assert.strictEqual(await pool.run("describe", "x", 2, true), '["x",2,true]');
+  assert.strictEqual(await pool.run("echo", "ünï 🎉"), "ünï 🎉");
+  assert(Number.isNaN(await pool.run("echo", NaN)));
+  assert.strictEqual(await pool.run("nothing"), undefined);
+  assert.strictEqual(await pool.run("sum", new Uint8Array([1, 2, 3])), 6);
+  const bytes = await pool.run<Uint8Array>("bytes", 300);
+  assert(bytes instanceof Uint8Array);
+  assert.strictEqual(bytes.length, 300);
+  assert.strictEqual(bytes[299], 299 % 256);
+  // What JSON does not carry, documented: a Date arrives as a string.
+  assert.deepStrictEqual(await pool.run("echo", [new Date(0)]), ["1970-01-01T00:00:00.000Z"]);
+});
+
+Deno.test("WorkerPool.run({ module, name, args }) runs tasks of several modules in one pool", async () => {
+  await using pool = new WorkerPool({ workers: 2 });
+  const results = await Promise.all([
+    pool.run({ module: TASKS, name: "add", args: [1, 1] }),
+    pool.run({ module: OTHER, name: "shout", args: ["hi"] }),
+    pool.run({ module: TASKS.href, name: "echo", args: ["x"] }),
+  ]);
+  assert.deepStrictEqual(results, [2, "HI!", "x"]);
+  await assert.rejects(pool.run("add", 1, 2), /no default module/);
+});
+
+Deno.test("WorkerPool.run() accepts module paths relative to the current directory", async () => {
+  const path = new URL("./fixtures/other_tasks.ts", import.meta.url).pathname;
+  const relative = path.startsWith(Deno.cwd() + "/") ? path.slice(Deno.cwd().length + 1) : path;
+  await using pool = new WorkerPool({ workers: 1, module: relative });
+  assert.strictEqual(await pool.run("shout", "ok"), "OK!");
+});
+
+Deno.test("workers import each task module once and cache it", async () => {
+  await using pool = new WorkerPool({ workers: 2, module: TASKS });
+  const counts = await Promise.all(Array.from({ length: 200 }, () => pool.run<number>("loads")));
+  assert(counts.every((n) => n === 1), `module evaluated more than once per worker: ${counts}`);
+});
+
+Deno.test("WorkerPool.execute() runs a self-contained function, compiled once per worker", async () => {
+  await using pool = new WorkerPool({ workers: 2 });
+  const fib = (n: number): number => {
+    let [a, b] = [0, 1];
+    for (let i = 0; i < n; i++) [a, b] = [b, a + b];
+    return a;
+  };
+  assert.deepStrictEqual(await Promise.all([10, 20, 30].map((n) => pool.execute(fib, n))), [
+    55,
+    6765,
+    832040,
+  ]);
+  assert.strictEqual(
+    await pool.execute(async (ms: number) => {
+      await new Promise((r) => setTimeout(r, ms));
+      return "slept";
+    }, 5),
+    "slept",
+  );
+  // The same function object is compiled once per worker: a property on the
+  // compiled function survives from call to call (a compile per call would
+  // return 1 every time).
+  const count = function self(): number {
+    const me = self as unknown as { calls?: number };
+    return me.calls = (me.calls ?? 0) + 1;
+  };
+  const runs = await Promise.all(Array.from({ length: 20 }, () => pool.execute(count)));
+  const times = new Map<number, number>();
+  for (const n of runs) times.set(n, (times.get(n) ?? 0) + 1);
+  assert(Math.max(...runs) > 1, `recompiled every call: ${runs}`);
+  assert([...times.values()].every((k) => k <= 2), `more than one copy per worker: ${runs}`);
+});
+
+Deno.test("WorkerPool.execute() rejects a function that uses its captured scope", async () => {
+  await using pool = new WorkerPool({ workers: 1 });
+  const captured = 41;
+  await assert.rejects(pool.execute(() => captured + 1), (error: unknown) => {
+    assert(error instanceof TaskError);
+    assert.strictEqual((error.cause as Error).name, "ReferenceError");
+    assert.match(error.message, /captured/);
+    return true;
+  });
+  await assert.rejects(pool.execute(Math.max as () => number), /Cannot compile the function/);
+  await assert.rejects(pool.execute(42 as unknown as () => void), /expected a function/);
+});
+
+Deno.test("a worker stays responsive: timers left by a task fire while sync tasks keep coming", async () => {
+  await using pool = new WorkerPool({ workers: 1, module: TASKS, spin: 0 });
+  await pool.run("armTimer", 5);
+  // 60 ms of back-to-back synchronous work; the worker must yield to its
+  // event loop in between for the timer to fire.
+  await Promise.all(Array.from({ length: 60 }, () => pool.run("spin", 1)));
+  assert.strictEqual(await pool.run("readFlag"), "fired");
+});
+
+// -- Errors --
+
+Deno.test("a task that throws rejects with TaskError carrying the worker's message, stack and cause", async () => {
+  await using pool = new WorkerPool({ workers: 1, module: TASKS });
+  await assert.rejects(pool.run("fail", "out of range"), (error: unknown) => {
+    assert(error instanceof TaskError);
+    assert.strictEqual(error.name, "TaskError");
+    assert.strictEqual(error.message, "out of range");
+    assert.match(error.task, /fail from .*tasks\.ts/);
+    assert.match(error.stack ?? "", /at fail .*tasks\.ts/);
+    const cause = error.cause as Error;
+    assert.strictEqual(cause.name, "RangeError");
+    assert.strictEqual(cause.message, "out of range");
+    assert.strictEqual((cause.cause as Error).message, "root cause");
+    return true;
+  });
+  await assert.rejects(pool.run("rejectLater", "async"), (error: unknown) => {
+    assert(error instanceof TaskError);
+    assert.strictEqual((error.cause as Error).name, "SyntaxError");
+    return true;
+  });
+  assert.strictEqual(await pool.run("add", 1, 1), 2, "the worker still serves");
+  assert.strictEqual(pool.stats.failed, 2);
+});
+
+Deno.test("a thrown non-Error value survives as the TaskError's cause", async () => {
+  await using pool = new WorkerPool({ workers: 1, module: TASKS });
+  for (const value of ["plain string", 42, { code: "E_X" }, null]) {
+    await assert.rejects(pool.run("throwValue", value), (error: unknown) => {
+      assert(error instanceof TaskError);
+      assert.deepStrictEqual(error.cause, value);
+      assert.match(error.message, /non-Error value/);
+      return true;
+    });
+  }
+});
+
+Deno.test("a task name the module does not export names the module, the name and the exports", async () => {
+  await using pool = new WorkerPool({ workers: 1, module: TASKS });
+  await assert.rejects(pool.run("nope"), (error: Error) => {
+    assert(error instanceof TaskError);
+    assert.match(error.message, /tasks\.ts has no exported function named "nope"/);
+    assert.match(error.message, /"add", .*"echo"/);
+    return true;
+  });
+  await assert.rejects(pool.run("notAFunction"), /no exported function named "notAFunction"/);
+  await assert.rejects(
+    pool.run({ module: new URL("./fixtures/missing.ts", import.meta.url), name: "x" }),
+    /Cannot load task module .*missing\.ts/,
+  );
+});
+
+Deno.test("arguments that cannot be sent fail the call at once and queue nothing", async () => {
+  await using pool = new WorkerPool({ workers: 1, module: TASKS, slotSize: 256 });
+  await assert.rejects(
+    pool.run("echo", () => 1),
+    (e: Error) => e instanceof TypeError && /arguments/.test(e.message),
+  );
+  await assert.rejects(pool.run("echo", 1n), TypeError);
+  await assert.rejects(pool.run("echo", "x".repeat(300)), /slotSize: 512/);
+  assert.throws(() => pool.trySubmit("echo", { big: 1n }), TypeError);
+  assert.strictEqual(pool.stats.queued, 0);
+  assert.strictEqual(await pool.run("echo", "fits"), "fits");
+});
+
+Deno.test("a return value that cannot be sent fails that task only", async () => {
+  await using pool = new WorkerPool({ workers: 1, module: TASKS, slotSize: 256 });
+  await assert.rejects(pool.run("returnFunction"), /return value cannot be sent back/);
+  await assert.rejects(pool.run("returnBigInt"), TaskError);
+  await assert.rejects(pool.run("bytes", 300), /return value cannot be sent back.*300 bytes/);
+  assert.strictEqual(await pool.run("add", 2, 2), 4);
+});
+
+// -- Backpressure --
+
+Deno.test("WorkerPool.trySubmit() reports full once capacity tasks wait", async () => {
+  await using pool = new WorkerPool({ workers: 1, capacity: 3, module: TASKS });
+  const first = pool.trySubmit("sleep", 50);
+  assert(first.ok);
+  await until(() => pool.stats.running === 1);
+  const queued = [1, 2, 3].map(() => pool.trySubmit("sleep", 1));
+  assert(queued.every((o) => o.ok));
+  assert.strictEqual(pool.stats.queued, 3);
+  assert.deepStrictEqual(pool.trySubmit("sleep", 1), { ok: false, reason: "full" });
+  await Promise.all([first, ...queued].map((o) => o.ok && o.handle.result));
+});
+
+Deno.test("WorkerPool.submit() waits for room, then resolves with a handle", async () => {
+  await using pool = new WorkerPool({ workers: 1, capacity: 1, module: TASKS });
+  const running = await pool.submit("sleep", 40, "a");
+  await until(() => pool.stats.running === 1);
+  const queued = await pool.submit("echo", "b");
+  let accepted = false;
+  const waiting = pool.submit("echo", "c").then((h) => {
+    accepted = true;
+    return h;
+  });
+  await delay(15);
+  assert.strictEqual(accepted, false, "no room while one runs and one waits");
+  assert.strictEqual(await running.result, "a");
+  const third = await waiting;
+  assert.strictEqual(accepted, true);
+  assert.deepStrictEqual(await Promise.all([queued.result, third.result]), ["b", "c"]);
+});
+
+Deno.test("WorkerPool.submitWith() gives up waiting for room on abort and queues nothing", async () => {
+  await using pool = new WorkerPool({ workers: 1, capacity: 1, module: TASKS });
+  const running = pool.run("sleep", 30);
+  await until(() => pool.stats.running === 1);
+  await pool.submit("echo", 1);
+  const controller = new AbortController();
+  const waiting = pool.submitWith({ signal: controller.signal }, "echo", 2);
+  controller.abort(new Error("changed my mind"));
+  await assert.rejects(waiting, /changed my mind/);
+  await running;
+  await until(() => pool.stats.completed === 2);
+  assert.strictEqual(pool.stats.completed, 2, "the aborted task never ran");
+});
+
+Deno.test("tasks submitted at once start in submission order", async () => {
+  await using pool = new WorkerPool({ workers: 1, capacity: 2, module: TASKS });
+  const order: number[] = [];
+  await Promise.all(
+    Array.from({ length: 50 }, (_, i) => pool.run("echo", i).then((v) => order.push(v as number))),
+  );
+  assert.deepStrictEqual(order, Array.from({ length: 50 }, (_, i) => i));
+});
+
+// -- Shutdown --
+
+Deno.test("WorkerPool.close() runs every queued task, then refuses new ones", async () => {
+  const pool = new WorkerPool({ workers: 2, capacity: 4, module: TASKS });
+  const results = Array.from({ length: 30 }, (_, i) => pool.run("sleep", 2, i));
+  const closing = pool.close();
+  assert.strictEqual(pool.closed, true);
+  await assert.rejects(pool.run("echo", 1), PoolClosedError);
+  assert.deepStrictEqual(pool.trySubmit("echo", 1), { ok: false, reason: "closed" });
+  assert.strictEqual(pool.close(), closing, "close() twice returns the same promise");
+  await closing;
+  assert.deepStrictEqual(await Promise.all(results), Array.from({ length: 30 }, (_, i) => i));
+  assert.strictEqual(pool.stats.completed, 30);
+  await assert.rejects(pool.submit("echo", 1), /the pool is closed/);
+});
+
+Deno.test("await using closes the pool and drains it", async () => {
+  let results: Promise<unknown>[];
+  let escaped: WorkerPool;
+  {
+    await using pool = new WorkerPool({ workers: 1, module: TASKS });
+    escaped = pool;
+    results = [pool.run("sleep", 10, "x"), pool.run("echo", "y")];
+  }
+  assert.strictEqual(escaped.closed, true);
+  assert.deepStrictEqual(await Promise.all(results), ["x", "y"]);
+});
+
+Deno.test("WorkerPool.terminate() stops at once and rejects what had not finished", async () => {
+  const pool = new WorkerPool({ workers: 1, capacity: 1, module: TASKS });
+  const running = pool.run("sleep", 10_000);
+  const queued = pool.run("echo", 1);
+  const waiting = pool.run("echo", 2);
+  await until(() => pool.stats.running === 1);
+  pool.terminate();
+  pool.terminate();
+  for (const p of [running, queued, waiting]) await assert.rejects(p, PoolClosedError);
+  await pool.close(); // harmless after terminate
+  assert.strictEqual(pool.stats.workers, 0);
+});
+
+/** Runs a script in a fresh Deno and reports whether it ended within `ms`. */
+async function endsWithin(script: string, ms: number): Promise<{ ended: boolean; stdout: string }> {
+  const file = await Deno.makeTempFile({ suffix: ".ts" });
+  await Deno.writeTextFile(file, script);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", file],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), ms);
+  const output = await child.output();
+  clearTimeout(timer);
+  await Deno.remove(file);
+  return { ended: output.success, stdout: new TextDecoder().decode(output.stdout) };
+}
+
+Deno.test("a program ends by itself once its pool is closed; an open idle pool keeps it alive", async () => {
+  const mod = JSON.stringify(new URL("../mod.ts", import.meta.url).href);
+  const tasks = JSON.stringify(TASKS.href);
+  const closed = await endsWithin(
+    `import { WorkerPool } from ${mod};
+     const pool = new WorkerPool({ workers: 2, module: ${tasks} });
+     console.log(await pool.run("add", 1, 2));
+     await pool.close();`,
+    20_000,
+  );
+  assert.deepStrictEqual(closed, { ended: true, stdout: "3\n" });
+  const open = await endsWithin(
+    `import { WorkerPool } from ${mod};
+     const pool = new WorkerPool({ workers: 2, module: ${tasks} });
+     console.log(await pool.run("add", 1, 2));`,
+    3_000,
+  );
+  assert.deepStrictEqual(
+    open,
+    { ended: false, stdout: "3\n" },
+    "killed after 3 s: the idle pool kept it alive",
+  );
+});
+
+// -- Stats --
+
+Deno.test("WorkerPool.stats counts tasks, states and times", async () => {
+  await using pool = new WorkerPool({ workers: 2, capacity: 8, module: TASKS });
+  const initial = pool.stats;
+  assert.deepStrictEqual(
+    [initial.workers, initial.running, initial.queued, initial.completed, initial.failed],
+    [2, 0, 0, 0, 0],
+  );
+  const slow = [
+    pool.run("sleep", 60),
+    pool.run("sleep", 60),
+    pool.run("sleep", 1),
+    pool.run("sleep", 1),
+  ];
+  await until(() => pool.stats.running === 2);
+  const busy = pool.stats;
+  assert.strictEqual(busy.idle, 0);
+  assert.strictEqual(busy.queued, 2);
+  await Promise.all(slow);
+  await pool.run("fail", "x").catch(() => {});
+  const done = pool.stats;
+  assert.strictEqual(done.completed, 4);
+  assert.strictEqual(done.failed, 1);
+  assert.strictEqual(done.idle, 2);
+  assert(done.runTime >= 115, `runTime ${done.runTime}`);
+  assert(done.waitTime >= 50, `waitTime ${done.waitTime}: two tasks waited for the 60 ms ones`);
+});
+
+// -- Stall check and stress --
+
+Deno.test("100 fresh pools in a row each return every task and close", async () => {
+  for (let round = 0; round < 50; round++) {
+    const small = new WorkerPool({ workers: 2, module: TASKS });
+    assert.deepStrictEqual(await Promise.all([small.run("echo", 1), small.run("echo", 2)]), [1, 2]);
+    await small.close();
+    const big = new WorkerPool({ workers: 4, module: TASKS });
+    const results = await Promise.all(
+      Array.from({ length: 1000 }, (_, i) => big.run<number>("echo", i)),
+    );
+    assert.strictEqual(results.reduce((a, b) => a + b, 0), 499_500);
+    await big.close();
+  }
+});
+
+Deno.test("200,000 tasks from 4 concurrent producers through a capacity-8 pool all come back right", async () => {
+  await using pool = new WorkerPool({ workers: 2, capacity: 8, module: TASKS });
+  const producers = 4;
+  const perProducer = 50_000;
+  const seen = new Uint8Array(producers * perProducer);
+  await Promise.all(Array.from({ length: producers }, async (_, p) => {
+    const pending: Promise<void>[] = [];
+    for (let i = 0; i < perProducer; i++) {
+      const n = p * perProducer + i;
+      const handle = await pool.submit<number>(
+        i % 3 === 0 ? "add" : "echo",
+        ...(i % 3 === 0 ? [n, 0] : [n]),
+      );
+      pending.push(handle.result.then((v) => {
+        assert.strictEqual(v, n);
+        seen[n]++;
+      }));
+      if (pending.length > 1000) await Promise.all(pending.splice(0));
+    }
+    await Promise.all(pending);
+  }));
+  assert(seen.every((count) => count === 1), "every task settled exactly once");
+  assert.strictEqual(pool.stats.completed, producers * perProducer);
+});
