@@ -1,0 +1,80 @@
+// Producer or consumer of one postMessage (MessageChannel) run of bench/channel_bench.ts.
+import {
+  type Go,
+  idOf,
+  type Init,
+  makeProducer,
+  type Report,
+  STRIDE,
+  wellFormed,
+} from "./_payload.ts";
+
+let init: Init | undefined;
+
+/** The worker's global scope, typed here because `deno check` types files with the window lib. */
+const scope = self as unknown as {
+  onmessage: ((event: MessageEvent<Init | Go>) => void) | null;
+  postMessage(message: Report): void;
+};
+
+function report(message: Report): void {
+  scope.postMessage(message);
+}
+
+function produce(port: MessagePort, init: Init): void {
+  const make = makeProducer(init.payload);
+  const base = init.producer * STRIDE;
+  const every = init.progressEvery;
+  const n = init.n;
+  for (let i = 0; i < n; i++) {
+    port.postMessage(make(base + i));
+    if (every !== 0 && (i + 1) % every === 0) report({ type: "progress", count: i + 1 });
+  }
+  report({ type: "sent", count: n });
+}
+
+/** Starts counting at once: messages may only arrive after the producer got "go". */
+function consume(port: MessagePort, init: Init): void {
+  const payload = init.payload;
+  const every = init.progressEvery;
+  const expect = init.expect!;
+  const last = new Array<number>(init.producer).fill(-1);
+  let count = 0;
+  let sum = 0;
+  let outOfOrder = 0;
+  let bad = 0;
+  port.onmessage = (event: MessageEvent<unknown>) => {
+    const value = event.data;
+    if (!wellFormed(payload, value)) bad++;
+    const id = idOf(payload, value);
+    const p = Math.floor(id / STRIDE);
+    const i = id - p * STRIDE;
+    if (!(i > last[p])) outOfOrder++;
+    last[p] = i;
+    sum += id;
+    count++;
+    if (every !== 0 && count % every === 0) report({ type: "progress", count });
+    if (count === expect) {
+      port.close();
+      report({ type: "done", count, sum, outOfOrder, bad });
+    }
+  };
+}
+
+scope.onmessage = (event: MessageEvent<Init | Go>) => {
+  try {
+    const message = event.data;
+    if (message.type === "init") {
+      init = message;
+      if (init.role === "consumer") consume(init.port!, init);
+      report({ type: "ready" });
+    } else if (init!.role === "producer") {
+      produce(init!.port!, init!);
+    }
+  } catch (error) {
+    report({
+      type: "error",
+      message: error instanceof Error ? error.stack ?? error.message : String(error),
+    });
+  }
+};
