@@ -51,8 +51,11 @@
  * receiver does the same for senders.
  */
 
-/** Identifies a buffer as a taskpool channel of this layout version. */
-export const MAGIC = 0x7470_6301;
+/**
+ * Identifies a buffer as a taskpool channel of this layout version. Change it
+ * with the layout, so that mixed versions fail in `from()` instead of misreading.
+ */
+export const MAGIC = 0x7470_6302;
 
 // -- Header (Int32 indices). Hot words sit on separate 64-byte lines. --
 
@@ -80,8 +83,10 @@ export const CAPACITY = 81;
 export const RING = 82;
 /** Bytes of payload per slot, a multiple of 8. Read-only. */
 export const SLOT_BYTES = 83;
-/** A random id naming the channel's holder locks. Read-only. */
+/** A random id naming the channel's holder locks (two words). Read-only. */
 export const ID = 84;
+/** Microseconds a wait polls before it sleeps (see `SyncChannelOptions.spin`). Read-only. */
+export const SPIN = 86;
 
 // -- Holder table (see `_lease.ts`) --
 
