@@ -29,6 +29,8 @@ export class ChannelClosedError extends Error {
   readonly value: unknown;
 
   /**
+   * Creates the error.
+   *
    * @param message What closed and what the caller tried.
    * @param value The unsent value, if any.
    */
@@ -53,6 +55,8 @@ export class ChannelClosedError extends Error {
  */
 export class TimeoutError extends Error {
   /**
+   * Creates the error.
+   *
    * @param message What timed out, and after how long.
    */
   constructor(message: string) {
@@ -90,6 +94,8 @@ export class TaskError extends Error {
   readonly task: string;
 
   /**
+   * Creates the error.
+   *
    * @param message The worker's error message.
    * @param options The rebuilt thrown value, the worker's stack, and the task.
    */
@@ -117,6 +123,8 @@ export class TaskError extends Error {
  */
 export class PoolClosedError extends Error {
   /**
+   * Creates the error.
+   *
    * @param message What was refused or lost, and why.
    */
   constructor(message: string) {

@@ -252,6 +252,8 @@ export class WorkerPool implements AsyncDisposable {
    */
   readonly #overflow: Waiting[] = [];
   #overflowHead = 0;
+  /** Entries of `#overflow` not yet queued, refused or aborted. */
+  #waitingLive = 0;
 
   #state: "open" | "closing" | "closed" = "open";
   #terminated = false;
@@ -757,7 +759,7 @@ export class WorkerPool implements AsyncDisposable {
   }
 
   #waitingCount(): number {
-    return this.#overflow.length - this.#overflowHead;
+    return this.#waitingLive;
   }
 
   /**
@@ -789,11 +791,13 @@ export class WorkerPool implements AsyncDisposable {
         waiting.onAbort = () => {
           waiting.refuse(signal.reason);
           waiting.accept = undefined; // skipped by #flush
+          this.#waitingLive--;
           this.#idleCheck();
         };
         signal.addEventListener("abort", waiting.onAbort, { once: true });
       }
       this.#overflow.push(waiting);
+      this.#waitingLive++;
       this.#startPump();
     });
   }
@@ -812,6 +816,7 @@ export class WorkerPool implements AsyncDisposable {
         const handle = this.#push(waiting.index, waiting.form);
         if (handle === null) break;
         waiting.signal?.removeEventListener("abort", waiting.onAbort!);
+        this.#waitingLive--;
         waiting.accept(handle);
       }
       overflow[this.#overflowHead++] = undefined!;
@@ -835,6 +840,7 @@ export class WorkerPool implements AsyncDisposable {
     }
     this.#overflow.length = 0;
     this.#overflowHead = 0;
+    this.#waitingLive = 0;
   }
 
   #startPump(): void {

@@ -50,6 +50,19 @@ Deno.test("syncChannel() rejects bad slot sizes and oversized buffers", () => {
   assert.throws(() => syncChannel(1 << 20, { slotSize: 1 << 20 }), /more than/);
 });
 
+Deno.test("syncChannel() rejects a bad spin and works without one", async () => {
+  for (const bad of [-1, 1.5, NaN, Infinity, 1001]) {
+    assert.throws(
+      () => syncChannel(1, { spin: bad }),
+      /'spin' must be an integer number of microseconds/,
+    );
+  }
+  const [tx, rx] = syncChannel<number>(1, { spin: 0 });
+  const later = rx.recv();
+  await tx.send(9);
+  assert.strictEqual(await later, 9);
+});
+
 Deno.test("SyncSender.capacity reports the capacity and holds that many messages", () => {
   for (const capacity of [1, 2, 3, 5, 8, 100]) {
     const [tx, rx] = syncChannel<number>(capacity);

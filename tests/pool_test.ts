@@ -276,6 +276,19 @@ Deno.test("WorkerPool.submitWith() gives up waiting for room on abort and queues
   assert.strictEqual(pool.stats.completed, 2, "the aborted task never ran");
 });
 
+Deno.test("WorkerPool.close() returns when the only waiting submits were aborted", async () => {
+  const pool = new WorkerPool({ workers: 1, capacity: 1, module: TASKS });
+  const running = pool.run("sleep", 20);
+  const queued = pool.run("echo", 1);
+  const controller = new AbortController();
+  const waiting = pool.submitWith({ signal: controller.signal }, "echo", 2);
+  controller.abort();
+  await assert.rejects(waiting, { name: "AbortError" });
+  await pool.close();
+  assert.deepStrictEqual(await Promise.all([running, queued]), [undefined, 1]);
+  assert.strictEqual(pool.stats.completed, 2);
+});
+
 Deno.test("tasks submitted at once start in submission order", async () => {
   await using pool = new WorkerPool({ workers: 1, capacity: 2, module: TASKS });
   const order: number[] = [];
