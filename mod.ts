@@ -19,3 +19,4 @@
 export * from "./src/channel.ts";
 export * from "./src/errors.ts";
 export * from "./src/pool.ts";
+export * from "./src/task_signal.ts";

@@ -4,15 +4,47 @@
  * `postMessage` messages (start-up only; tasks and results never use it).
  *
  * ## Task messages (the task ring; main thread → any worker)
- * - aux0: the task id, a small integer the main thread recycles;
- * - aux1: `index << 2 | form`, the function table index and the argument form;
+ * - aux0: the task's ticket: its id (a small integer the main thread
+ *   recycles) and that id's generation, see {@linkcode ticketOf};
+ * - aux1: `index << 3 | SIGNALLED | form`: the function table index, whether
+ *   the task may be aborted (the worker then gives it an `AbortSignal`), and
+ *   the argument form;
  * - aux2: when it was queued, µs since the pool's epoch, wrapping at 2^32
  *   (wait time = start − queued, computed with `| 0`: fine below 35 minutes);
  * - payload: the arguments, by `form`.
  *
  * ## Result messages (the result ring; any worker → main thread)
- * - aux0: the task id; aux1: `OUTCOME_OK` or `OUTCOME_ERROR`;
+ * - aux0: the task's ticket; aux1: `OUTCOME_OK`, `OUTCOME_ERROR` or `OUTCOME_SKIPPED`;
  * - payload: the return value, or a {@linkcode RemoteError}.
+ *
+ * ## Which worker holds which task (the crash and cancel protocol)
+ * A worker stores a task's id in its `W_TASK` word *before* it claims the
+ * task from the ring (`Ring.popTracked`), keeps it while the task runs and
+ * its result is pushed, then stores -1. So, for any task ticket T that is not
+ * settled: T is in the ring, or it is some worker's `W_TASK`. The main
+ * thread, once a worker is dead (its Web Lock was granted), reads the ring
+ * first and the live workers' `W_TASK`s second: the dead worker's `W_TASK`
+ * was lost with it exactly when it is in neither (a live worker that takes T
+ * stores it before removing it from the ring, so the reads cannot miss it).
+ *
+ * To stop a running task T on worker w, the main thread stores
+ * `W_KILL[w] = 1`, then reads `W_TASK[w]`. A worker reads its `W_KILL` after
+ * its tentative `W_TASK` store and before claiming, and does not claim while
+ * it is set. Either the worker saw the flag (it takes nothing new), or the
+ * main thread sees the id it is about to claim: if that is not T, T has
+ * finished and nothing is killed. A worker is never terminated holding a
+ * task other than the one meant.
+ *
+ * A task cancelled while still in the ring is marked in the flags buffer
+ * (`flags[id] = ticket`, before the main thread looks for it). The worker
+ * that claims it reads the flag after claiming and skips it (reporting
+ * `OUTCOME_SKIPPED`). The id is reused at once under a new ticket: a late
+ * result, skip or `W_TASK` of the old ticket matches nothing.
+ *
+ * A worker the main thread terminated may go on running (Deno cannot stop
+ * synchronous code in a worker, denoland/deno#35657). Its record keeps
+ * `W_KILL = 1`, so it never claims another task, and its record is not
+ * reused until its Web Lock says it is gone.
  *
  * ## Stats (one SharedArrayBuffer)
  * Each worker owns one Int32 record (`W_STATE`, `W_COMPLETED`, `W_FAILED`) and
@@ -23,6 +55,23 @@
  *
  * @module
  */
+
+/** Bits of a ticket that hold the task id. */
+export const TICKET_SHIFT = 20;
+/** The task id of a ticket: `ticket & ID_MASK`. */
+export const ID_MASK = (1 << TICKET_SHIFT) - 1;
+/** Generations wrap at this (ticket = id | generation << 20 stays a positive Int32). */
+const GENERATIONS = 2047;
+
+/**
+ * A task's ticket: its id and the generation of that id (1 to 2047). A
+ * result, a skip flag or a `W_TASK` names a ticket, so that one of a task
+ * that was cancelled or lost can never be taken for the next task that
+ * reuses its id.
+ */
+export function ticketOf(id: number, generation: number): number {
+  return id | (((generation - 1) % GENERATIONS + 1) << TICKET_SHIFT);
+}
 
 /** The arguments are the payload, an array. */
 export const FORM_ARRAY = 0;
@@ -35,6 +84,15 @@ export const FORM_NONE = 2;
 export const OUTCOME_OK = 0;
 /** aux1 of a result: the task threw (or rejected); the payload is a {@linkcode RemoteError}. */
 export const OUTCOME_ERROR = 1;
+/** aux1 of a result: the task was cancelled before it ran; no payload. */
+export const OUTCOME_SKIPPED = 2;
+
+/** aux1 bit: the task may be aborted; the worker gives it an `AbortSignal`. */
+export const SIGNALLED = 4;
+/** aux1: the argument form. */
+export const FORM_MASK = 3;
+/** aux1: shift of the function table index. */
+export const INDEX_SHIFT = 3;
 
 /** An error as it crosses from a worker. */
 export interface RemoteError {
@@ -51,13 +109,17 @@ export interface RemoteError {
 // -- Stats layout --
 
 /** Int32s per worker record. */
-export const W_INTS = 4;
+export const W_INTS = 8;
 /** Worker record: 0 idle (waiting for a task), 1 running one. */
 export const W_STATE = 0;
 /** Worker record: tasks that returned. */
 export const W_COMPLETED = 1;
 /** Worker record: tasks that threw. */
 export const W_FAILED = 2;
+/** Worker record: the ticket of the task it holds or is about to claim, else -1. */
+export const W_TASK = 3;
+/** Worker record: 1 while the main thread asks it to take no new task. */
+export const W_KILL = 4;
 /** Float64s per worker. */
 export const W_FLOATS = 2;
 /** Worker floats: total ms its tasks waited in the queue. */
@@ -75,9 +137,30 @@ export function statsFloatOffset(workers: number): number {
   return workers * W_INTS * 4;
 }
 
-/** The one message the main thread posts to a worker: what it needs to start. */
+/** What the main thread posts to a worker: what it needs to start, or an abort. */
+export type ToWorker = StartMessage | AbortMessage;
+
+/** Aborts the signal of the running task `id` (cooperative cancellation). */
+export interface AbortMessage {
+  kind: "abort";
+  id: number;
+  /** The reason, as `name` and `message`. */
+  name: string;
+  message: string;
+}
+
+/** What a worker posts to the main thread: it holds its lock and takes tasks now. */
+export interface ReadyMessage {
+  kind: "ready";
+}
+
+/** Starts a worker. */
 export interface StartMessage {
   kind: "start";
+  /** Names this worker's Web Lock, held while it lives. */
+  lock: string;
+  /** Cancel flags by task id (Int32). */
+  flags: SharedArrayBuffer;
   /** Which worker this is (its stats record). */
   index: number;
   workers: number;
@@ -89,6 +172,11 @@ export interface StartMessage {
   epoch: number;
   /** µs to poll for a task before sleeping. */
   spin: number;
+}
+
+/** The Web Lock a pool worker holds while it lives. */
+export function workerLock(pool: string, index: number, generation: number): string {
+  return `taskpool.pool.${pool}.${index}.${generation}`;
 }
 
 /** Microseconds since `epoch` (an absolute ms time), as an Int32 that wraps. */

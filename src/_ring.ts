@@ -51,6 +51,8 @@ export const OK = 0;
 export const FULL = 1;
 /** A push result. */
 export const CLOSED = 2;
+/** A pool worker was asked to stop taking tasks. */
+export const PAUSED: unique symbol = Symbol("paused");
 /** Nothing to pop. */
 export const EMPTY: unique symbol = Symbol("empty");
 /** Every sender is gone and the queue is drained. */
@@ -153,30 +155,75 @@ export class Ring {
       const diff = (Atomics.load(i32, meta + S_SEQ) - ((head + 1) | 0)) | 0;
       if (diff === 0) {
         if (Atomics.compareExchange(i32, HEAD, head, (head + 1) | 0) !== head) continue;
-        const tag = i32[meta + S_TAG];
-        const len = i32[meta + S_LEN];
-        this.aux0 = i32[meta + S_AUX0];
-        this.aux1 = i32[meta + S_AUX1];
-        this.aux2 = i32[meta + S_AUX2];
-        const value = readSlot(
-          tag,
-          len,
-          this.u8,
-          this.f64,
-          this.dataOffset + slot * this.slotBytes,
-          scratch,
-        );
-        // Release the slot before paying for the decode.
-        Atomics.store(i32, meta + S_SEQ, (head + this.ring) | 0);
-        if (Atomics.load(i32, SEND_WAITERS) !== 0) {
-          // A rendezvous sender waits for its own hand-over, not just for room.
-          this.wake(SEND_EPOCH, this.capacity === 0 ? Infinity : 1);
-        }
-        return value === TEXT ? decodeText(tag, len, scratch) : value;
+        return this.#read(scratch, head, slot, meta);
       }
       if (diff < 0) return EMPTY;
       // Another receiver took this position; look again.
     }
+  }
+
+  /** Reads the claimed message at `head` and releases its slot. */
+  #read(scratch: Uint8Array, head: number, slot: number, meta: number): unknown {
+    const i32 = this.i32;
+    const tag = i32[meta + S_TAG];
+    const len = i32[meta + S_LEN];
+    this.aux0 = i32[meta + S_AUX0];
+    this.aux1 = i32[meta + S_AUX1];
+    this.aux2 = i32[meta + S_AUX2];
+    const value = readSlot(
+      tag,
+      len,
+      this.u8,
+      this.f64,
+      this.dataOffset + slot * this.slotBytes,
+      scratch,
+    );
+    // Release the slot before paying for the decode.
+    Atomics.store(i32, meta + S_SEQ, (head + this.ring) | 0);
+    if (Atomics.load(i32, SEND_WAITERS) !== 0) {
+      // A rendezvous sender waits for its own hand-over, not just for room.
+      this.wake(SEND_EPOCH, this.capacity === 0 ? Infinity : 1);
+    }
+    return value === TEXT ? decodeText(tag, len, scratch) : value;
+  }
+
+  /**
+   * `pop` for a pool worker, which must be findable by the main thread
+   * whatever it dies in the middle of. Before it claims a message it stores
+   * the message's aux0 (the task id) at `track[taskAt]`, then checks
+   * `track[killAt]`: if the main thread has asked this worker to stop taking
+   * tasks it returns `PAUSED` without claiming. Both are sequentially
+   * consistent, so a main thread that stores the kill flag and then reads
+   * the task word either stopped the claim or sees the task it will claim
+   * (see `_protocol.ts`).
+   */
+  popTracked(scratch: Uint8Array, track: Int32Array, taskAt: number, killAt: number): unknown {
+    const i32 = this.i32;
+    for (;;) {
+      const head = Atomics.load(i32, HEAD);
+      const slot = head & this.mask;
+      const meta = SLOTS + slot * SLOT_INTS;
+      const diff = (Atomics.load(i32, meta + S_SEQ) - ((head + 1) | 0)) | 0;
+      if (diff === 0) {
+        Atomics.store(track, taskAt, i32[meta + S_AUX0]);
+        if (Atomics.load(track, killAt) !== 0) return PAUSED;
+        if (Atomics.compareExchange(i32, HEAD, head, (head + 1) | 0) !== head) continue;
+        return this.#read(scratch, head, slot, meta);
+      }
+      if (diff < 0) return EMPTY;
+    }
+  }
+
+  /** Task ids (aux0) of the messages queued now, oldest first (a snapshot). */
+  queuedAux0(): number[] {
+    const i32 = this.i32;
+    const ids: number[] = [];
+    const tail = Atomics.load(i32, TAIL);
+    for (let pos = Atomics.load(i32, HEAD); ((tail - pos) | 0) > 0; pos = (pos + 1) | 0) {
+      const meta = SLOTS + (pos & this.mask) * SLOT_INTS;
+      if (Atomics.load(i32, meta + S_SEQ) === ((pos + 1) | 0)) ids.push(i32[meta + S_AUX0]);
+    }
+    return ids;
   }
 
   /** Rendezvous: takes back the unreceived message at `pos`. True when it did. */

@@ -132,3 +132,35 @@ export class PoolClosedError extends Error {
     this.name = "PoolClosedError";
   }
 }
+
+/**
+ * The worker running a task died: an uncaught error in a callback,
+ * `self.close()` or `Deno.exit()` in the task, or the runtime ended it. The
+ * pool replaces the worker; only the task it held fails. `task` names it.
+ *
+ * @example Catch a crashed task
+ * ```ts
+ * import { WorkerPool, WorkerCrashedError } from "@taskpool/taskpool";
+ * import assert from "node:assert";
+ *
+ * await using pool = new WorkerPool({ workers: 1 });
+ * await assert.rejects(pool.execute(() => self.close()), WorkerCrashedError);
+ * assert.strictEqual(await pool.execute(() => "the pool goes on"), "the pool goes on");
+ * ```
+ */
+export class WorkerCrashedError extends Error {
+  /** Which task was lost: its export name and module, or "an execute() function". */
+  readonly task: string;
+
+  /**
+   * Creates the error.
+   *
+   * @param message Which worker died, while running what, and why if known.
+   * @param task The task it held.
+   */
+  constructor(message: string, task: string) {
+    super(message);
+    this.name = "WorkerCrashedError";
+    this.task = task;
+  }
+}

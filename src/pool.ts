@@ -4,18 +4,22 @@
  * @module
  */
 
-import { PoolClosedError, TaskError } from "./errors.ts";
+import { PoolClosedError, TaskError, TimeoutError, WorkerCrashedError } from "./errors.ts";
 import { Encoder } from "./_codec.ts";
-import { RECV_EPOCH, RECV_WAITERS, SEND_EPOCH, SENDERS } from "./_layout.ts";
+import { RECV_EPOCH, RECV_WAITERS, SENDERS } from "./_layout.ts";
 import { createBuffer, EMPTY, OK, type Ring, ringFor, spinPop, waitAsync } from "./_ring.ts";
 import { createTable, TableWriter } from "./_table.ts";
 import {
+  type AbortMessage,
   FORM_ARRAY,
   FORM_NONE,
   FORM_ONE,
+  INDEX_SHIFT,
   micros,
   OUTCOME_OK,
+  OUTCOME_SKIPPED,
   type RemoteError,
+  SIGNALLED,
   type StartMessage,
   statsBytes,
   statsFloatOffset,
@@ -23,10 +27,14 @@ import {
   W_FAILED,
   W_FLOATS,
   W_INTS,
+  W_KILL,
   W_RUN_MS,
   W_STATE,
+  W_TASK,
   W_WAIT_MS,
+  workerLock,
 } from "./_protocol.ts";
+import { ID_MASK, TICKET_SHIFT, ticketOf } from "./_protocol.ts";
 
 /** Options of {@linkcode WorkerPool}. */
 export interface WorkerPoolOptions {
@@ -70,6 +78,20 @@ export interface WorkerPoolOptions {
    * @default {50 when workers ≤ cores, else 0}
    */
   spin?: number;
+  /**
+   * Default `timeout` of every task, in milliseconds (see {@linkcode TaskOptions}).
+   *
+   * @default {undefined: no timeout}
+   */
+  timeout?: number;
+  /**
+   * Milliseconds a running task whose timeout ran out (or whose signal
+   * aborted) has to settle after its {@linkcode taskSignal} aborts, before its
+   * worker is terminated and replaced. Its promise rejects at once either way.
+   *
+   * @default {100}
+   */
+  abortGrace?: number;
 }
 
 /** A task named by its module and export, for {@linkcode WorkerPool.prototype.run}. */
@@ -80,6 +102,10 @@ export interface TaskSpec {
   name: string;
   /** The arguments. */
   args?: unknown[];
+  /** Cancels the task (see {@linkcode TaskOptions}). */
+  signal?: AbortSignal;
+  /** Milliseconds until the task is cancelled (see {@linkcode TaskOptions}). */
+  timeout?: number;
 }
 
 /** A queued task: {@linkcode WorkerPool.prototype.submit} resolves with it once the queue took the task. */
@@ -93,10 +119,22 @@ export type TrySubmitResult<R> =
   | { ok: true; handle: TaskHandle<R> }
   | { ok: false; reason: "full" | "closed" };
 
-/** Options of the submitting calls that can wait for room. */
-export interface SubmitOptions {
-  /** Stops the wait for room: the call rejects with the signal's reason and nothing is queued. */
+/**
+ * Cancellation of one task. A task cancelled while it waits for room or in
+ * the queue never runs. A running task gets the abort through
+ * {@linkcode taskSignal} and `abortGrace` ms to settle; then its worker is
+ * terminated and replaced (the only way to stop synchronous code). Either
+ * way its promise rejects at once, with the signal's reason or a
+ * {@linkcode TimeoutError}.
+ */
+export interface TaskOptions {
+  /** Cancels the task when it aborts. */
   signal?: AbortSignal;
+  /**
+   * Milliseconds from the call until the task must have settled, queue wait
+   * included (like `AbortSignal.timeout`). Overrides the pool's `timeout`.
+   */
+  timeout?: number;
 }
 
 /** A snapshot of {@linkcode WorkerPool.prototype.stats}. */
@@ -113,6 +151,17 @@ export interface PoolStats {
   completed: number;
   /** Tasks that threw or rejected. */
   failed: number;
+  /** Tasks cancelled (timeout or signal) before they settled. */
+  cancelled: number;
+  /** Tasks lost with a worker that died (each such worker was replaced). */
+  crashed: number;
+  /**
+   * Workers the pool terminated to stop a task, that still run: Deno 2.9.6
+   * cannot stop a worker stuck in synchronous code (denoland/deno#35657).
+   * Each holds a CPU core and keeps the program from ending on its own;
+   * `Deno.exit()` ends them.
+   */
+  stuck: number;
   /** Total milliseconds tasks waited in the queue. */
   waitTime: number;
   /** Total milliseconds tasks ran. */
@@ -127,12 +176,71 @@ interface Waiting {
   len: number;
   num: number;
   bytes: Uint8Array;
-  /** Resolves the submit; `undefined` once it was aborted. */
+  /** Resolves the submit; `undefined` once it was cancelled. */
   accept: ((handle: TaskHandle<unknown>) => void) | undefined;
   refuse: (error: unknown) => void;
+  control: Control | undefined;
+}
+
+/** The cancellation state of a task that has a timeout or a signal. */
+interface Control {
+  /** The task id once queued, else -1. */
+  id: number;
+  /** While it waits for room. */
+  waiting: Waiting | undefined;
+  timer: ReturnType<typeof setTimeout> | undefined;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
 }
+
+/** One worker place of the pool; its worker is replaced when it dies. */
+interface WorkerSlot {
+  worker: Worker | null;
+  /** Its stats record (a fresh one per worker, see `#abandon`). */
+  record: number;
+  /** Bumped per spawn; names the lock and tells stale events apart. */
+  generation: number;
+  /** It holds its lock and the pool watches it. */
+  ready: boolean;
+  /** Withdraws the pool's request for the worker's lock. */
+  watch: AbortController | null;
+  /** The last uncaught error it reported. */
+  lastError: string | undefined;
+  /** A task of its being stopped: the grace timer before termination. */
+  stopping: { id: number; timer: ReturnType<typeof setTimeout> } | null;
+  respawn: ReturnType<typeof setTimeout> | undefined;
+  /** Tasks its record had finished when the worker started. */
+  baseline: number;
+  /** Workers of this slot in a row that died before finishing a task. */
+  streak: number;
+}
+
+/**
+ * A worker the pool terminated to stop a task, that may not be gone: Deno
+ * 2.9.6 cannot stop a worker stuck in synchronous code (denoland/deno#35657).
+ * Its record stays asking it to take no task until its lock says it is gone.
+ */
+interface Abandoned {
+  worker: Worker;
+  record: number;
+  watch: AbortController;
+}
+
+/** Task id states. */
+const FREE = 0;
+/** Queued or running; its promise is unsettled. */
+const PENDING = 1;
+
+/** The Web Locks API (Deno implements it; its types do not declare it). */
+const locks = (navigator as unknown as {
+  locks: {
+    request(
+      name: string,
+      options: { signal?: AbortSignal },
+      callback: () => unknown,
+    ): Promise<unknown>;
+  };
+}).locks;
 
 const DEFAULT_SLOT_SIZE = 4096;
 /** Room for an error message that says what went wrong. */
@@ -140,6 +248,10 @@ const MIN_SLOT_SIZE = 256;
 const MAX_WORKERS = 1024;
 const MAX_CAPACITY = 1 << 20;
 const MAX_SPIN = 10_000;
+const DEFAULT_ABORT_GRACE = 100;
+/** First wait before replacing a worker that died before finishing a task; doubles each time. */
+const RESPAWN_DELAY_MS = 50;
+const MAX_RESPAWN_DELAY_MS = 5000;
 const WORKER_URL = new URL("./_worker.ts", import.meta.url);
 
 // deno-lint-ignore no-explicit-any
@@ -215,7 +327,8 @@ function resolveModule(module: string | URL, what: string): string {
  * ```
  */
 export class WorkerPool implements AsyncDisposable {
-  readonly #workers: Worker[] = [];
+  readonly #slots: WorkerSlot[] = [];
+  readonly #name: string;
   readonly #capacity: number;
   readonly #module: string | undefined;
   readonly #tasks: Ring;
@@ -225,8 +338,14 @@ export class WorkerPool implements AsyncDisposable {
   readonly #table: TableWriter;
   readonly #counters: Int32Array;
   readonly #totals: Float64Array;
+  readonly #flags: Int32Array;
+  readonly #idLimit: number;
   readonly #epoch: number;
   readonly #spinMs: number;
+  readonly #timeout: number | undefined;
+  readonly #abortGrace: number;
+  readonly #poolId: string = crypto.randomUUID();
+  readonly #start: Omit<StartMessage, "index" | "lock">;
 
   /** Function table indexes of the default module's exports, by name. */
   readonly #byName = new Map<string, number>();
@@ -235,16 +354,26 @@ export class WorkerPool implements AsyncDisposable {
   /** Function table indexes of execute() functions. */
   readonly #bySource = new WeakMap<AnyFunction, number>();
 
-  // Pending tasks, in arrays indexed by a recycled task id (no Map, no
-  // per-task object but the promise).
+  // Tasks, in arrays indexed by a recycled task id (no Map, and no per-task
+  // object but the promise unless the task has a timeout or a signal).
   readonly #resolves: Array<((value: unknown) => void) | undefined> = [];
   readonly #rejects: Array<((error: unknown) => void) | undefined> = [];
   readonly #functionOf: number[] = [];
+  readonly #controls: Array<Control | undefined> = [];
+  readonly #idState: number[] = [];
+  /** The current ticket (id and generation) of each id; results of older ones are ignored. */
+  readonly #tickets: number[] = [];
   readonly #freeIds: number[] = [];
   #nextId = 0;
   /** Tasks queued or running, whose promise has not settled. */
   #outstanding = 0;
+  /** Stats records not in use. */
+  readonly #freeRecords: number[] = [];
+  /** Workers terminated to stop a task that may still be running. */
+  readonly #abandoned = new Set<Abandoned>();
   #pumping = false;
+  #cancelled = 0;
+  #crashed = 0;
 
   /**
    * Tasks waiting for room in the ring, in call order. The result pump moves
@@ -252,7 +381,7 @@ export class WorkerPool implements AsyncDisposable {
    */
   readonly #overflow: Waiting[] = [];
   #overflowHead = 0;
-  /** Entries of `#overflow` not yet queued, refused or aborted. */
+  /** Entries of `#overflow` not yet queued, refused or cancelled. */
   #waitingLive = 0;
 
   #state: "open" | "closing" | "closed" = "open";
@@ -296,51 +425,72 @@ export class WorkerPool implements AsyncDisposable {
         }`,
       );
     }
+    this.#timeout = options.timeout === undefined
+      ? undefined
+      : checkMs("Cannot create pool as 'timeout'", options.timeout);
+    this.#abortGrace = checkMs(
+      "Cannot create pool as 'abortGrace'",
+      options.abortGrace ?? DEFAULT_ABORT_GRACE,
+    );
     const name = options.name ?? "taskpool";
     if (typeof name !== "string") {
       throw new TypeError(
         `Cannot create pool as 'name' must be a string: current value is ${String(name)}`,
       );
     }
+    this.#name = name;
     this.#module = options.module === undefined
       ? undefined
       : resolveModule(options.module, "Cannot create pool as 'module'");
 
     const tasks = createBuffer(this.#capacity, slotSize);
-    // Results never wait on the main thread for long, but a worker must
-    // never find the ring full while the main thread drains: make it roomy.
-    const results = createBuffer(Math.max(64, 2 * (this.#capacity + workers)), slotSize);
+    // A worker must never find the result ring full for long: make it roomy.
+    const resultCapacity = Math.max(64, 2 * (this.#capacity + workers));
+    const results = createBuffer(resultCapacity, slotSize);
     new Int32Array(results)[SENDERS] = workers;
+    // Ids in use at once: queued + held by workers + results not yet read + spare.
+    this.#idLimit = this.#capacity + 2 * workers + resultCapacity + 64;
+    const flags = new SharedArrayBuffer(this.#idLimit * 4);
     const table = createTable();
-    const stats = new SharedArrayBuffer(statsBytes(workers));
+    // Spare records: a terminated worker keeps its record until it is gone.
+    const records = 2 * workers + 4;
+    const stats = new SharedArrayBuffer(statsBytes(records));
     this.#tasks = ringFor(tasks);
     this.#results = ringFor(results);
     this.#enc = new Encoder(this.#tasks.slotBytes);
     this.#scratch = new Uint8Array(this.#results.slotBytes);
     this.#table = new TableWriter(table);
-    this.#counters = new Int32Array(stats, 0, workers * W_INTS);
-    this.#totals = new Float64Array(stats, statsFloatOffset(workers), workers * W_FLOATS);
+    this.#flags = new Int32Array(flags);
+    this.#counters = new Int32Array(stats, 0, records * W_INTS);
+    this.#totals = new Float64Array(stats, statsFloatOffset(records), records * W_FLOATS);
+    for (let record = records - 1; record >= 0; record--) this.#freeRecords.push(record);
     this.#epoch = performance.timeOrigin + performance.now();
     this.#spinMs = spin / 1000;
-
+    this.#start = {
+      kind: "start",
+      workers: records,
+      tasks,
+      results,
+      table,
+      stats,
+      flags,
+      epoch: this.#epoch,
+      spin,
+    };
     for (let index = 0; index < workers; index++) {
-      const worker = new Worker(WORKER_URL, {
-        type: "module",
-        name: `${name} worker ${index + 1}`,
+      this.#slots.push({
+        worker: null,
+        record: -1,
+        generation: 0,
+        ready: false,
+        watch: null,
+        lastError: undefined,
+        stopping: null,
+        respawn: undefined,
+        baseline: 0,
+        streak: 0,
       });
-      const start: StartMessage = {
-        kind: "start",
-        index,
-        workers,
-        tasks,
-        results,
-        table,
-        stats,
-        epoch: this.#epoch,
-        spin,
-      };
-      worker.postMessage(start);
-      this.#workers.push(worker);
+      this.#spawn(index);
     }
   }
 
@@ -372,24 +522,29 @@ export class WorkerPool implements AsyncDisposable {
    * ```
    */
   get stats(): PoolStats {
-    const workers = this.#workers.length;
-    let running = 0, completed = 0, failed = 0, waitTime = 0, runTime = 0;
-    for (let w = 0; w < workers; w++) {
-      const record = w * W_INTS;
-      running += Atomics.load(this.#counters, record + W_STATE);
-      completed += Atomics.load(this.#counters, record + W_COMPLETED);
-      failed += Atomics.load(this.#counters, record + W_FAILED);
-      waitTime += this.#totals[w * W_FLOATS + W_WAIT_MS];
-      runTime += this.#totals[w * W_FLOATS + W_RUN_MS];
+    let workers = 0, running = 0, completed = 0, failed = 0, waitTime = 0, runTime = 0;
+    for (const slot of this.#slots) {
+      if (slot.worker === null) continue;
+      workers++;
+      running += Atomics.load(this.#counters, slot.record * W_INTS + W_STATE);
     }
-    const alive = this.#terminated ? 0 : workers;
+    const records = this.#counters.length / W_INTS;
+    for (let record = 0; record < records; record++) {
+      completed += Atomics.load(this.#counters, record * W_INTS + W_COMPLETED);
+      failed += Atomics.load(this.#counters, record * W_INTS + W_FAILED);
+      waitTime += this.#totals[record * W_FLOATS + W_WAIT_MS];
+      runTime += this.#totals[record * W_FLOATS + W_RUN_MS];
+    }
     return {
-      workers: alive,
-      idle: alive - (this.#terminated ? 0 : running),
-      running: this.#terminated ? 0 : running,
+      workers,
+      idle: workers - running,
+      running,
       queued: this.#tasks.len(),
       completed,
       failed,
+      cancelled: this.#cancelled,
+      crashed: this.#crashed,
+      stuck: this.#abandoned.size,
       waitTime,
       runTime,
     };
@@ -421,11 +576,8 @@ export class WorkerPool implements AsyncDisposable {
    */
   run<R = unknown>(task: string | TaskSpec, ...args: unknown[]): Promise<R> {
     try {
-      const index = this.#indexOf(task);
-      const form = this.#encodeArgs(task, args);
-      const handle = this.#waitingCount() === 0 ? this.#push(index, form) : null;
-      if (handle !== null) return handle.result as Promise<R>;
-      return this.#waitForRoom<R>(index, form, undefined).then((h) => h.result);
+      const queued = this.#enqueue(task, args, typeof task === "string" ? undefined : task);
+      return ("result" in queued ? queued.result : queued.then((h) => h.result)) as Promise<R>;
     } catch (error) {
       return Promise.reject(error);
     }
@@ -461,14 +613,15 @@ export class WorkerPool implements AsyncDisposable {
    * ```
    */
   submit<R = unknown>(task: string | TaskSpec, ...args: unknown[]): Promise<TaskHandle<R>> {
-    return this.submitWith<R>({}, task, ...args);
+    return this.submitWith<R>(typeof task === "string" ? {} : task, task, ...args);
   }
 
   /**
-   * {@linkcode WorkerPool.prototype.submit} with options: a `signal` that
-   * gives up waiting for room (nothing is queued then).
+   * {@linkcode WorkerPool.prototype.submit} with {@linkcode TaskOptions}: a
+   * `signal` and a `timeout` that cancel the task wherever it is (waiting for
+   * room, queued, or running).
    *
-   * @param options The signal.
+   * @param options The signal and timeout.
    * @param task The export name (with `args` after it), or a {@linkcode TaskSpec}.
    * @param args The arguments, when `task` is a name.
    * @returns A handle with the promise of the outcome.
@@ -479,25 +632,22 @@ export class WorkerPool implements AsyncDisposable {
    * import { WorkerPool } from "@taskpool/taskpool";
    * import assert from "node:assert";
    *
-   * await using pool = new WorkerPool({ workers: 1, capacity: 1, spin: 0 });
-   * const slow = pool.execute(() => new Promise((r) => setTimeout(r, 100)));
+   * const module = `data:text/javascript,${encodeURIComponent("export const nap = (ms) => new Promise((r) => setTimeout(r, ms));")}`;
+   * await using pool = new WorkerPool({ workers: 1, capacity: 1, module });
+   * const running = pool.run("nap", 100);
    * while (pool.stats.running === 0) await new Promise((r) => setTimeout(r, 1));
-   * await pool.submit({ name: "unused", module: "data:text/javascript,export const unused = () => 0;" });
+   * const queued = await pool.submit("nap", 1); // the queue is full now
    * const signal = AbortSignal.timeout(10);
-   * await assert.rejects(pool.submitWith({ signal }, { name: "unused", module: "data:text/javascript,export const unused = () => 0;" }));
-   * await slow;
+   * await assert.rejects(pool.submitWith({ signal }, "nap", 1), { name: "TimeoutError" });
+   * await Promise.all([running, queued.result]);
    * ```
    */
   async submitWith<R = unknown>(
-    options: SubmitOptions,
+    options: TaskOptions,
     task: string | TaskSpec,
     ...args: unknown[]
   ): Promise<TaskHandle<R>> {
-    const index = this.#indexOf(task);
-    const form = this.#encodeArgs(task, args);
-    const handle = this.#waitingCount() === 0 ? this.#push(index, form) : null;
-    if (handle !== null) return handle as TaskHandle<R>;
-    return await this.#waitForRoom<R>(index, form, options.signal);
+    return await this.#enqueue(task, args, options) as TaskHandle<R>;
   }
 
   /**
@@ -527,11 +677,14 @@ export class WorkerPool implements AsyncDisposable {
     if (this.#state !== "open") return { ok: false, reason: "closed" };
     const index = this.#indexOf(task);
     const form = this.#encodeArgs(task, args);
-    if (this.#waitingCount() !== 0) return { ok: false, reason: "full" }; // behind waiting submits
-    const handle = this.#push(index, form);
-    return handle === null
-      ? { ok: false, reason: "full" }
-      : { ok: true, handle: handle as TaskHandle<R> };
+    if (this.#waitingLive !== 0) return { ok: false, reason: "full" }; // behind waiting submits
+    const control = this.#controlFor(typeof task === "string" ? undefined : task);
+    const handle = this.#push(index, form, control);
+    if (handle === null) {
+      if (control !== undefined) this.#release(control);
+      return { ok: false, reason: "full" };
+    }
+    return { ok: true, handle: handle as TaskHandle<R> };
   }
 
   /**
@@ -559,6 +712,34 @@ export class WorkerPool implements AsyncDisposable {
    * ```
    */
   execute<A extends unknown[], R>(fn: (...args: A) => R, ...args: A): Promise<Awaited<R>> {
+    return this.executeWith({}, fn, ...args);
+  }
+
+  /**
+   * {@linkcode WorkerPool.prototype.execute} with {@linkcode TaskOptions}: a
+   * `signal` and a `timeout` for the task.
+   *
+   * @param options The signal and timeout.
+   * @param fn The function.
+   * @param args Its arguments.
+   * @returns Its return value (awaited, when it is a promise).
+   * @throws {TimeoutError} When the timeout ran out (the promise rejects).
+   *
+   * @example Stop a runaway loop
+   * ```ts
+   * import { TimeoutError, WorkerPool } from "@taskpool/taskpool";
+   * import assert from "node:assert";
+   *
+   * await using pool = new WorkerPool({ workers: 1, abortGrace: 0 });
+   * await assert.rejects(pool.executeWith({ timeout: 50 }, () => { while (true); }), TimeoutError);
+   * assert.strictEqual(await pool.execute(() => "a fresh worker"), "a fresh worker");
+   * ```
+   */
+  executeWith<A extends unknown[], R>(
+    options: TaskOptions,
+    fn: (...args: A) => R,
+    ...args: A
+  ): Promise<Awaited<R>> {
     try {
       if (typeof fn !== "function") {
         throw new TypeError(
@@ -571,10 +752,10 @@ export class WorkerPool implements AsyncDisposable {
         index = this.#table.add({ kind: "source", source: Function.prototype.toString.call(fn) });
         this.#bySource.set(fn, index);
       }
-      const form = this.#encodeArgs("execute", args);
-      const handle = this.#waitingCount() === 0 ? this.#push(index, form) : null;
-      if (handle !== null) return handle.result as Promise<Awaited<R>>;
-      return this.#waitForRoom<Awaited<R>>(index, form, undefined).then((h) => h.result);
+      const queued = this.#enqueue(index, args, options);
+      return ("result" in queued ? queued.result : queued.then((h) => h.result)) as Promise<
+        Awaited<R>
+      >;
     } catch (error) {
       return Promise.reject(error);
     }
@@ -602,7 +783,7 @@ export class WorkerPool implements AsyncDisposable {
     if (this.#closing !== null) return this.#closing;
     if (this.#state === "open") this.#state = "closing";
     this.#closing = (async () => {
-      if (!this.#terminated && (this.#outstanding > 0 || this.#waitingCount() > 0)) {
+      if (!this.#terminated && (this.#outstanding > 0 || this.#waitingLive > 0)) {
         await new Promise<void>((resolve) => this.#onIdle = resolve);
       }
       this.#shutdown();
@@ -628,19 +809,13 @@ export class WorkerPool implements AsyncDisposable {
   terminate(): void {
     if (this.#terminated) return;
     this.#terminated = true;
-    this.#state = "closed";
     const error = () => new PoolClosedError("The task did not finish: the pool was terminated");
     for (let id = 0; id < this.#nextId; id++) {
-      const reject = this.#rejects[id];
-      if (reject === undefined) continue;
-      this.#resolves[id] = this.#rejects[id] = undefined;
-      reject(error());
+      if (this.#idState[id] === PENDING) this.#settleEarly(id, error());
     }
-    this.#outstanding = 0;
     this.#refuseWaiting(() => new PoolClosedError("Cannot submit a task: the pool was terminated"));
     this.#shutdown();
-    // Wake waiting submits (they see the pool terminated) and the result pump.
-    this.#tasks.wakeAll(SEND_EPOCH);
+    // Wake the result pump: it sees the pool terminated.
     this.#results.wakeAll(RECV_EPOCH);
     this.#idleCheck();
   }
@@ -656,7 +831,16 @@ export class WorkerPool implements AsyncDisposable {
     // idle by now, so terminating them loses nothing.
     Atomics.store(this.#tasks.i32, SENDERS, 0);
     this.#tasks.wakeAll(RECV_EPOCH);
-    for (const worker of this.#workers) worker.terminate();
+    for (const slot of this.#slots) {
+      slot.watch?.abort();
+      slot.watch = null;
+      if (slot.stopping !== null) clearTimeout(slot.stopping.timer);
+      slot.stopping = null;
+      clearTimeout(slot.respawn);
+      slot.worker?.terminate();
+      slot.worker = null;
+    }
+    for (const abandoned of this.#abandoned) abandoned.watch.abort();
   }
 
   #checkOpen(): void {
@@ -667,6 +851,279 @@ export class WorkerPool implements AsyncDisposable {
           : "Cannot submit a task: the pool is closed (close() was called); create a new pool",
       );
     }
+  }
+
+  // -- Workers: spawn, watch, death, replacement --
+
+  #spawn(index: number): void {
+    const slot = this.#slots[index];
+    const record = this.#freeRecords.pop();
+    if (record === undefined) {
+      // Every spare record belongs to a worker stuck in synchronous code.
+      slot.respawn = setTimeout(() => this.#spawn(index), 1000);
+      return;
+    }
+    const generation = ++slot.generation;
+    const at = record * W_INTS;
+    Atomics.store(this.#counters, at + W_TASK, -1);
+    Atomics.store(this.#counters, at + W_KILL, 0);
+    Atomics.store(this.#counters, at + W_STATE, 0);
+    const lock = workerLock(this.#poolId, record, generation);
+    const worker = new Worker(WORKER_URL, {
+      type: "module",
+      name: `${this.#name} worker ${index + 1}`,
+    });
+    slot.worker = worker;
+    slot.record = record;
+    slot.ready = false;
+    slot.lastError = undefined;
+    slot.baseline = this.#finished(record);
+    worker.onmessage = (event) => {
+      if (
+        event.data?.kind !== "ready" || slot.generation !== generation || this.#state === "closed"
+      ) return;
+      slot.ready = true;
+      // The worker holds its lock now: being granted it means the worker is gone.
+      const watch = new AbortController();
+      slot.watch = watch;
+      locks.request(lock, { signal: watch.signal }, () => this.#onDeath(index, generation))
+        .catch(() => {/* withdrawn: the pool closed, or the worker was abandoned */});
+    };
+    worker.onerror = (event) => {
+      event.preventDefault(); // the pool handles it; the program goes on
+      if (slot.generation !== generation) return;
+      slot.lastError = event.message || "an uncaught error";
+      // Before "ready" there is no lock to tell us: treat it as dead now.
+      if (!slot.ready) this.#onDeath(index, generation);
+    };
+    worker.postMessage({ ...this.#start, index: record, lock } satisfies StartMessage);
+  }
+
+  /** The worker of slot `index` died on its own (its lock came free). */
+  #onDeath(index: number, generation: number): void {
+    const slot = this.#slots[index];
+    if (slot.generation !== generation || this.#state === "closed" || slot.worker === null) return;
+    const worker = slot.worker;
+    slot.watch = null;
+    // Let an error event that is on its way arrive first: it says why.
+    setTimeout(() => {
+      worker.terminate();
+      if (slot.generation === generation && this.#state !== "closed") this.#replace(index);
+    }, 0);
+  }
+
+  /** Settles what the dead worker held, then starts its replacement. */
+  #replace(index: number): void {
+    const slot = this.#slots[index];
+    const at = slot.record * W_INTS;
+    const held = Atomics.load(this.#counters, at + W_TASK);
+    if (held >= 0 && this.#lost(slot.record, held)) {
+      const id = held & ID_MASK;
+      this.#crashed++;
+      const task = this.#table.label(this.#functionOf[id]);
+      const why = slot.lastError ??
+        "it exited (self.close(), Deno.exit(), or the runtime ended it)";
+      this.#settleEarly(
+        id,
+        new WorkerCrashedError(
+          `Worker ${index + 1} of pool "${this.#name}" died while running ${task}: ${why}`,
+          task,
+        ),
+      );
+    }
+    if (slot.stopping !== null) clearTimeout(slot.stopping.timer);
+    slot.stopping = null;
+    slot.worker = null;
+    Atomics.store(this.#counters, at + W_STATE, 0);
+    // A worker that died before finishing a single task, again and again
+    // (say, a module whose loading kills every worker): back off instead of
+    // respawning in a hot loop. One that served tasks is replaced at once.
+    slot.streak = this.#finished(slot.record) > slot.baseline ? 0 : slot.streak + 1;
+    const delay = slot.streak === 0
+      ? 0
+      : Math.min(MAX_RESPAWN_DELAY_MS, RESPAWN_DELAY_MS * 2 ** (slot.streak - 1));
+    this.#freeRecords.push(slot.record); // it is gone: its record is free
+    slot.respawn = setTimeout(() => {
+      slot.respawn = undefined;
+      if (this.#state !== "closed") this.#spawn(index);
+    }, delay);
+    this.#idleCheck();
+  }
+
+  /** Tasks the workers of stats record `record` have finished, all together. */
+  #finished(record: number): number {
+    return Atomics.load(this.#counters, record * W_INTS + W_COMPLETED) +
+      Atomics.load(this.#counters, record * W_INTS + W_FAILED);
+  }
+
+  /**
+   * Whether the task with `ticket`, the `W_TASK` of dead worker record
+   * `record`, was lost with it: it is still pending, neither queued nor held
+   * by a live worker, and no result of it is waiting (the order of the reads
+   * is the protocol in `_protocol.ts`).
+   */
+  #lost(record: number, ticket: number): boolean {
+    const id = ticket & ID_MASK;
+    if (this.#idState[id] !== PENDING || this.#tickets[id] !== ticket) return false;
+    if (this.#tasks.queuedAux0().includes(ticket)) return false;
+    for (const slot of this.#slots) {
+      if (slot.worker !== null && slot.record !== record) {
+        if (Atomics.load(this.#counters, slot.record * W_INTS + W_TASK) === ticket) return false;
+      }
+    }
+    this.#drain();
+    return this.#idState[id] === PENDING && this.#tickets[id] === ticket;
+  }
+
+  /**
+   * Gives up on slot `index`'s worker (to stop the task it runs) and starts
+   * a replacement at once. The old one is terminated; if it is stuck in
+   * synchronous code it goes on running (a Deno limitation), but its record
+   * keeps it from taking tasks, and any result it sends has a stale ticket.
+   */
+  #abandon(index: number): void {
+    const slot = this.#slots[index];
+    const worker = slot.worker!;
+    const record = slot.record;
+    slot.watch?.abort(); // its lock now tells the abandoned entry, not the slot
+    slot.watch = null;
+    slot.worker = null;
+    slot.stopping = null;
+    worker.terminate();
+    const abandoned: Abandoned = { worker, record, watch: new AbortController() };
+    this.#abandoned.add(abandoned);
+    const lock = workerLock(this.#poolId, record, slot.generation);
+    locks.request(lock, { signal: abandoned.watch.signal }, () => {
+      this.#abandoned.delete(abandoned);
+      Atomics.store(this.#counters, record * W_INTS + W_STATE, 0);
+      this.#freeRecords.push(record);
+    }).catch(() => {/* the pool closed */});
+    if (this.#state !== "closed") this.#spawn(index);
+  }
+
+  // -- Cancellation --
+
+  /** The control of a task with a timeout or a signal; `undefined` (no cost) otherwise. */
+  #controlFor(options: TaskOptions | undefined): Control | undefined {
+    const timeout = options?.timeout === undefined
+      ? this.#timeout
+      : checkMs("Cannot run the task as 'timeout'", options.timeout);
+    const signal = options?.signal;
+    if (timeout === undefined && signal === undefined) return undefined;
+    signal?.throwIfAborted();
+    const control: Control = {
+      id: -1,
+      waiting: undefined,
+      timer: undefined,
+      signal,
+      onAbort: undefined,
+    };
+    if (timeout !== undefined) {
+      control.timer = setTimeout(
+        () => this.#cancel(control, new TimeoutError(`The task timed out after ${timeout} ms`)),
+        timeout,
+      );
+    }
+    if (signal !== undefined) {
+      control.onAbort = () => this.#cancel(control, signal.reason);
+      signal.addEventListener("abort", control.onAbort, { once: true });
+    }
+    return control;
+  }
+
+  #release(control: Control): void {
+    clearTimeout(control.timer);
+    if (control.onAbort !== undefined) {
+      control.signal!.removeEventListener("abort", control.onAbort);
+    }
+  }
+
+  #cancel(control: Control, reason: unknown): void {
+    const waiting = control.waiting;
+    if (waiting !== undefined) {
+      if (waiting.accept === undefined) return;
+      waiting.accept = undefined; // #flush skips it
+      this.#waitingLive--;
+      this.#cancelled++;
+      this.#release(control);
+      waiting.refuse(reason);
+      this.#idleCheck();
+      return;
+    }
+    const id = control.id;
+    if (id < 0 || this.#idState[id] !== PENDING || this.#controls[id] !== control) return;
+    const ticket = this.#tickets[id];
+    this.#cancelled++;
+    // A worker that claims it from now on skips it (see `_protocol.ts`).
+    Atomics.store(this.#flags, id, ticket);
+    this.#settleEarly(id, reason);
+    for (let w = 0; w < this.#slots.length; w++) {
+      const slot = this.#slots[w];
+      if (
+        slot.worker !== null &&
+        Atomics.load(this.#counters, slot.record * W_INTS + W_TASK) === ticket
+      ) {
+        this.#stop(w, ticket, reason);
+        break;
+      }
+    }
+    this.#idleCheck();
+  }
+
+  /** Stops the task `ticket` running on slot `w`: its signal first, a new worker after the grace. */
+  #stop(w: number, ticket: number, reason: unknown): void {
+    const slot = this.#slots[w];
+    const at = slot.record * W_INTS;
+    if (slot.worker === null || slot.stopping !== null) return;
+    Atomics.store(this.#counters, at + W_KILL, 1);
+    if (Atomics.load(this.#counters, at + W_TASK) !== ticket) {
+      this.#resume(slot.record); // it finished, or took another task: nothing to stop
+      return;
+    }
+    const error = reason instanceof Error ? reason : new Error(String(reason));
+    slot.worker.postMessage(
+      {
+        kind: "abort",
+        id: ticket,
+        name: error.name,
+        message: error.message,
+      } satisfies AbortMessage,
+    );
+    const generation = slot.generation;
+    slot.stopping = {
+      id: ticket,
+      timer: setTimeout(() => {
+        if (slot.generation !== generation || slot.worker === null) return;
+        slot.stopping = null;
+        if (Atomics.load(this.#counters, at + W_TASK) === ticket) this.#abandon(w);
+        else this.#resume(slot.record); // it stopped in time
+      }, this.#abortGrace),
+    };
+  }
+
+  /** Lets the worker of stats record `record` take tasks again. */
+  #resume(record: number): void {
+    const at = record * W_INTS + W_KILL;
+    Atomics.store(this.#counters, at, 0);
+    Atomics.notify(this.#counters, at);
+  }
+
+  // -- Queueing --
+
+  /** Queues a task: its handle now, or a promise of it once there is room. */
+  #enqueue(
+    task: string | TaskSpec | number,
+    args: unknown[],
+    options: TaskOptions | undefined,
+  ): TaskHandle<unknown> | Promise<TaskHandle<unknown>> {
+    const index = typeof task === "number" ? task : this.#indexOf(task);
+    const form = this.#encodeArgs(typeof task === "number" ? "execute" : task, args);
+    const control = this.#controlFor(options);
+    if (this.#waitingLive === 0) {
+      const handle = this.#push(index, form, control);
+      if (handle !== null) return handle;
+    }
+    return this.#waitForRoom(index, form, control);
   }
 
   /** The function table index of a task, adding it on first use. */
@@ -742,14 +1199,25 @@ export class WorkerPool implements AsyncDisposable {
   }
 
   /** Queues the encoded task if there is room; its handle, or `null` when full. */
-  #push(index: number, form: number): TaskHandle<unknown> | null {
-    const id = this.#freeIds.length > 0 ? this.#freeIds.pop()! : this.#nextId++;
-    if (this.#tasks.push(this.#enc, id, (index << 2) | form, micros(this.#epoch)) !== OK) {
+  #push(index: number, form: number, control: Control | undefined): TaskHandle<unknown> | null {
+    let id: number;
+    if (this.#freeIds.length > 0) id = this.#freeIds.pop()!;
+    else if (this.#nextId < this.#idLimit) id = this.#nextId++;
+    else return null;
+    const aux1 = (index << INDEX_SHIFT) | (control === undefined ? 0 : SIGNALLED) | form;
+    const ticket = this.#tickets[id] ?? (this.#tickets[id] = ticketOf(id, 1));
+    if (this.#tasks.push(this.#enc, ticket, aux1, micros(this.#epoch)) !== OK) {
       this.#freeIds.push(id);
       return null;
     }
     this.#outstanding++;
+    this.#idState[id] = PENDING;
     this.#functionOf[id] = index;
+    this.#controls[id] = control;
+    if (control !== undefined) {
+      control.id = id;
+      control.waiting = undefined;
+    }
     const result = new Promise<unknown>((resolve, reject) => {
       this.#resolves[id] = resolve;
       this.#rejects[id] = reject;
@@ -758,23 +1226,18 @@ export class WorkerPool implements AsyncDisposable {
     return { result };
   }
 
-  #waitingCount(): number {
-    return this.#waitingLive;
-  }
-
   /**
    * Parks the encoded task behind earlier waiting ones; the result pump
    * queues it when a worker frees a slot. Resolves with its handle then.
    */
-  #waitForRoom<R>(
+  #waitForRoom(
     index: number,
     form: number,
-    signal: AbortSignal | undefined,
-  ): Promise<TaskHandle<R>> {
-    signal?.throwIfAborted();
+    control: Control | undefined,
+  ): Promise<TaskHandle<unknown>> {
     const enc = this.#enc;
     enc.own(); // later submits reuse the encoder while this one waits
-    return new Promise<TaskHandle<R>>((resolve, reject) => {
+    return new Promise<TaskHandle<unknown>>((resolve, reject) => {
       const waiting: Waiting = {
         index,
         form,
@@ -782,20 +1245,11 @@ export class WorkerPool implements AsyncDisposable {
         len: enc.len,
         num: enc.num,
         bytes: enc.bytes,
-        accept: resolve as (handle: TaskHandle<unknown>) => void,
+        accept: resolve,
         refuse: reject,
-        signal,
-        onAbort: undefined,
+        control,
       };
-      if (signal !== undefined) {
-        waiting.onAbort = () => {
-          waiting.refuse(signal.reason);
-          waiting.accept = undefined; // skipped by #flush
-          this.#waitingLive--;
-          this.#idleCheck();
-        };
-        signal.addEventListener("abort", waiting.onAbort, { once: true });
-      }
+      if (control !== undefined) control.waiting = waiting;
       this.#overflow.push(waiting);
       this.#waitingLive++;
       this.#startPump();
@@ -813,9 +1267,8 @@ export class WorkerPool implements AsyncDisposable {
           enc.len = waiting.len,
           enc.num = waiting.num,
           enc.bytes = waiting.bytes;
-        const handle = this.#push(waiting.index, waiting.form);
+        const handle = this.#push(waiting.index, waiting.form, waiting.control);
         if (handle === null) break;
-        waiting.signal?.removeEventListener("abort", waiting.onAbort!);
         this.#waitingLive--;
         waiting.accept(handle);
       }
@@ -835,13 +1288,15 @@ export class WorkerPool implements AsyncDisposable {
     for (let i = this.#overflowHead; i < this.#overflow.length; i++) {
       const waiting = this.#overflow[i];
       if (waiting.accept === undefined) continue;
-      waiting.signal?.removeEventListener("abort", waiting.onAbort!);
+      if (waiting.control !== undefined) this.#release(waiting.control);
       waiting.refuse(error());
     }
     this.#overflow.length = 0;
     this.#overflowHead = 0;
     this.#waitingLive = 0;
   }
+
+  // -- Results --
 
   #startPump(): void {
     if (this.#pumping) return;
@@ -857,16 +1312,16 @@ export class WorkerPool implements AsyncDisposable {
   async #pump(): Promise<void> {
     const ring = this.#results;
     const scratch = this.#scratch;
-    const take = () => this.#terminated ? null : ring.pop(scratch);
+    const busy = () => !this.#terminated && this.#outstanding > 0;
+    const take = () => busy() ? ring.pop(scratch) : null;
     try {
       for (;;) {
-        let value;
-        while ((value = ring.pop(scratch)) !== EMPTY) this.#settle(ring.aux0, ring.aux1, value);
-        if (this.#waitingCount() > 0) this.#flush();
-        if (this.#outstanding === 0 || this.#terminated) return;
+        this.#drain();
+        if (this.#waitingLive > 0) this.#flush();
+        if (!busy()) return;
         // Poll briefly before sleeping: being woken costs the main thread
         // tens of µs, the round trip of a short task is a few.
-        if (this.#spinMs > 0) value = spinPop(ring, scratch, this.#spinMs);
+        let value = this.#spinMs > 0 ? spinPop(ring, scratch, this.#spinMs) : EMPTY;
         if (value === EMPTY) {
           value = await waitAsync(
             ring,
@@ -877,7 +1332,7 @@ export class WorkerPool implements AsyncDisposable {
             {},
             "receive a result",
           );
-          if (value === null) return; // terminated
+          if (value === null) continue; // nothing left to wait for
         }
         this.#settle(ring.aux0, ring.aux1, value);
       }
@@ -886,20 +1341,62 @@ export class WorkerPool implements AsyncDisposable {
     }
   }
 
-  #settle(id: number, outcome: number, value: unknown): void {
-    const resolve = this.#resolves[id];
-    const reject = this.#rejects[id];
-    if (resolve === undefined || reject === undefined) return; // terminated meanwhile
-    this.#resolves[id] = this.#rejects[id] = undefined;
-    this.#freeIds.push(id);
-    this.#outstanding--;
+  /** Settles every result that is ready now. */
+  #drain(): void {
+    const ring = this.#results;
+    let value;
+    while ((value = ring.pop(this.#scratch)) !== EMPTY) this.#settle(ring.aux0, ring.aux1, value);
+  }
+
+  #settle(ticket: number, outcome: number, value: unknown): void {
+    const id = ticket & ID_MASK;
+    // A stale ticket: the task was cancelled or lost, and its id moved on.
+    if (this.#idState[id] !== PENDING || this.#tickets[id] !== ticket) {
+      this.#stopped(ticket);
+      return;
+    }
+    const resolve = this.#resolves[id]!;
+    const reject = this.#rejects[id]!;
+    const control = this.#controls[id];
+    this.#free(id);
+    if (control !== undefined) this.#release(control);
     if (outcome === OUTCOME_OK) resolve(value);
+    else if (outcome === OUTCOME_SKIPPED) reject(new PoolClosedError("The task was skipped"));
     else reject(this.#taskError(value as RemoteError, this.#functionOf[id]));
     if (this.#outstanding === 0) this.#idleCheck();
   }
 
+  /** A cancelled task came back (skipped, or stopped within its grace): its worker may go on. */
+  #stopped(ticket: number): void {
+    for (const slot of this.#slots) {
+      if (slot.stopping?.id === ticket) {
+        clearTimeout(slot.stopping.timer);
+        slot.stopping = null;
+        this.#resume(slot.record);
+      }
+    }
+  }
+
+  /** Rejects a pending task before its result came (cancelled, lost, terminated). */
+  #settleEarly(id: number, reason: unknown): void {
+    const reject = this.#rejects[id]!;
+    const control = this.#controls[id];
+    this.#free(id);
+    if (control !== undefined) this.#release(control);
+    reject(reason);
+  }
+
+  /** Frees id `id` under a new ticket, so that a late result of the old one is ignored. */
+  #free(id: number): void {
+    this.#resolves[id] = this.#rejects[id] = this.#controls[id] = undefined;
+    this.#idState[id] = FREE;
+    this.#tickets[id] = ticketOf(id, (this.#tickets[id] >>> TICKET_SHIFT) + 1);
+    this.#freeIds.push(id);
+    this.#outstanding--;
+  }
+
   #idleCheck(): void {
-    if (this.#onIdle !== null && this.#outstanding === 0 && this.#waitingCount() === 0) {
+    if (this.#onIdle !== null && this.#outstanding === 0 && this.#waitingLive === 0) {
       const onIdle = this.#onIdle;
       this.#onIdle = null;
       onIdle();
@@ -914,6 +1411,18 @@ export class WorkerPool implements AsyncDisposable {
       : `The task threw a non-Error value: ${describe(remote.value)}`;
     return new TaskError(message, { cause, stack: remote.stack, task });
   }
+}
+
+/** A duration in milliseconds: a non-negative finite number. */
+function checkMs(what: string, value: unknown): number {
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+    throw new RangeError(
+      `${what} must be a non-negative number of milliseconds: current value is ${
+        typeof value === "string" ? JSON.stringify(value) : String(value)
+      }`,
+    );
+  }
+  return value;
 }
 
 /** The thrown value, rebuilt from its remote form. */

@@ -1,0 +1,266 @@
+import assert from "node:assert";
+import {
+  PoolClosedError,
+  TaskError,
+  TimeoutError,
+  WorkerCrashedError,
+  WorkerPool,
+} from "../mod.ts";
+
+const FAULTS = new URL("./fixtures/fault_tasks.ts", import.meta.url);
+const DEADLY = new URL("./fixtures/deadly_module.ts", import.meta.url);
+
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Waits until `check()` holds, polling; fails after `ms`. */
+async function until(check: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!check()) {
+    if (performance.now() > deadline) assert.fail("condition not reached in time");
+    await delay(2);
+  }
+}
+
+// -- Workers that die --
+
+for (
+  const [task, why] of [
+    ["crashLater", /stray error from a timer/],
+    ["closeWorker", /exited/],
+    ["exitWorker", /exited/],
+  ] as const
+) {
+  Deno.test(`a worker that dies in ${task}() fails that task only and is replaced`, async () => {
+    await using pool = new WorkerPool({ workers: 1, module: FAULTS });
+    const before = await pool.run("workerId");
+    await assert.rejects(pool.run(task), (error: unknown) => {
+      assert(error instanceof WorkerCrashedError);
+      assert.match(error.message, /Worker 1 of pool "taskpool" died while running/);
+      assert.match(error.message, why);
+      assert.match(error.task, new RegExp(`${task} from .*fault_tasks\\.ts`));
+      return true;
+    });
+    const after = await pool.run("workerId");
+    assert.notStrictEqual(after, before, "a new worker serves");
+    assert.strictEqual(pool.stats.crashed, 1);
+    await until(() => pool.stats.workers === 1);
+  });
+}
+
+Deno.test("a crash loses no other task and runs none twice, queued ones included", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await using pool = new WorkerPool({ workers: 2, capacity: 8, module: FAULTS });
+    const outcomes = await Promise.allSettled(
+      Array.from(
+        { length: 300 },
+        (_, i) => i % 50 === 7 ? pool.run("exitWorker") : pool.run("once", dir, `t${i}`, i),
+      ),
+    );
+    outcomes.forEach((outcome, i) => {
+      if (i % 50 === 7) {
+        assert(outcome.status === "rejected" && outcome.reason instanceof WorkerCrashedError);
+      } else {
+        assert.deepStrictEqual(outcome, { status: "fulfilled", value: i });
+      }
+    });
+    assert.strictEqual(pool.stats.crashed, 6);
+    assert.strictEqual(pool.stats.completed, 294);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a module whose loading kills the worker fails its tasks without a respawn storm", async () => {
+  await using pool = new WorkerPool({ workers: 2, module: FAULTS });
+  const started = performance.now();
+  const outcomes = await Promise.allSettled(
+    Array.from({ length: 6 }, () => pool.run({ module: DEADLY, name: "never" })),
+  );
+  for (const outcome of outcomes) {
+    assert(outcome.status === "rejected" && outcome.reason instanceof WorkerCrashedError);
+  }
+  // Six crashes in a row: the pool backed off between respawns.
+  assert(performance.now() - started >= 100, "respawns were spaced out");
+  assert.strictEqual(await pool.run("echo", "still serving"), "still serving");
+});
+
+// -- Timeouts --
+
+Deno.test("a task that spins past its timeout rejects with TimeoutError; its worker is replaced", async () => {
+  await using pool = new WorkerPool({ workers: 1, module: FAULTS, abortGrace: 10 });
+  const before = await pool.run("workerId");
+  const started = performance.now();
+  await assert.rejects(pool.run({ name: "spin", args: [1000], timeout: 50 }), (error: unknown) => {
+    assert(error instanceof TimeoutError);
+    assert.match(error.message, /timed out after 50 ms/);
+    return true;
+  });
+  assert(performance.now() - started < 900, "rejected at its timeout, not when the loop ended");
+  assert.notStrictEqual(await pool.run("workerId"), before, "a new worker serves at once");
+  const stats = pool.stats;
+  assert.strictEqual(stats.cancelled, 1);
+  assert.strictEqual(stats.crashed, 0, "a kill to stop a task is not a crash");
+  // Deno cannot stop the old worker inside its loop: the pool reports it
+  // until the loop ends and the worker is gone.
+  assert.strictEqual(stats.stuck, 1);
+  await until(() => pool.stats.stuck === 0);
+});
+
+Deno.test("the pool's timeout applies to every task, and a task's own overrides it", async () => {
+  await using pool = new WorkerPool({ workers: 1, module: FAULTS, timeout: 30, abortGrace: 10 });
+  await assert.rejects(pool.run("hang"), TimeoutError);
+  assert.strictEqual(await pool.run({ name: "echo", args: [1], timeout: 5000 }), 1);
+  assert.throws(
+    () => new WorkerPool({ workers: 1, timeout: -1 }),
+    /'timeout' must be a non-negative number/,
+  );
+  await assert.rejects(pool.run({ name: "echo", args: [1], timeout: NaN }), RangeError);
+});
+
+Deno.test("a queued task whose timeout runs out never runs", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await using pool = new WorkerPool({ workers: 1, capacity: 4, module: FAULTS, abortGrace: 10 });
+    const blocker = pool.run({ name: "spin", args: [300], timeout: 100 });
+    const queued = pool.run({ name: "once", args: [dir, "queued", 1], timeout: 20 });
+    await assert.rejects(queued, TimeoutError);
+    await assert.rejects(blocker, TimeoutError);
+    assert.strictEqual(await pool.run("once", dir, "after", 2), 2);
+    await assert.rejects(Deno.stat(`${dir}/queued`), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+// -- Signals --
+
+Deno.test("a task aborted while queued never runs; one aborted before the call is refused", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await using pool = new WorkerPool({ workers: 1, capacity: 4, module: FAULTS });
+    const blocker = pool.run("once", dir, "blocker", 0);
+    const controller = new AbortController();
+    const queued = pool.run({ name: "once", args: [dir, "aborted", 1], signal: controller.signal });
+    controller.abort(new Error("not needed"));
+    await assert.rejects(queued, /not needed/);
+    await blocker;
+    await pool.run("echo", 0); // the worker has passed the aborted task by now
+    await assert.rejects(Deno.stat(`${dir}/aborted`), Deno.errors.NotFound);
+    await assert.rejects(pool.run({ name: "echo", args: [1], signal: AbortSignal.abort() }), {
+      name: "AbortError",
+    });
+    assert.strictEqual(pool.stats.cancelled, 1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a running task that honours taskSignal() stops and keeps its worker", async () => {
+  await using pool = new WorkerPool({ workers: 1, module: FAULTS, abortGrace: 5000 });
+  const before = await pool.run("workerId");
+  const controller = new AbortController();
+  const running = pool.run({ name: "cooperative", signal: controller.signal });
+  await until(() => pool.stats.running === 1);
+  controller.abort(new Error("stop, please"));
+  await assert.rejects(running, /stop, please/);
+  assert.strictEqual(await pool.run("workerId"), before, "the same worker goes on");
+});
+
+Deno.test("a running task that ignores its signal is stopped by terminating its worker", async () => {
+  await using pool = new WorkerPool({ workers: 1, module: FAULTS, abortGrace: 20 });
+  const before = await pool.run("workerId");
+  const controller = new AbortController();
+  const running = pool.run({ name: "hang", signal: controller.signal });
+  await until(() => pool.stats.running === 1);
+  controller.abort();
+  await assert.rejects(running, { name: "AbortError" });
+  assert.notStrictEqual(await pool.run("workerId"), before);
+});
+
+Deno.test("execute() and submitWith() take a signal and a timeout too", async () => {
+  await using pool = new WorkerPool({ workers: 1, module: FAULTS, abortGrace: 10 });
+  await assert.rejects(
+    pool.executeWith({ timeout: 30 }, () => new Promise(() => {})),
+    TimeoutError,
+  );
+  const handle = await pool.submitWith({ timeout: 30 }, "hang");
+  await assert.rejects(handle.result, TimeoutError);
+  assert.strictEqual(await pool.execute(() => 5), 5);
+});
+
+// -- Shutdown under faults --
+
+Deno.test("close() while tasks crash and time out still drains and returns", async () => {
+  const pool = new WorkerPool({ workers: 2, capacity: 4, module: FAULTS, abortGrace: 10 });
+  const outcomes = Promise.allSettled([
+    pool.run("exitWorker"),
+    pool.run({ name: "spin", args: [300], timeout: 40 }),
+    pool.run("echo", 1),
+    pool.run("crashLater"),
+    pool.run({ name: "hang", timeout: 40 }),
+    pool.run("echo", 2),
+    pool.run("fail", "no"),
+  ]);
+  await pool.close();
+  const settled = await outcomes;
+  assert.deepStrictEqual(settled.map((o) => o.status), [
+    "rejected",
+    "rejected",
+    "fulfilled",
+    "rejected",
+    "rejected",
+    "fulfilled",
+    "rejected",
+  ]);
+  assert.strictEqual(pool.stats.workers, 0);
+  await assert.rejects(pool.run("echo", 3), PoolClosedError);
+});
+
+// -- Chaos --
+
+Deno.test("chaos: 10,000 tasks that throw, kill workers, hang and get aborted all settle once, correctly", async () => {
+  await using pool = new WorkerPool({ workers: 4, capacity: 8, module: FAULTS, abortGrace: 10 });
+  const total = 10_000;
+  const kinds: string[] = [];
+  const settled = new Uint8Array(total);
+  const checks: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const r = (i * 7919) % 100; // a fixed, well-spread pattern
+    const kind = r < 5 ? "throw" : r < 6 ? "kill" : r < 7 ? "hang" : r < 8 ? "abort" : "ok";
+    kinds.push(kind);
+    let outcome: Promise<unknown>;
+    if (kind === "throw") outcome = pool.run("fail", `task ${i}`);
+    else if (kind === "kill") outcome = pool.run("exitWorker");
+    else if (kind === "hang") outcome = pool.run({ name: "hang", timeout: 30 });
+    else if (kind === "abort") {
+      const controller = new AbortController();
+      outcome = pool.run({ name: i % 2 ? "hang" : "echo", args: [i], signal: controller.signal });
+      setTimeout(() => controller.abort(new Error(`abort ${i}`)), i % 3);
+    } else outcome = pool.run("echo", i);
+    checks.push(outcome.then(
+      (value) => {
+        settled[i]++;
+        if (kind === "ok" || (kind === "abort" && i % 2 === 0)) assert.strictEqual(value, i);
+        else assert.fail(`task ${i} (${kind}) resolved with ${value}`);
+      },
+      (error) => {
+        settled[i]++;
+        if (kind === "throw") assert(error instanceof TaskError && error.message === `task ${i}`);
+        else if (kind === "kill") assert(error instanceof WorkerCrashedError, String(error));
+        else if (kind === "hang") assert(error instanceof TimeoutError, String(error));
+        else if (kind === "abort") assert.strictEqual(error.message, `abort ${i}`);
+        else assert.fail(`task ${i} (ok) rejected: ${error}`);
+      },
+    ));
+  }
+  await Promise.all(checks);
+  assert(settled.every((n) => n === 1), "every task settled exactly once");
+  await until(() => pool.stats.workers === 4 && pool.stats.idle === 4);
+  const stats = pool.stats;
+  const count = (k: string) => kinds.filter((x) => x === k).length;
+  assert.strictEqual(stats.crashed, count("kill"));
+  assert.strictEqual(stats.failed, count("throw"));
+  assert.strictEqual(stats.queued, 0);
+  assert.strictEqual(stats.completed + stats.failed + stats.cancelled + stats.crashed, total);
+});
