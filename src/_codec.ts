@@ -62,8 +62,7 @@ export class Encoder {
         this.len = 0;
         return;
       case "string":
-        this.tag = T_STRING;
-        this.#encodeText(value);
+        this.#encodeText(value, T_STRING);
         return;
       case "function":
       case "symbol":
@@ -78,7 +77,7 @@ export class Encoder {
     }
     if (value instanceof Uint8Array) {
       if (value.byteLength > this.#slotBytes) {
-        throw tooLarge(value.byteLength, this.#slotBytes);
+        throw new TooLargeError(value.byteLength, this.#slotBytes, T_BYTES, value);
       }
       this.tag = T_BYTES;
       this.bytes = value;
@@ -95,8 +94,7 @@ export class Encoder {
         { cause: error },
       );
     }
-    this.tag = T_JSON;
-    this.#encodeText(json);
+    this.#encodeText(json, T_JSON);
   }
 
   /** Makes the payload independent of the staging buffer and of the caller's array, before a wait. */
@@ -119,8 +117,9 @@ export class Encoder {
     this.bytes = this.#stage;
   }
 
-  #encodeText(text: string): void {
+  #encodeText(text: string, tag: number): void {
     const stage = this.#stage;
+    this.tag = tag;
     this.bytes = stage;
     // A UTF-16 unit becomes at most 3 UTF-8 bytes: short texts always fit.
     if (text.length * 3 <= stage.byteLength) {
@@ -129,7 +128,7 @@ export class Encoder {
     }
     const { read, written } = encoder.encodeInto(text, stage);
     if (read < text.length) {
-      throw tooLarge(encoder.encode(text).byteLength, stage.byteLength);
+      throw new TooLargeError(encoder.encode(text).byteLength, stage.byteLength, tag, text);
     }
     this.len = written;
   }
@@ -174,10 +173,29 @@ export function decodeText(
   return tag === T_STRING ? text : JSON.parse(text);
 }
 
-function tooLarge(bytes: number, slotBytes: number): RangeError {
-  let suggested = slotBytes;
-  while (suggested < bytes) suggested *= 2;
-  return new RangeError(
-    `Cannot send the value: it takes ${bytes} bytes but a slot holds ${slotBytes}; create the channel with a larger slot, for instance syncChannel(capacity, { slotSize: ${suggested} })`,
-  );
+/**
+ * A value larger than a slot. A `RangeError` that says how to fix it, and
+ * carries the encoding it got (`tag`, and the text or bytes as `data`) so
+ * that a caller with a side path (the pool) need not encode again.
+ */
+export class TooLargeError extends RangeError {
+  /** `T_STRING`, `T_JSON` or `T_BYTES`. */
+  readonly tag: number;
+  /** The string, the JSON text, or the bytes. */
+  readonly data: string | Uint8Array;
+
+  constructor(bytes: number, slotBytes: number, tag: number, data: string | Uint8Array) {
+    let suggested = slotBytes;
+    while (suggested < bytes) suggested *= 2;
+    super(
+      `Cannot send the value: it takes ${bytes} bytes but a slot holds ${slotBytes}; create the channel with a larger slot, for instance syncChannel(capacity, { slotSize: ${suggested} })`,
+    );
+    this.tag = tag;
+    this.data = data;
+  }
+}
+
+/** Decodes what a {@linkcode TooLargeError} carried, on the other side. */
+export function decodeLarge(tag: number, data: string | Uint8Array): unknown {
+  return tag === T_JSON ? JSON.parse(data as string) : data;
 }

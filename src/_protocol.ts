@@ -79,6 +79,11 @@ export const FORM_ARRAY = 0;
 export const FORM_ONE = 1;
 /** No arguments; no payload. */
 export const FORM_NONE = 2;
+/**
+ * The arguments were too large for a slot: the payload is a parcel key, and
+ * the worker fetches the parcel from the main thread with `postMessage`.
+ */
+export const FORM_LARGE = 3;
 
 /** aux1 of a result: the task returned (or resolved). */
 export const OUTCOME_OK = 0;
@@ -86,6 +91,8 @@ export const OUTCOME_OK = 0;
 export const OUTCOME_ERROR = 1;
 /** aux1 of a result: the task was cancelled before it ran; no payload. */
 export const OUTCOME_SKIPPED = 2;
+/** aux1 of a result: it returned a value too large for a slot, sent as a {@linkcode LargeResultMessage}. */
+export const OUTCOME_LARGE = 3;
 
 /** aux1 bit: the task may be aborted; the worker gives it an `AbortSignal`. */
 export const SIGNALLED = 4;
@@ -137,8 +144,35 @@ export function statsFloatOffset(workers: number): number {
   return workers * W_INTS * 4;
 }
 
-/** What the main thread posts to a worker: what it needs to start, or an abort. */
-export type ToWorker = StartMessage | AbortMessage;
+/** What the main thread posts to a worker. */
+export type ToWorker = StartMessage | AbortMessage | ParcelMessage;
+
+/** What a worker posts to the main thread. */
+export type FromWorker = ReadyMessage | FetchMessage | LargeResultMessage;
+
+/** Arguments too large for a slot, as they were encoded (see `TooLargeError`). */
+export interface ParcelMessage {
+  kind: "parcel";
+  key: number;
+  /** `FORM_ONE` or `FORM_ARRAY`; absent when the task was cancelled meanwhile. */
+  form?: number;
+  tag?: number;
+  data?: string | Uint8Array;
+}
+
+/** A worker asks for the parcel of a `FORM_LARGE` task. */
+export interface FetchMessage {
+  kind: "fetch";
+  key: number;
+}
+
+/** A result too large for a slot; its ring message has `OUTCOME_LARGE`. */
+export interface LargeResultMessage {
+  kind: "result";
+  ticket: number;
+  tag: number;
+  data: string | Uint8Array;
+}
 
 /** Aborts the signal of the running task `id` (cooperative cancellation). */
 export interface AbortMessage {

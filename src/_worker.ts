@@ -12,19 +12,22 @@
  * @module
  */
 
-import { Encoder } from "./_codec.ts";
+import { decodeLarge, Encoder, TooLargeError } from "./_codec.ts";
 import { RECV_EPOCH, RECV_WAITERS, SEND_EPOCH, SEND_WAITERS, SENDERS } from "./_layout.ts";
 import { CLOSED, DISCONNECTED, EMPTY, FULL, PAUSED, ringFor, waitAsync } from "./_ring.ts";
 import { readEntry } from "./_table.ts";
 import {
+  FORM_LARGE,
   FORM_MASK,
   FORM_NONE,
   FORM_ONE,
   ID_MASK,
   INDEX_SHIFT,
   OUTCOME_ERROR,
+  OUTCOME_LARGE,
   OUTCOME_OK,
   OUTCOME_SKIPPED,
+  type ParcelMessage,
   type RemoteError,
   SIGNALLED,
   type StartMessage,
@@ -58,6 +61,17 @@ const locks = (navigator as unknown as {
   locks: { request(name: string, callback: () => Promise<void>): Promise<unknown> };
 }).locks;
 
+/** Parcels asked for and not yet here, by key. */
+const parcels = new Map<number, (parcel: ParcelMessage) => void>();
+
+/** Fetches the arguments of a `FORM_LARGE` task from the main thread. */
+function fetchParcel(key: number): Promise<ParcelMessage> {
+  return new Promise((resolve) => {
+    parcels.set(key, resolve);
+    scope.postMessage({ kind: "fetch", key });
+  });
+}
+
 /** The running task that can be aborted, if any. */
 let current: { id: number; controller: AbortController } | null = null;
 
@@ -65,6 +79,9 @@ scope.onmessage = (event) => {
   const message = event.data;
   if (message?.kind === "start") {
     void serve(message);
+  } else if (message?.kind === "parcel") {
+    parcels.get(message.key)?.(message);
+    parcels.delete(message.key);
   } else if (message?.kind === "abort" && current?.id === message.id) {
     const reason = new Error(message.message);
     reason.name = message.name;
@@ -164,10 +181,18 @@ async function serve(start: StartMessage): Promise<void> {
       Atomics.store(counters, record + W_STATE, 1);
       const now = ((performance.timeOrigin + started - start.epoch) * 1000) | 0;
       totals[floats + W_WAIT_MS] += Math.max(0, (now - queued) | 0) / 1000;
-      const form = aux1 & FORM_MASK;
+      let form = aux1 & FORM_MASK;
       if ((aux1 & SIGNALLED) !== 0) current = { id: ticket, controller: new AbortController() };
       try {
         const index = aux1 >>> INDEX_SHIFT;
+        if (form === FORM_LARGE) {
+          const parcel = await fetchParcel(args as number);
+          if (parcel.form === undefined) {
+            throw new Error("The task was cancelled before its arguments arrived");
+          }
+          form = parcel.form;
+          args = decodeLarge(parcel.tag!, parcel.data!);
+        }
         const fn = functions[index] ?? (functions[index] = await load(start.table, index));
         signalSlot[SIGNAL_SLOT] = current?.controller.signal;
         try {
@@ -187,8 +212,8 @@ async function serve(start: StartMessage): Promise<void> {
       current = null;
       ended = performance.now();
       totals[floats + W_RUN_MS] += ended - started;
-      outcome = encodeOutcome(enc, outcome, value);
-      Atomics.add(counters, record + (outcome === OUTCOME_OK ? W_COMPLETED : W_FAILED), 1);
+      outcome = encodeOutcome(enc, outcome, value, ticket);
+      Atomics.add(counters, record + (outcome === OUTCOME_ERROR ? W_FAILED : W_COMPLETED), 1);
       Atomics.store(counters, record + W_STATE, 0);
     }
 
@@ -220,11 +245,18 @@ async function serve(start: StartMessage): Promise<void> {
  * why, and an error too large for a slot loses its stack, then its length.
  * Never throws: the pool's minimum slot holds the last resort.
  */
-function encodeOutcome(enc: Encoder, outcome: number, value: unknown): number {
+function encodeOutcome(enc: Encoder, outcome: number, value: unknown, ticket: number): number {
   try {
     enc.encode(value);
     return outcome;
   } catch (error) {
+    if (error instanceof TooLargeError && outcome === OUTCOME_OK) {
+      // Too large for a slot: the value goes by postMessage (copied, in the
+      // same encoding), the ring message only says so.
+      scope.postMessage({ kind: "result", ticket, tag: error.tag, data: error.data });
+      enc.encode(undefined);
+      return OUTCOME_LARGE;
+    }
     let remote = value as RemoteError;
     if (outcome === OUTCOME_OK) {
       const reason = error instanceof Error ? error.message : String(error);

@@ -5,19 +5,23 @@
  */
 
 import { PoolClosedError, TaskError, TimeoutError, WorkerCrashedError } from "./errors.ts";
-import { Encoder } from "./_codec.ts";
+import { decodeLarge, Encoder, TooLargeError } from "./_codec.ts";
 import { RECV_EPOCH, RECV_WAITERS, SENDERS } from "./_layout.ts";
 import { createBuffer, EMPTY, OK, type Ring, ringFor, spinPop, waitAsync } from "./_ring.ts";
 import { createTable, TableWriter } from "./_table.ts";
 import {
   type AbortMessage,
   FORM_ARRAY,
+  FORM_LARGE,
   FORM_NONE,
   FORM_ONE,
+  type FromWorker,
   INDEX_SHIFT,
   micros,
+  OUTCOME_LARGE,
   OUTCOME_OK,
   OUTCOME_SKIPPED,
+  type ParcelMessage,
   type RemoteError,
   SIGNALLED,
   type StartMessage,
@@ -369,6 +373,13 @@ export class WorkerPool implements AsyncDisposable {
   #outstanding = 0;
   /** Stats records not in use. */
   readonly #freeRecords: number[] = [];
+  /** Arguments too large for a slot, until a worker fetches them, by key. */
+  readonly #parcels = new Map<number, ParcelMessage>();
+  /** The parcel key of each pending id with large arguments, else 0. */
+  readonly #parcelOf: number[] = [];
+  #parcelKey = 0;
+  /** Results too large for a slot: the value if it came first, `undefined` if its ring message did. */
+  readonly #large = new Map<number, { value: unknown } | undefined>();
   /** Workers terminated to stop a task that may still be running. */
   readonly #abandoned = new Set<Abandoned>();
   #pumping = false;
@@ -878,10 +889,20 @@ export class WorkerPool implements AsyncDisposable {
     slot.ready = false;
     slot.lastError = undefined;
     slot.baseline = this.#finished(record);
-    worker.onmessage = (event) => {
-      if (
-        event.data?.kind !== "ready" || slot.generation !== generation || this.#state === "closed"
-      ) return;
+    worker.onmessage = (event: MessageEvent<FromWorker>) => {
+      const message = event.data;
+      if (message?.kind === "fetch") {
+        worker.postMessage(this.#parcels.get(message.key) ?? { kind: "parcel", key: message.key });
+        this.#parcels.delete(message.key);
+        return;
+      }
+      if (message?.kind === "result") {
+        this.#largeResult(message.ticket, decodeLarge(message.tag, message.data));
+        return;
+      }
+      if (message?.kind !== "ready" || slot.generation !== generation || this.#state === "closed") {
+        return;
+      }
       slot.ready = true;
       // The worker holds its lock now: being granted it means the worker is gone.
       const watch = new AbortController();
@@ -1045,6 +1066,7 @@ export class WorkerPool implements AsyncDisposable {
       waiting.accept = undefined; // #flush skips it
       this.#waitingLive--;
       this.#cancelled++;
+      if (waiting.form === FORM_LARGE) this.#parcels.delete(waiting.num);
       this.#release(control);
       waiting.refuse(reason);
       this.#idleCheck();
@@ -1187,6 +1209,15 @@ export class WorkerPool implements AsyncDisposable {
       this.#enc.encode(list);
       return FORM_ARRAY;
     } catch (error) {
+      if (error instanceof TooLargeError) {
+        // Too large for a slot: the worker fetches it by postMessage (a copy,
+        // in the same encoding); the slot carries the key.
+        const key = ++this.#parcelKey;
+        const form = list.length === 1 ? FORM_ONE : FORM_ARRAY;
+        this.#parcels.set(key, { kind: "parcel", key, form, tag: error.tag, data: error.data });
+        this.#enc.encode(key);
+        return FORM_LARGE;
+      }
       const reason = (error as Error).message.replace(/^Cannot send (the value|a)/, "it is");
       const Kind = error instanceof RangeError ? RangeError : TypeError;
       throw new Kind(
@@ -1212,6 +1243,7 @@ export class WorkerPool implements AsyncDisposable {
     }
     this.#outstanding++;
     this.#idState[id] = PENDING;
+    this.#parcelOf[id] = form === FORM_LARGE ? this.#enc.num : 0;
     this.#functionOf[id] = index;
     this.#controls[id] = control;
     if (control !== undefined) {
@@ -1289,6 +1321,7 @@ export class WorkerPool implements AsyncDisposable {
       const waiting = this.#overflow[i];
       if (waiting.accept === undefined) continue;
       if (waiting.control !== undefined) this.#release(waiting.control);
+      if (waiting.form === FORM_LARGE) this.#parcels.delete(waiting.num);
       waiting.refuse(error());
     }
     this.#overflow.length = 0;
@@ -1355,15 +1388,36 @@ export class WorkerPool implements AsyncDisposable {
       this.#stopped(ticket);
       return;
     }
+    if (outcome === OUTCOME_LARGE) {
+      const arrived = this.#large.get(ticket);
+      if (arrived === undefined) {
+        this.#large.set(ticket, undefined); // its value is on its way by postMessage
+        return;
+      }
+      this.#large.delete(ticket);
+      value = arrived.value;
+    }
     const resolve = this.#resolves[id]!;
     const reject = this.#rejects[id]!;
     const control = this.#controls[id];
     this.#free(id);
     if (control !== undefined) this.#release(control);
-    if (outcome === OUTCOME_OK) resolve(value);
+    if (outcome === OUTCOME_OK || outcome === OUTCOME_LARGE) resolve(value);
     else if (outcome === OUTCOME_SKIPPED) reject(new PoolClosedError("The task was skipped"));
     else reject(this.#taskError(value as RemoteError, this.#functionOf[id]));
     if (this.#outstanding === 0) this.#idleCheck();
+  }
+
+  /** The value of a result too large for a slot arrived by postMessage. */
+  #largeResult(ticket: number, value: unknown): void {
+    const id = ticket & ID_MASK;
+    if (this.#idState[id] !== PENDING || this.#tickets[id] !== ticket) return; // cancelled meanwhile
+    if (this.#large.has(ticket)) {
+      this.#large.delete(ticket);
+      this.#settle(ticket, OUTCOME_OK, value);
+    } else {
+      this.#large.set(ticket, { value });
+    }
   }
 
   /** A cancelled task came back (skipped, or stopped within its grace): its worker may go on. */
@@ -1388,6 +1442,11 @@ export class WorkerPool implements AsyncDisposable {
 
   /** Frees id `id` under a new ticket, so that a late result of the old one is ignored. */
   #free(id: number): void {
+    const parcel = this.#parcelOf[id];
+    if (parcel !== 0) {
+      this.#parcels.delete(parcel); // not fetched: the task was cancelled or lost
+      this.#parcelOf[id] = 0;
+    }
     this.#resolves[id] = this.#rejects[id] = this.#controls[id] = undefined;
     this.#idState[id] = FREE;
     this.#tickets[id] = ticketOf(id, (this.#tickets[id] >>> TICKET_SHIFT) + 1);
