@@ -83,6 +83,17 @@ export interface WorkerPoolOptions {
    */
   spin?: number;
   /**
+   * Permissions of the workers (Deno's `Worker` option `deno.permissions`),
+   * so that untrusted task code runs with less than the program has: for
+   * instance `"none"`, or `{ read: ["./data"], net: false }`. Deno 2.9.6
+   * needs the program run with `--unstable-worker-options` (or
+   * `"unstable": ["worker-options"]` in deno.json) for this; without it the
+   * constructor throws a `TypeError` saying so.
+   *
+   * @default {"inherit": the program's own permissions}
+   */
+  permissions?: Deno.PermissionOptions;
+  /**
    * Default `timeout` of every task, in milliseconds (see {@linkcode TaskOptions}).
    *
    * @default {undefined: no timeout}
@@ -350,6 +361,7 @@ export class WorkerPool implements AsyncDisposable {
   readonly #abortGrace: number;
   readonly #poolId: string = crypto.randomUUID();
   readonly #start: Omit<StartMessage, "index" | "lock">;
+  readonly #workerOptions: WorkerOptions;
 
   /** Function table indexes of the default module's exports, by name. */
   readonly #byName = new Map<string, number>();
@@ -450,6 +462,15 @@ export class WorkerPool implements AsyncDisposable {
       );
     }
     this.#name = name;
+    this.#workerOptions = { type: "module" };
+    if (options.permissions !== undefined && options.permissions !== "inherit") {
+      if (!workerOptionsEnabled()) {
+        throw new TypeError(
+          'Cannot create pool with \'permissions\': Deno needs the --unstable-worker-options flag for worker permissions; run the program with `deno run --unstable-worker-options …` (or add "unstable": ["worker-options"] to deno.json)',
+        );
+      }
+      Object.assign(this.#workerOptions, { deno: { permissions: options.permissions } });
+    }
     this.#module = options.module === undefined
       ? undefined
       : resolveModule(options.module, "Cannot create pool as 'module'");
@@ -881,7 +902,7 @@ export class WorkerPool implements AsyncDisposable {
     Atomics.store(this.#counters, at + W_STATE, 0);
     const lock = workerLock(this.#poolId, record, generation);
     const worker = new Worker(WORKER_URL, {
-      type: "module",
+      ...this.#workerOptions,
       name: `${this.#name} worker ${index + 1}`,
     });
     slot.worker = worker;
@@ -1469,6 +1490,39 @@ export class WorkerPool implements AsyncDisposable {
       ? remote.message ?? ""
       : `The task threw a non-Error value: ${describe(remote.value)}`;
     return new TaskError(message, { cause, stack: remote.stack, task });
+  }
+}
+
+/**
+ * Whether this program may give workers their own permissions. Deno ends the
+ * process (it does not throw) when a worker asks for them without the flag,
+ * so look first: the command line, then a deno.json from here upwards.
+ */
+function workerOptionsEnabled(): boolean {
+  try {
+    const args = Deno.readTextFileSync("/proc/self/cmdline").split("\0");
+    if (args.some((arg) => arg === "--unstable-worker-options" || arg === "--unstable")) {
+      return true;
+    }
+  } catch {
+    // not Linux, or no read permission: look at the config
+  }
+  try {
+    let dir = Deno.cwd();
+    for (;;) {
+      for (const name of ["deno.json", "deno.jsonc"]) {
+        try {
+          if (/"worker-options"/.test(Deno.readTextFileSync(`${dir}/${name}`))) return true;
+        } catch {
+          // no such file here
+        }
+      }
+      const parent = dir.replace(/\/[^/]*$/, "");
+      if (parent === dir || parent === "") return false;
+      dir = parent;
+    }
+  } catch {
+    return false;
   }
 }
 

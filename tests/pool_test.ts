@@ -438,6 +438,49 @@ Deno.test("a program ends by itself once its pool is closed; an open idle pool k
   );
 });
 
+// -- Sandboxing --
+
+Deno.test("WorkerPool permissions: without --unstable-worker-options the constructor says to add it", () => {
+  assert.throws(
+    () => new WorkerPool({ workers: 1, permissions: "none" }),
+    (e: Error) => e instanceof TypeError && /--unstable-worker-options/.test(e.message),
+  );
+});
+
+Deno.test("WorkerPool permissions: a sandboxed task cannot read a file the program can", async () => {
+  const secret = await Deno.makeTempFile();
+  await Deno.writeTextFile(secret, "top secret");
+  const fixtures = new URL("./fixtures/", import.meta.url).pathname;
+  const script = await Deno.makeTempFile({ suffix: ".ts" });
+  await Deno.writeTextFile(
+    script,
+    `import { WorkerPool } from ${JSON.stringify(new URL("../mod.ts", import.meta.url).href)};
+     const module = ${JSON.stringify(TASKS.href)};
+     const secret = ${JSON.stringify(secret)};
+     const outcome = async (pool) => {
+       try { return await pool.run("readFile", secret); } catch (e) { return e.cause?.name ?? e.name; }
+       finally { await pool.close(); }
+     };
+     console.log(await outcome(new WorkerPool({ workers: 1, module, permissions: { read: [${
+      JSON.stringify(fixtures)
+    }] } })));
+     console.log(await outcome(new WorkerPool({ workers: 1, module })));`,
+  );
+  try {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--unstable-worker-options", script],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stdout = new TextDecoder().decode(output.stdout);
+    assert(output.success, new TextDecoder().decode(output.stderr));
+    assert.deepStrictEqual(stdout.trim().split("\n"), ["NotCapable", "top secret"]);
+  } finally {
+    await Deno.remove(secret);
+    await Deno.remove(script);
+  }
+});
+
 // -- Stats --
 
 Deno.test("WorkerPool.stats counts tasks, states and times", async () => {
