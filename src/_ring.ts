@@ -102,6 +102,28 @@ export class Ring {
     return n < 0 ? 0 : Math.min(n, this.limit);
   }
 
+  /**
+   * While true, `push` leaves waking receivers to `endBatch()`, which wakes
+   * them once for the whole batch (one notify instead of one per message).
+   */
+  batching = false;
+  /** Messages pushed in the current batch. */
+  batched = 0;
+
+  /** Starts a batch of pushes (see `batching`). */
+  beginBatch(): void {
+    this.batching = true;
+  }
+
+  /** Ends a batch: wakes as many sleeping receivers as messages were pushed. */
+  endBatch(): void {
+    this.batching = false;
+    const pushed = this.batched;
+    this.batched = 0;
+    // The publishes are done; reading WAITERS after them keeps the protocol.
+    if (pushed > 0 && Atomics.load(this.i32, RECV_WAITERS) !== 0) this.wake(RECV_EPOCH, pushed);
+  }
+
   /** Position of the last message this thread pushed (for rendezvous hand-over). */
   lastPos = 0;
   /** The aux words of the last message this thread popped. */
@@ -134,7 +156,8 @@ export class Ring {
         enc.write(this.u8, this.f64, this.dataOffset + slot * this.slotBytes);
         Atomics.store(i32, meta + S_SEQ, (tail + 1) | 0);
         // Notify only a receiver that said it sleeps (see `_layout.ts`).
-        if (Atomics.load(i32, RECV_WAITERS) !== 0) this.wake(RECV_EPOCH, 1);
+        if (this.batching) this.batched++;
+        else if (Atomics.load(i32, RECV_WAITERS) !== 0) this.wake(RECV_EPOCH, 1);
         return OK;
       }
       if (diff < 0) return FULL;

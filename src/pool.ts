@@ -152,6 +152,29 @@ export interface TaskOptions {
   timeout?: number;
 }
 
+/** Options of {@linkcode WorkerPool.prototype.map}. */
+export interface MapOptions {
+  /**
+   * Yield results in input order (`true`), or as they finish (`false`).
+   *
+   * @default {true}
+   */
+  ordered?: boolean;
+  /**
+   * What a failed task does: `"throw"` ends the iteration with its error
+   * (the tasks still queued are dropped); `"yield"` yields the error (a
+   * {@linkcode TaskError}, {@linkcode TimeoutError}, …) in place of the result
+   * and goes on. Task results never are `Error`s, so `instanceof Error` tells.
+   *
+   * @default {"throw"}
+   */
+  errors?: "throw" | "yield";
+  /** Ends the iteration with the signal's reason; the tasks still queued are dropped. */
+  signal?: AbortSignal;
+  /** Milliseconds each task may take, as in {@linkcode TaskOptions} (a timer per task: costs some speed). */
+  timeout?: number;
+}
+
 /** A snapshot of {@linkcode WorkerPool.prototype.stats}. */
 export interface PoolStats {
   /** Workers in the pool. */
@@ -206,6 +229,87 @@ interface Control {
   timer: ReturnType<typeof setTimeout> | undefined;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
+}
+
+/** What #push returns for a map() task: it has no promise of its own. */
+const SINK_HANDLE: TaskHandle<unknown> = { result: Promise.resolve() };
+
+/**
+ * The results of one map() run, by input position, in arrays indexed by
+ * `seq % window` (a run has fewer tasks in flight than the pool has ids).
+ */
+class MapSink {
+  readonly #window: number;
+  readonly #limit: number;
+  readonly #ordered: boolean;
+  readonly #values: unknown[] = [];
+  /** 0: not here; 1: a value; 2: an error. */
+  readonly #state: Uint8Array;
+  /** Positions in the order they finished (for `ordered: false`). */
+  readonly #arrived: number[] = [];
+  #arrivedHead = 0;
+  /** The next position to yield (for `ordered: true`). */
+  #nextInOrder = 0;
+  /** Results yielded so far. */
+  taken = 0;
+  #wake: (() => void) | null = null;
+
+  constructor(window: number, limit: number, ordered: boolean) {
+    this.#window = window;
+    this.#limit = limit;
+    this.#ordered = ordered;
+    this.#state = new Uint8Array(window);
+  }
+
+  deliver(seq: number, ok: boolean, value: unknown): void {
+    const at = seq % this.#window;
+    this.#values[at] = value;
+    this.#state[at] = ok ? 1 : 2;
+    if (!this.#ordered) this.#arrived.push(seq);
+    this.wakeUp();
+  }
+
+  /**
+   * Whether position `seq` may be sent: no more than `limit` tasks may be
+   * in flight or finished and not yet taken, so that a slow consumer slows
+   * the inputs down (and results waiting for an earlier one stay few).
+   */
+  room(seq: number): boolean {
+    return seq - this.taken < this.#limit;
+  }
+
+  /** The position of the next result to yield, or -1 if it is not here yet. */
+  next(): number {
+    if (this.#ordered) {
+      return this.#state[this.#nextInOrder % this.#window] !== 0 ? this.#nextInOrder : -1;
+    }
+    return this.#arrivedHead < this.#arrived.length ? this.#arrived[this.#arrivedHead] : -1;
+  }
+
+  take(seq: number): { ok: boolean; value: unknown } {
+    const at = seq % this.#window;
+    const result = { ok: this.#state[at] === 1, value: this.#values[at] };
+    this.#state[at] = 0;
+    this.#values[at] = undefined;
+    this.taken++;
+    if (seq === this.#nextInOrder) this.#nextInOrder++;
+    if (this.#arrivedHead < this.#arrived.length && this.#arrived[this.#arrivedHead] === seq) {
+      this.#arrivedHead++;
+      if (this.#arrivedHead === this.#arrived.length) this.#arrived.length = this.#arrivedHead = 0;
+    }
+    return result;
+  }
+
+  /** Resolves when a result arrives (or `wakeUp()` is called). */
+  nextResult(): Promise<void> {
+    return new Promise((resolve) => this.#wake = resolve);
+  }
+
+  wakeUp(): void {
+    const wake = this.#wake;
+    this.#wake = null;
+    wake?.();
+  }
 }
 
 /** One worker place of the pool; its worker is replaced when it dies. */
@@ -264,6 +368,8 @@ const MAX_WORKERS = 1024;
 const MAX_CAPACITY = 1 << 20;
 const MAX_SPIN = 10_000;
 const DEFAULT_ABORT_GRACE = 100;
+/** Results a map() run may hold for its consumer beyond two queues' worth. */
+const MAP_SLACK = 32;
 /** First wait before replacing a worker that died before finishing a task; doubles each time. */
 const RESPAWN_DELAY_MS = 50;
 const MAX_RESPAWN_DELAY_MS = 5000;
@@ -376,6 +482,11 @@ export class WorkerPool implements AsyncDisposable {
   readonly #rejects: Array<((error: unknown) => void) | undefined> = [];
   readonly #functionOf: number[] = [];
   readonly #controls: Array<Control | undefined> = [];
+  /** The map() run a task belongs to, and its place in the input, instead of a promise. */
+  readonly #sinks: Array<MapSink | undefined> = [];
+  /** map() runs that send inputs when the pump has drained results. */
+  readonly #feeders = new Set<() => void>();
+  readonly #seqs: number[] = [];
   readonly #idState: number[] = [];
   /** The current ticket (id and generation) of each id; results of older ones are ignored. */
   readonly #tickets: number[] = [];
@@ -790,6 +901,134 @@ export class WorkerPool implements AsyncDisposable {
       >;
     } catch (error) {
       return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Runs a task for each input of a stream and yields the results: the
+   * streaming form of `Promise.all(inputs.map(run))`, with backpressure (it
+   * pulls the next input only when the queue has room, so an endless or
+   * slow source is fine) and no promise per task (faster than
+   * `Promise.all` over `run`). Each input is the task's one argument.
+   * Breaking out of the loop, an error (with `errors: "throw"`) or the
+   * signal drops the tasks still queued; running ones finish unobserved.
+   *
+   * @typeParam R The task's result type.
+   * @param task The export name of the pool's module, or `{ module, name }`.
+   * @param inputs Any iterable or async iterable of arguments.
+   * @param options Order, failure policy, signal, per-task timeout.
+   * @returns An async iterable of results (or errors, with `errors: "yield"`).
+   * @throws {TaskError} With `errors: "throw"`, the first failed task's error.
+   * @throws {PoolClosedError} When the pool is closed.
+   *
+   * @example Square a stream of numbers
+   * ```ts
+   * import { WorkerPool } from "@taskpool/taskpool";
+   * import assert from "node:assert";
+   *
+   * const module = `data:text/javascript,${encodeURIComponent("export const square = (x) => x * x;")}`;
+   * await using pool = new WorkerPool({ workers: 2, module });
+   * const squares = [];
+   * for await (const y of pool.map<number>("square", [1, 2, 3, 4])) squares.push(y);
+   * assert.deepStrictEqual(squares, [1, 4, 9, 16]);
+   * ```
+   */
+  async *map<R = unknown>(
+    task: string | TaskSpec,
+    inputs: Iterable<unknown> | AsyncIterable<unknown>,
+    options: MapOptions = {},
+  ): AsyncGenerator<R | Error, void, undefined> {
+    const index = this.#indexOf(task);
+    const ordered = options.ordered ?? true;
+    const yieldErrors = (options.errors ?? "throw") === "yield";
+    if (options.errors !== undefined && options.errors !== "throw" && options.errors !== "yield") {
+      throw new TypeError(
+        `Cannot map as 'errors' must be "throw" or "yield": current value is ${
+          String(options.errors)
+        }`,
+      );
+    }
+    const { signal } = options;
+    signal?.throwIfAborted();
+    const perTask = options.timeout === undefined ? undefined : { timeout: options.timeout };
+    // In flight plus finished-but-not-taken: enough to keep the queue full
+    // while the consumer takes a batch, few enough to follow its pace.
+    const limit = MAP_SLACK + 2 * (this.#capacity + this.#slots.length);
+    const sink = new MapSink(this.#idLimit, limit, ordered);
+    const onAbort = () => sink.wakeUp();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const asyncInputs = Symbol.asyncIterator in inputs;
+    const source = asyncInputs
+      ? (inputs as AsyncIterable<unknown>)[Symbol.asyncIterator]()
+      : (inputs as Iterable<unknown>)[Symbol.iterator]() as Iterator<unknown>;
+    // Inputs pulled but not sent yet: prefetched from an async source, or one
+    // that found no room.
+    const ahead: unknown[] = [];
+    let aheadHead = 0;
+    let sent = 0;
+    let exhausted = false;
+    let failure: { error: unknown } | null = null;
+    // Sends inputs while the queue has room. The result pump calls it after
+    // every batch of results, so the workers never wait for this generator.
+    const feed = () => {
+      while (failure === null && this.#state === "open") {
+        if (this.#tasks.len() >= this.#capacity || this.#waitingLive > 0 || !sink.room(sent)) {
+          return;
+        }
+        let value: unknown;
+        if (aheadHead < ahead.length) value = ahead[aheadHead];
+        else if (asyncInputs || exhausted) return;
+        else {
+          const next = (source as Iterator<unknown>).next();
+          if (next.done) {
+            exhausted = true;
+            return;
+          }
+          value = ahead[ahead.length] = next.value;
+        }
+        try {
+          const form = this.#encodeArgs("map", [value]);
+          if (this.#push(index, form, this.#controlFor(perTask), sink, sent) === null) return;
+        } catch (error) {
+          failure = { error }; // thrown by the generator, not by the pump
+          sink.wakeUp();
+          return;
+        }
+        sent++;
+        if (++aheadHead === ahead.length) ahead.length = aheadHead = 0;
+      }
+    };
+    this.#feeders.add(feed);
+    try {
+      for (;;) {
+        signal?.throwIfAborted();
+        this.#checkOpen();
+        if (asyncInputs && !exhausted) {
+          // Keep up to a queue's worth of inputs at hand for the pump.
+          while (!exhausted && ahead.length - aheadHead < this.#capacity) {
+            const next = await (source as AsyncIterator<unknown>).next();
+            if (next.done) exhausted = true;
+            else ahead.push(next.value);
+          }
+        }
+        this.#refill();
+        if (failure !== null) throw failure.error;
+        // Yield every result that is ready, in order or as they came.
+        let yielded = false;
+        for (let seq = sink.next(); seq >= 0; seq = sink.next()) {
+          const { ok, value } = sink.take(seq);
+          yielded = true;
+          if (!ok && !yieldErrors) throw value;
+          yield value as R | Error;
+        }
+        if (exhausted && aheadHead === ahead.length && sink.taken === sent) return;
+        if (!yielded) await sink.nextResult();
+      }
+    } finally {
+      this.#feeders.delete(feed);
+      signal?.removeEventListener("abort", onAbort);
+      this.#dropSink(sink);
+      if (!exhausted) await (source as AsyncIterator<unknown>).return?.();
     }
   }
 
@@ -1251,7 +1490,13 @@ export class WorkerPool implements AsyncDisposable {
   }
 
   /** Queues the encoded task if there is room; its handle, or `null` when full. */
-  #push(index: number, form: number, control: Control | undefined): TaskHandle<unknown> | null {
+  #push(
+    index: number,
+    form: number,
+    control: Control | undefined,
+    sink?: MapSink,
+    seq = 0,
+  ): TaskHandle<unknown> | null {
     let id: number;
     if (this.#freeIds.length > 0) id = this.#freeIds.pop()!;
     else if (this.#nextId < this.#idLimit) id = this.#nextId++;
@@ -1271,11 +1516,17 @@ export class WorkerPool implements AsyncDisposable {
       control.id = id;
       control.waiting = undefined;
     }
+    this.#startPump();
+    if (sink !== undefined) {
+      // map(): no promise per task; the result goes to the run's buffer.
+      this.#sinks[id] = sink;
+      this.#seqs[id] = seq;
+      return SINK_HANDLE;
+    }
     const result = new Promise<unknown>((resolve, reject) => {
       this.#resolves[id] = resolve;
       this.#rejects[id] = reject;
     });
-    this.#startPump();
     return { result };
   }
 
@@ -1371,7 +1622,13 @@ export class WorkerPool implements AsyncDisposable {
     try {
       for (;;) {
         this.#drain();
-        if (this.#waitingLive > 0) this.#flush();
+        this.#refill();
+        if (this.#feeders.size > 0) {
+          // map() consumers run in microtasks: let them take what arrived
+          // (and their generators send more) before this loop polls again.
+          await null;
+          this.#refill();
+        }
         if (!busy()) return;
         // Poll briefly before sleeping: being woken costs the main thread
         // tens of µs, the round trip of a short task is a few.
@@ -1392,6 +1649,18 @@ export class WorkerPool implements AsyncDisposable {
       }
     } finally {
       this.#pumping = false;
+    }
+  }
+
+  /** Queues waiting tasks and map() inputs while there is room, waking workers once for all. */
+  #refill(): void {
+    if (this.#waitingLive === 0 && this.#feeders.size === 0) return;
+    this.#tasks.beginBatch();
+    try {
+      if (this.#waitingLive > 0) this.#flush();
+      for (const feed of this.#feeders) feed();
+    } finally {
+      this.#tasks.endBatch();
     }
   }
 
@@ -1417,6 +1686,17 @@ export class WorkerPool implements AsyncDisposable {
       }
       this.#large.delete(ticket);
       value = arrived.value;
+    }
+    const sink = this.#sinks[id];
+    if (sink !== undefined) {
+      const seq = this.#seqs[id];
+      const control = this.#controls[id];
+      this.#free(id);
+      if (control !== undefined) this.#release(control);
+      if (outcome === OUTCOME_OK || outcome === OUTCOME_LARGE) sink.deliver(seq, true, value);
+      else sink.deliver(seq, false, this.#taskError(value as RemoteError, this.#functionOf[id]));
+      if (this.#outstanding === 0) this.#idleCheck();
+      return;
     }
     const resolve = this.#resolves[id]!;
     const reject = this.#rejects[id]!;
@@ -1454,11 +1734,26 @@ export class WorkerPool implements AsyncDisposable {
 
   /** Rejects a pending task before its result came (cancelled, lost, terminated). */
   #settleEarly(id: number, reason: unknown): void {
-    const reject = this.#rejects[id]!;
+    const reject = this.#rejects[id];
+    const sink = this.#sinks[id];
+    const seq = this.#seqs[id];
     const control = this.#controls[id];
     this.#free(id);
     if (control !== undefined) this.#release(control);
-    reject(reason);
+    if (sink !== undefined) sink.deliver(seq, false, reason);
+    else reject!(reason);
+  }
+
+  /** A map() run ended early: its queued tasks are skipped, its running ones finish unobserved. */
+  #dropSink(sink: MapSink): void {
+    for (let id = 0; id < this.#nextId; id++) {
+      if (this.#sinks[id] !== sink || this.#idState[id] !== PENDING) continue;
+      Atomics.store(this.#flags, id, this.#tickets[id]); // a worker that claims it skips it
+      const control = this.#controls[id];
+      this.#free(id);
+      if (control !== undefined) this.#release(control);
+    }
+    this.#idleCheck();
   }
 
   /** Frees id `id` under a new ticket, so that a late result of the old one is ignored. */
@@ -1468,7 +1763,11 @@ export class WorkerPool implements AsyncDisposable {
       this.#parcels.delete(parcel); // not fetched: the task was cancelled or lost
       this.#parcelOf[id] = 0;
     }
-    this.#resolves[id] = this.#rejects[id] = this.#controls[id] = undefined;
+    this.#resolves[id] =
+      this.#rejects[id] =
+      this.#controls[id] =
+      this.#sinks[id] =
+        undefined;
     this.#idState[id] = FREE;
     this.#tickets[id] = ticketOf(id, (this.#tickets[id] >>> TICKET_SHIFT) + 1);
     this.#freeIds.push(id);

@@ -438,6 +438,93 @@ Deno.test("a program ends by itself once its pool is closed; an open idle pool k
   );
 });
 
+// -- map() --
+
+Deno.test("WorkerPool.map() yields every result in input order", async () => {
+  await using pool = new WorkerPool({ workers: 2, module: TASKS });
+  const inputs = Array.from({ length: 10_000 }, (_, i) => i);
+  const results: number[] = [];
+  for await (const value of pool.map<number>("echo", inputs)) results.push(value as number);
+  assert.deepStrictEqual(results, inputs);
+  const shouted = [];
+  for await (const value of pool.map({ module: OTHER, name: "shout" }, ["a", "b"])) {
+    shouted.push(value);
+  }
+  assert.deepStrictEqual(shouted, ["A!", "B!"]);
+});
+
+Deno.test("WorkerPool.map({ ordered: false }) yields in completion order", async () => {
+  await using pool = new WorkerPool({ workers: 2, capacity: 8, module: TASKS });
+  const delays = [40, 1, 30, 1, 20, 1];
+  const seen: number[] = [];
+  for await (const value of pool.map<number>("sleep", delays, { ordered: false })) {
+    seen.push(value as number);
+  }
+  assert.strictEqual(seen.length, 6);
+  assert.notDeepStrictEqual(
+    seen,
+    delays.map(() => undefined).map((_, i) => i),
+    "not in input order",
+  );
+});
+
+Deno.test("WorkerPool.map() stops at the first error, or yields errors as values", async () => {
+  await using pool = new WorkerPool({ workers: 2, module: TASKS });
+  const inputs = ["ok", "ok", "bad", "ok"];
+  await assert.rejects(async () => {
+    for await (const _ of pool.map("failOn", inputs)) {
+      // consume
+    }
+  }, (error: unknown) => error instanceof TaskError && error.message === "bad");
+  const values = [];
+  for await (const value of pool.map("failOn", inputs, { errors: "yield" })) {
+    values.push(value instanceof TaskError ? `error: ${value.message}` : value);
+  }
+  assert.deepStrictEqual(values, ["ok", "ok", "error: bad", "ok"]);
+  await assert.rejects(pool.map("echo", [], { errors: "skip" as "throw" }).next(), TypeError);
+});
+
+Deno.test("WorkerPool.map() pulls inputs only as the queue has room, and a break drops the rest", async () => {
+  await using pool = new WorkerPool({ workers: 2, capacity: 4, module: TASKS });
+  let pulled = 0;
+  function* endless() {
+    for (let i = 0;; i++) {
+      pulled++;
+      yield i;
+    }
+  }
+  let consumed = 0;
+  for await (const value of pool.map<number>("echo", endless())) {
+    assert.strictEqual(value, consumed);
+    consumed++;
+    // At most 32 + 2 × (queue + workers) in flight or waiting to be taken.
+    assert(pulled - consumed <= 32 + 2 * (4 + 2), `pulled ${pulled} for ${consumed} consumed`);
+    if (consumed === 2000) break;
+  }
+  assert(pulled <= 2000 + 32 + 2 * (4 + 2));
+  await until(() => pool.stats.queued === 0 && pool.stats.running === 0);
+  assert.strictEqual(await pool.run("echo", "after"), "after");
+});
+
+Deno.test("WorkerPool.map() reads async sources and stops on its signal", async () => {
+  await using pool = new WorkerPool({ workers: 2, module: TASKS });
+  async function* slowly() {
+    for (let i = 0; i < 5; i++) {
+      await delay(1);
+      yield i;
+    }
+  }
+  const got = [];
+  for await (const value of pool.map("echo", slowly())) got.push(value);
+  assert.deepStrictEqual(got, [0, 1, 2, 3, 4]);
+  const controller = new AbortController();
+  await assert.rejects(async () => {
+    for await (const _ of pool.map("sleep", [5, 5, 5, 5, 5, 5], { signal: controller.signal })) {
+      controller.abort(new Error("enough"));
+    }
+  }, /enough/);
+});
+
 // -- Sandboxing --
 
 Deno.test("WorkerPool permissions: without --unstable-worker-options the constructor says to add it", () => {
