@@ -13,3 +13,19 @@ export function burn(ms: number): number {
   while (performance.now() < end) spins++;
   return spins;
 }
+
+/** Returns the length of its bytes: a large argument, a small result. */
+export function byteLength(bytes: Uint8Array): number {
+  return bytes.byteLength;
+}
+
+/** Returns its bytes: a large argument and a large result. */
+export function echoBytes(bytes: Uint8Array): Uint8Array {
+  return bytes;
+}
+
+/** Ends its worker: `Deno.exit()` in a worker ends that worker alone. Never settles. */
+export async function crash(): Promise<never> {
+  Deno.exit(1);
+  await new Promise(() => {});
+}
