@@ -422,9 +422,19 @@ function resolveModule(module: string | URL, what: string): string {
  *   every queued task, waits for the running ones, then terminates the
  *   workers. `terminate()` stops at once and rejects what had not finished
  *   with a {@linkcode PoolClosedError}.
+ * - **Faults cost one task.** A worker that dies is replaced; only the task it
+ *   held rejects, with a {@linkcode WorkerCrashedError}. Nothing queued is lost
+ *   or run twice. A worker dying before its first task again and again is
+ *   replaced after a growing pause, not in a hot loop.
+ * - **Cancellation.** `timeout` and `signal` (see {@linkcode TaskOptions})
+ *   reject a task at once; a queued one never runs, a running one is asked
+ *   through {@linkcode taskSignal} and its worker replaced after `abortGrace`.
+ *   Deno 2.9.6 cannot stop a worker stuck in synchronous code
+ *   (denoland/deno#35657): the pool replaces it and counts it in
+ *   `stats.stuck` until it is gone.
  * - **Lifetime.** An open pool keeps the program alive (its workers do), even
  *   when idle: close it. Once closed, it holds nothing: no worker, timer or
- *   pending wait.
+ *   pending wait (but a stuck worker, see above, runs on until it is gone).
  *
  * What crosses to a worker and back: numbers (raw), strings, `Uint8Array`s
  * (raw bytes, when it is the only argument or the result), `undefined` (as the
@@ -432,7 +442,9 @@ function resolveModule(module: string | URL, what: string): string {
  * apply (`Date` becomes a string, `Map` and `Set` become `{}`, `undefined` in an
  * array becomes `null`). Arguments that cannot be sent (a function, a
  * BigInt, a cycle, more than `slotSize` bytes) fail the call at once and queue
- * nothing; a return value that cannot be sent fails that task.
+ * nothing; a return value that cannot be sent fails that task. Arguments and
+ * results larger than `slotSize` travel by `postMessage` (copied once, same
+ * encoding) instead of a slot.
  *
  * @example Run exported functions
  * ```ts
