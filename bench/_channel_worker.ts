@@ -6,6 +6,7 @@ import {
   type Init,
   makeProducer,
   type Report,
+  steadyAfter,
   STRIDE,
   wellFormed,
 } from "./_payload.ts";
@@ -46,7 +47,10 @@ function consume(rx: SyncReceiver<unknown>, init: Init): void {
   let sum = 0;
   let outOfOrder = 0;
   let bad = 0;
+  const skip = steadyAfter(init.n);
+  let steadyFrom = 0;
   for (const value of rx) {
+    if (count === skip) steadyFrom = performance.now();
     if (!wellFormed(payload, value)) bad++;
     const id = idOf(payload, value);
     const p = Math.floor(id / STRIDE);
@@ -58,7 +62,8 @@ function consume(rx: SyncReceiver<unknown>, init: Init): void {
     if (every !== 0 && count % every === 0) report({ type: "progress", count });
   }
   rx.close();
-  report({ type: "done", count, sum, outOfOrder, bad });
+  const steadyMs = count > skip ? performance.now() - steadyFrom : 0;
+  report({ type: "done", count, sum, outOfOrder, bad, steadyCount: count - skip, steadyMs });
 }
 
 scope.onmessage = async (event: MessageEvent<Init | Go>) => {

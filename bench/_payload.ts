@@ -82,9 +82,23 @@ export interface Go {
 export type Report =
   | { type: "ready" }
   | { type: "sent"; count: number }
-  | { type: "done"; count: number; sum: number; outOfOrder: number; bad: number }
+  | {
+    type: "done";
+    count: number;
+    sum: number;
+    outOfOrder: number;
+    bad: number;
+    /** Messages received after the first quarter, and the ms they took (steady state, JIT warm). */
+    steadyCount: number;
+    steadyMs: number;
+  }
   | { type: "progress"; count: number }
   | { type: "error"; message: string };
+
+/** A consumer starts its steady-state clock after this many of its messages (a quarter of `n`). */
+export function steadyAfter(n: number): number {
+  return Math.floor(n / 4);
+}
 
 /** Extracts the id of a received value. */
 export function idOf(payload: PayloadKind, value: unknown): number {

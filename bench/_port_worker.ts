@@ -5,6 +5,7 @@ import {
   type Init,
   makeProducer,
   type Report,
+  steadyAfter,
   STRIDE,
   wellFormed,
 } from "./_payload.ts";
@@ -43,8 +44,11 @@ function consume(port: MessagePort, init: Init): void {
   let sum = 0;
   let outOfOrder = 0;
   let bad = 0;
+  const skip = steadyAfter(init.n);
+  let steadyFrom = 0;
   port.onmessage = (event: MessageEvent<unknown>) => {
     const value = event.data;
+    if (count === skip) steadyFrom = performance.now();
     if (!wellFormed(payload, value)) bad++;
     const id = idOf(payload, value);
     const p = Math.floor(id / STRIDE);
@@ -56,7 +60,8 @@ function consume(port: MessagePort, init: Init): void {
     if (every !== 0 && count % every === 0) report({ type: "progress", count });
     if (count === expect) {
       port.close();
-      report({ type: "done", count, sum, outOfOrder, bad });
+      const steadyMs = performance.now() - steadyFrom;
+      report({ type: "done", count, sum, outOfOrder, bad, steadyCount: count - skip, steadyMs });
     }
   };
 }

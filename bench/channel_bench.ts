@@ -100,6 +100,8 @@ interface Participant {
 
 interface Outcome {
   seconds: number;
+  /** Messages per second after each consumer's first quarter (JIT warm), summed over consumers. */
+  steady: number;
   count: number;
   sum: number;
   outOfOrder: number;
@@ -179,6 +181,7 @@ async function orchestrate(
     ]);
     const outcome: Outcome = {
       seconds: (doneAt - start) / 1000,
+      steady: 0,
       count: 0,
       sum: 0,
       outOfOrder: 0,
@@ -190,6 +193,7 @@ async function orchestrate(
       outcome.sum += report.sum;
       outcome.outOfOrder += report.outOfOrder;
       outcome.bad += report.bad;
+      if (report.steadyMs > 0) outcome.steady += report.steadyCount / (report.steadyMs / 1000);
     }
     return outcome;
   } finally {
@@ -316,6 +320,8 @@ for (const base of baselines) {
 }
 const channelRates = new Map<Row, number[]>(ROWS.map((r) => [r, []]));
 const portRates = new Map<Baseline, number[]>(baselines.map((b) => [b, []]));
+const channelSteady = new Map<Row, number[]>(ROWS.map((r) => [r, []]));
+const portSteady = new Map<Baseline, number[]>(baselines.map((b) => [b, []]));
 
 const jsonBytes = [0, 50_000, 99_999].map(jsonSize);
 console.error(
@@ -343,6 +349,7 @@ for (let run = 0; run < RUNS; run++) {
       check(`channel, ${row.label}`, outcome, producers, row.n);
       const r = (producers * row.n) / outcome.seconds;
       channelRates.get(row)!.push(r);
+      channelSteady.get(row)!.push(outcome.steady);
       console.error(
         `run ${run + 1}/${RUNS}  channel      ${row.label.padEnd(50)} ${
           rate(r).padStart(11)
@@ -355,6 +362,7 @@ for (let run = 0; run < RUNS; run++) {
       check(`postMessage, ${base.key}`, outcome, producers, base.n);
       const r = (producers * base.n) / outcome.seconds;
       portRates.get(base)!.push(r);
+      portSteady.get(base)!.push(outcome.steady);
       console.error(
         `run ${run + 1}/${RUNS}  postMessage  ${base.key.padEnd(50)} ${
           rate(r).padStart(11)
@@ -383,6 +391,17 @@ for (const row of ROWS) {
   console.log(
     `| ${row.label} | ${rate(total)} | ${rate(ch)} | ${rate(pm)} | ${(ch / pm).toFixed(2)}× |`,
   );
+}
+console.log(
+  "\nSteady state: the same runs, counted from each consumer's first quarter of messages on " +
+    "(fresh workers start with cold JIT; this leaves out their warm-up):\n",
+);
+console.log("| Case | syncChannel msgs/s | postMessage msgs/s | syncChannel / postMessage |");
+console.log("| --- | ---: | ---: | ---: |");
+for (const row of ROWS) {
+  const ch = median(channelSteady.get(row)!);
+  const pm = median(portSteady.get(row.baseline)!);
+  console.log(`| ${row.label} | ${rate(ch)} | ${rate(pm)} | ${(ch / pm).toFixed(2)}× |`);
 }
 console.log("\nSpread over the runs (min – max msgs/s):\n");
 console.log("| Case | syncChannel | postMessage |");
