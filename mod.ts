@@ -20,3 +20,5 @@ export * from "./src/channel.ts";
 export * from "./src/errors.ts";
 export * from "./src/pool.ts";
 export * from "./src/task_signal.ts";
+export * from "./src/job_file.ts";
+export * from "./src/scheduler.ts";

@@ -1,0 +1,126 @@
+/**
+ * What the CLI shows: a live progress line on a terminal (or a plain line
+ * per finished job), JSON Lines with `--json`, and the final summary.
+ *
+ * @module
+ */
+
+import type { JobResult } from "../scheduler.ts";
+
+const encoder = new TextEncoder();
+
+/** Where and how the CLI reports. */
+export interface ReporterOptions {
+  /** Jobs in the run. */
+  total: number;
+  /** One JSON object per finished job on stdout, nothing else there. */
+  json: boolean;
+  /** stderr is a terminal: a live progress line instead of a line per job. */
+  live: boolean;
+  /** ANSI colours (a terminal, and NO_COLOR unset). */
+  color: boolean;
+  /** Jobs running now. */
+  running: () => number;
+}
+
+/** Collects results and writes what the user sees. */
+export class Reporter {
+  readonly #options: ReporterOptions;
+  readonly #results: JobResult[] = [];
+  readonly #started = performance.now();
+  #failed = 0;
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(options: ReporterOptions) {
+    this.#options = options;
+    if (options.live) {
+      this.#timer = setInterval(() => this.#progress(), 100);
+      Deno.unrefTimer(this.#timer);
+    }
+  }
+
+  /** A job ended (exactly once per job). */
+  finished(result: JobResult): void {
+    if (result.status === "failed") this.#failed++;
+    this.#results.push(result);
+    if (this.#options.json) {
+      Deno.stdout.writeSync(encoder.encode(JSON.stringify(result) + "\n"));
+    }
+    if (!this.#options.live) {
+      const mark = {
+        succeeded: "ok",
+        failed: "FAILED",
+        skipped: "skipped",
+        "not-run": "not run",
+        cancelled: "cancelled",
+      }[
+        result.status
+      ];
+      const took = result.duration === undefined ? "" : ` (${seconds(result.duration)})`;
+      const why = result.error ? `: ${result.error}` : "";
+      this.#err(`${this.#paint(mark, result.status)} ${result.id}${took}${why}\n`);
+    }
+  }
+
+  /** Writes a line on stderr (clearing the progress line first). */
+  note(line: string): void {
+    this.#err(`${line}\n`);
+  }
+
+  /** Stops the progress line and writes the summary on stderr. */
+  summary(): void {
+    clearInterval(this.#timer);
+    const counts = new Map<string, number>();
+    for (const r of this.#results) counts.set(r.status, (counts.get(r.status) ?? 0) + 1);
+    const wall = (performance.now() - this.#started) / 1000;
+    const parts = ["succeeded", "failed", "skipped", "not-run", "cancelled"]
+      .filter((s) => counts.has(s))
+      .map((s) => `${counts.get(s)} ${s}`);
+    const lines = [`${this.#results.length} jobs: ${parts.join(", ")} in ${wall.toFixed(2)} s`];
+    const slowest = this.#results.filter((r) => r.duration !== undefined)
+      .sort((a, b) => b.duration! - a.duration!).slice(0, 3);
+    if (slowest.length > 0) {
+      lines.push(`slowest: ${slowest.map((r) => `${r.id} ${seconds(r.duration!)}`).join(", ")}`);
+    }
+    for (const r of this.#results) {
+      if (r.status === "failed" || r.status === "cancelled") {
+        lines.push(
+          `${this.#paint(r.status, "failed")} ${r.id} after ${r.attempts} attempt(s): ${r.error}`,
+        );
+        if (r.output) lines.push(...r.output.split("\n").slice(-5).map((l) => `    ${l}`));
+      }
+    }
+    this.#err(lines.join("\n") + "\n");
+  }
+
+  #progress(): void {
+    const done = this.#results.length;
+    const elapsed = (performance.now() - this.#started) / 1000;
+    const rate = done / Math.max(elapsed, 0.001);
+    const eta = rate > 0 ? (this.#options.total - done) / rate : Infinity;
+    const line =
+      `${done}/${this.#options.total} done, ${this.#options.running()} running, ${this.#failed} failed, ` +
+      `${elapsed.toFixed(1)} s, ${rate.toFixed(1)}/s, ETA ${
+        Number.isFinite(eta) ? `${eta.toFixed(0)} s` : "?"
+      }`;
+    Deno.stderr.writeSync(encoder.encode(`\r\x1b[2K${line}`));
+  }
+
+  #err(text: string): void {
+    Deno.stderr.writeSync(encoder.encode(this.#options.live ? `\r\x1b[2K${text}` : text));
+  }
+
+  #paint(text: string, status: string): string {
+    if (!this.#options.color) return text;
+    const code = status === "succeeded"
+      ? 32
+      : status === "failed" || status === "cancelled"
+      ? 31
+      : 33;
+    return `\x1b[${code}m${text}\x1b[0m`;
+  }
+}
+
+function seconds(ms: number): string {
+  return ms < 1000 ? `${ms.toFixed(0)} ms` : `${(ms / 1000).toFixed(2)} s`;
+}

@@ -1,0 +1,701 @@
+/**
+ * Job files: reading, validation, and the plan. Every problem of a file is
+ * found before anything runs, each with its JSON path and a way to fix it.
+ *
+ * @module
+ */
+
+/** One job of a job file, validated, with its defaults applied. */
+export interface Job {
+  /** Unique in the file. */
+  id: string;
+  /** Its position in the file's `jobs`. */
+  index: number;
+  /** What it runs: an exported function in a pool worker, or a subprocess. */
+  kind: "task" | "command";
+  /** For a task: the module's URL. */
+  module?: string;
+  /** For a task: the export's name. */
+  name?: string;
+  /** For a task: its arguments. */
+  args: unknown[];
+  /** For a command: the program and its arguments. */
+  command?: string[];
+  /** For a command: its working directory (absolute). */
+  cwd?: string;
+  /** For a command: extra environment variables. */
+  env?: Record<string, string>;
+  /** Jobs that must succeed first. */
+  after: string[];
+  /** Among ready jobs, higher starts first. */
+  priority: number;
+  /** Attempts after the first. */
+  retries: number;
+  /** The first retry's delay in ms; it doubles per retry, with jitter. */
+  backoff: number;
+  /** Milliseconds an attempt may take, or `undefined`. */
+  timeout?: number;
+}
+
+/** A validated job file. */
+export interface JobFile {
+  /** Absolute path of the file. */
+  path: string;
+  /** Workers the file asks for. */
+  workers?: number;
+  /** Queue capacity the file asks for. */
+  capacity?: number;
+  /** The jobs, in file order. */
+  jobs: Job[];
+}
+
+/** One problem of a job file: where, and what is wrong (with the fix when there is one). */
+export interface JobFileProblem {
+  /** A JSON path such as `jobs[3].after[0]`, or `(file)`. */
+  path: string;
+  /** What is wrong and how to fix it. */
+  message: string;
+}
+
+/** The outcome of {@linkcode validateJobFile}: the file, or every problem found. */
+export type Validation =
+  | { ok: true; file: JobFile }
+  | { ok: false; problems: JobFileProblem[] };
+
+/** Thrown by {@linkcode readJobFile} when the file cannot be read or is not JSON: one line. */
+export class JobFileError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param message What is wrong with the file, and how to fix it.
+   */
+  constructor(message: string) {
+    super(message);
+    this.name = "JobFileError";
+  }
+}
+
+/** Largest job file read, in bytes. */
+export const MAX_JOB_FILE_BYTES = 64 * 1024 * 1024;
+
+const TOP_FIELDS = ["$schema", "workers", "capacity", "defaults", "jobs"];
+const DEFAULT_FIELDS = ["priority", "retries", "backoff", "timeout"];
+const JOB_FIELDS = [
+  "id",
+  "task",
+  "args",
+  "command",
+  "cwd",
+  "env",
+  "after",
+  "priority",
+  "retries",
+  "backoff",
+  "timeout",
+];
+const DEFAULT_BACKOFF_MS = 1000;
+
+/**
+ * Reads a job file's text: a missing file, a directory, an unreadable or
+ * empty or huge file, or text that is not JSON (with its line and column)
+ * throw a one-line {@linkcode JobFileError}.
+ *
+ * @param path The file.
+ * @returns The parsed JSON.
+ * @throws {JobFileError} When the file cannot be read or parsed.
+ *
+ * @example Read a job file
+ * ```ts
+ * import { readJobFile } from "@taskpool/taskpool";
+ * import assert from "node:assert";
+ *
+ * const path = await Deno.makeTempFile({ suffix: ".json" });
+ * await Deno.writeTextFile(path, '{ "jobs": [] }');
+ * assert.deepStrictEqual(await readJobFile(path), { jobs: [] });
+ * ```
+ */
+export async function readJobFile(path: string): Promise<unknown> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new JobFileError(`${path}: no such file; check the path`);
+    }
+    throw new JobFileError(`${path}: cannot read it (${(error as Error).message})`);
+  }
+  if (info.isDirectory) throw new JobFileError(`${path}: is a directory; pass a job file (JSON)`);
+  if (info.size > MAX_JOB_FILE_BYTES) {
+    throw new JobFileError(
+      `${path}: ${info.size} bytes is too large for a job file (at most ${MAX_JOB_FILE_BYTES}); split it`,
+    );
+  }
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    throw new JobFileError(`${path}: cannot read it (${(error as Error).message})`);
+  }
+  if (text.trim() === "") {
+    throw new JobFileError(`${path}: the file is empty; a job file is a JSON object with "jobs"`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new JobFileError(`${path}: not valid JSON: ${describeJsonError(text, error as Error)}`);
+  }
+}
+
+/** Where JSON text goes wrong, as "what at line L, column C" (V8's own message quotes the text). */
+function describeJsonError(text: string, error: Error): string {
+  const offset = jsonErrorOffset(text);
+  if (offset === undefined) return error.message.split("\n")[0].slice(0, 200);
+  const before = text.slice(0, offset);
+  const line = before.split("\n").length;
+  const column = offset - before.lastIndexOf("\n");
+  const found = offset >= text.length ? "end of file" : `${JSON.stringify(text[offset])}`;
+  return `unexpected ${found} at line ${line}, column ${column}`;
+}
+
+/** The offset of the first character that makes `text` invalid JSON, or `undefined` if none is found. */
+function jsonErrorOffset(text: string): number | undefined {
+  let at = 0;
+  const fail = (): never => {
+    throw at;
+  };
+  const space = () => {
+    while (at < text.length && " \t\r\n".includes(text[at])) at++;
+  };
+  const literal = (word: string) => {
+    for (const char of word) if (text[at++] !== char) (at--, fail());
+  };
+  const string = () => {
+    at++; // the quote
+    while (at < text.length && text[at] !== '"') {
+      if (text[at] === "\\") at++;
+      else if (text.charCodeAt(at) < 0x20) fail();
+      at++;
+    }
+    if (at >= text.length) fail();
+    at++;
+  };
+  const number = () => {
+    const match = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(at, at + 400));
+    if (!match || match[0] === "" || match[0] === "-") fail();
+    at += match![0].length;
+  };
+  const value = (): void => {
+    space();
+    const char = text[at];
+    if (char === "{") {
+      at++;
+      space();
+      if (text[at] === "}") return void at++;
+      for (;;) {
+        space();
+        if (text[at] !== '"') fail();
+        string();
+        space();
+        if (text[at] !== ":") fail();
+        at++;
+        value();
+        space();
+        if (text[at] === ",") at++;
+        else if (text[at] === "}") return void at++;
+        else fail();
+      }
+    } else if (char === "[") {
+      at++;
+      space();
+      if (text[at] === "]") return void at++;
+      for (;;) {
+        value();
+        space();
+        if (text[at] === ",") at++;
+        else if (text[at] === "]") return void at++;
+        else fail();
+      }
+    } else if (char === '"') string();
+    else if (char === "t") literal("true");
+    else if (char === "f") literal("false");
+    else if (char === "n") literal("null");
+    else if (char === "-" || (char >= "0" && char <= "9")) number();
+    else fail();
+  };
+  try {
+    value();
+    space();
+    return at < text.length ? at : undefined;
+  } catch (offset) {
+    return typeof offset === "number" ? offset : undefined;
+  }
+}
+
+/**
+ * Parses a duration: a number of milliseconds, or a string such as
+ * `"500ms"`, `"30s"`, `"2m"`, `"1h"` (decimals allowed). `undefined` when
+ * it is not one.
+ *
+ * @param value The duration.
+ * @returns Milliseconds, or `undefined`.
+ *
+ * @example Durations
+ * ```ts
+ * import { parseDuration } from "@taskpool/taskpool";
+ * import assert from "node:assert";
+ *
+ * assert.strictEqual(parseDuration("1.5s"), 1500);
+ * assert.strictEqual(parseDuration(250), 250);
+ * assert.strictEqual(parseDuration("soon"), undefined);
+ * ```
+ */
+export function parseDuration(value: unknown): number | undefined {
+  if (typeof value === "number") return Number.isFinite(value) && value >= 0 ? value : undefined;
+  if (typeof value !== "string") return undefined;
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$/.exec(value);
+  if (!match) return undefined;
+  const scale = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] as "ms" | "s" | "m" | "h"];
+  return Number(match[1]) * scale;
+}
+
+/**
+ * Validates a parsed job file. Never throws: any input gives either a file
+ * or the list of every problem, each with its JSON path.
+ *
+ * @param data The parsed JSON.
+ * @param path The file's path: task modules, `cwd` are relative to its folder.
+ * @returns The validated file, or the problems.
+ *
+ * @example Validate a job file
+ * ```ts
+ * import { validateJobFile } from "@taskpool/taskpool";
+ * import assert from "node:assert";
+ *
+ * const result = validateJobFile({ jobs: [{ id: "a", command: ["true"], after: ["b"] }] }, "/tmp/jobs.json");
+ * assert(!result.ok);
+ * assert.strictEqual(result.problems[0].path, "jobs[0].after[0]");
+ * ```
+ */
+export function validateJobFile(data: unknown, path: string): Validation {
+  const problems: JobFileProblem[] = [];
+  const report = (at: string, message: string) => problems.push({ path: at, message });
+  const dir = path.replace(/\/[^/]*$/, "") || "/";
+  if (!isObject(data)) {
+    report("(file)", `expected a JSON object with "jobs", got ${typeName(data)}`);
+    return { ok: false, problems };
+  }
+  unknownFields(data, TOP_FIELDS, "", report);
+  const workers = optionalInteger(data, "workers", "", 1, 1024, report);
+  const capacity = optionalInteger(data, "capacity", "", 1, 1 << 20, report);
+  const defaults = isObject(data.defaults) ? data.defaults : {};
+  if (data.defaults !== undefined && !isObject(data.defaults)) {
+    report("defaults", `expected an object, got ${typeName(data.defaults)}`);
+  } else if (data.defaults !== undefined) {
+    unknownFields(defaults, DEFAULT_FIELDS, "defaults", report);
+  }
+  const base = {
+    priority: numberField(defaults, "priority", "defaults", report) ?? 0,
+    retries: optionalInteger(defaults, "retries", "defaults", 0, 100, report) ?? 0,
+    backoff: durationField(defaults, "backoff", "defaults", report) ?? DEFAULT_BACKOFF_MS,
+    timeout: durationField(defaults, "timeout", "defaults", report),
+  };
+  if (!Array.isArray(data.jobs)) {
+    report(
+      "jobs",
+      data.jobs === undefined
+        ? 'missing: add "jobs": [ … ]'
+        : `expected an array, got ${typeName(data.jobs)}`,
+    );
+    return { ok: false, problems };
+  }
+  const jobs: Job[] = [];
+  const firstIndex = new Map<string, number>();
+  data.jobs.forEach((raw: unknown, index: number) => {
+    const at = `jobs[${index}]`;
+    if (!isObject(raw)) {
+      report(at, `expected a job object, got ${typeName(raw)}`);
+      return;
+    }
+    unknownFields(raw, JOB_FIELDS, at, report);
+    const id = raw.id;
+    if (typeof id !== "string" || id === "") {
+      report(
+        `${at}.id`,
+        id === undefined
+          ? "missing: every job needs a unique id"
+          : `expected a non-empty string, got ${typeName(id)}`,
+      );
+      return;
+    }
+    if (firstIndex.has(id)) {
+      report(
+        `${at}.id`,
+        `duplicate id "${id}" (also jobs[${firstIndex.get(id)}]); ids must be unique`,
+      );
+      return;
+    }
+    firstIndex.set(id, index);
+    const job: Job = {
+      id,
+      index,
+      kind: "task",
+      args: [],
+      after: [],
+      priority: numberField(raw, "priority", at, report) ?? base.priority,
+      retries: optionalInteger(raw, "retries", at, 0, 100, report) ?? base.retries,
+      backoff: durationField(raw, "backoff", at, report) ?? base.backoff,
+      timeout: durationField(raw, "timeout", at, report) ?? base.timeout,
+    };
+    const hasTask = raw.task !== undefined;
+    const hasCommand = raw.command !== undefined;
+    if (hasTask === hasCommand) {
+      report(
+        at,
+        hasTask
+          ? 'has both "task" and "command"; keep one'
+          : 'needs "task" ("./file.ts#export") or "command" (["program", "arg"])',
+      );
+    } else if (hasTask) {
+      job.kind = "task";
+      if (typeof raw.task !== "string" || !/^.+#[A-Za-z_$][\w$]*$/.test(raw.task)) {
+        report(
+          `${at}.task`,
+          `expected "path/to/module.ts#exportName", got ${show(raw.task)}`,
+        );
+      } else {
+        const hash = raw.task.lastIndexOf("#");
+        job.module = resolveAgainst(raw.task.slice(0, hash), dir);
+        job.name = raw.task.slice(hash + 1);
+      }
+      if (raw.args !== undefined && !Array.isArray(raw.args)) {
+        report(`${at}.args`, `expected an array of arguments, got ${typeName(raw.args)}`);
+      } else if (Array.isArray(raw.args)) job.args = raw.args;
+      for (const field of ["cwd", "env"]) {
+        if (raw[field] !== undefined) report(`${at}.${field}`, `only command jobs take "${field}"`);
+      }
+    } else {
+      job.kind = "command";
+      const command = raw.command;
+      if (
+        !Array.isArray(command) || command.length === 0 ||
+        command.some((part) => typeof part !== "string")
+      ) {
+        report(
+          `${at}.command`,
+          `expected a non-empty array of strings such as ["gzip", "-k", "big.log"], got ${
+            JSON.stringify(command)
+          }`,
+        );
+      } else job.command = command as string[];
+      if (raw.args !== undefined) {
+        report(`${at}.args`, 'only task jobs take "args"; put them in "command"');
+      }
+      if (raw.cwd !== undefined) {
+        if (typeof raw.cwd !== "string") {
+          report(`${at}.cwd`, `expected a path, got ${typeName(raw.cwd)}`);
+        } else job.cwd = resolvePath(raw.cwd, dir);
+      } else job.cwd = dir;
+      if (raw.env !== undefined) {
+        if (!isObject(raw.env) || Object.values(raw.env).some((v) => typeof v !== "string")) {
+          report(`${at}.env`, "expected an object of string values");
+        } else job.env = raw.env as Record<string, string>;
+      }
+    }
+    if (raw.after !== undefined) {
+      if (!Array.isArray(raw.after)) {
+        report(`${at}.after`, `expected an array of job ids, got ${typeName(raw.after)}`);
+      } else {
+        raw.after.forEach((dep: unknown, k: number) => {
+          if (typeof dep !== "string") {
+            report(`${at}.after[${k}]`, `expected a job id, got ${typeName(dep)}`);
+          } else if (dep === id) report(`${at}.after[${k}]`, `a job cannot wait for itself`);
+          else job.after.push(dep);
+        });
+      }
+    }
+    jobs.push(job);
+  });
+  const ids = new Set(jobs.map((job) => job.id));
+  for (const job of jobs) {
+    job.after.forEach((dep, k) => {
+      if (!ids.has(dep) && !firstIndex.has(dep)) {
+        const hint = suggest(dep, [...ids]);
+        report(
+          `jobs[${job.index}].after[${k}]`,
+          `unknown job "${dep}"${hint ? `; did you mean "${hint}"?` : ""}`,
+        );
+      }
+    });
+  }
+  const cycle = findCycle(jobs);
+  if (cycle) report(`jobs[${cycle.index}].after`, `dependency cycle: ${cycle.path.join(" → ")}`);
+  if (problems.length > 0) return { ok: false, problems };
+  return { ok: true, file: { path, workers, capacity, jobs } };
+}
+
+/**
+ * Checks that every task job's module exists and exports its function
+ * (importing each module once, in this thread). Returns the problems.
+ *
+ * @param file A validated job file.
+ * @returns Problems with paths, empty when all is well.
+ *
+ * @example Check task modules
+ * ```ts
+ * import { checkTasks, validateJobFile } from "@taskpool/taskpool";
+ * import assert from "node:assert";
+ *
+ * const result = validateJobFile({ jobs: [{ id: "a", task: "./missing.ts#run" }] }, "/tmp/jobs.json");
+ * assert(result.ok);
+ * const problems = await checkTasks(result.file);
+ * assert.match(problems[0].message, /cannot load/);
+ * ```
+ */
+export async function checkTasks(file: JobFile): Promise<JobFileProblem[]> {
+  const problems: JobFileProblem[] = [];
+  const modules = new Map<string, Promise<Record<string, unknown> | Error>>();
+  for (const job of file.jobs) {
+    if (job.kind !== "task" || job.module === undefined) continue;
+    let loading = modules.get(job.module);
+    if (loading === undefined) {
+      loading = import(job.module).catch((error: Error) => error);
+      modules.set(job.module, loading);
+    }
+    const module = await loading;
+    const at = `jobs[${job.index}].task`;
+    if (module instanceof Error) {
+      problems.push({
+        path: at,
+        message: `cannot load ${job.module}: ${firstLine(module.message)}`,
+      });
+    } else if (typeof module[job.name!] !== "function") {
+      const exported = Object.keys(module).filter((key) => typeof module[key] === "function");
+      const hint = suggest(job.name!, exported);
+      problems.push({
+        path: at,
+        message: `${job.module} has no exported function "${job.name}"${
+          hint
+            ? `; did you mean "${hint}"?`
+            : `; it exports ${exported.map((n) => `"${n}"`).join(", ") || "no functions"}`
+        }`,
+      });
+    }
+  }
+  return problems;
+}
+
+/**
+ * The order jobs would start in: levels of jobs whose dependencies are all
+ * in earlier levels, each sorted by priority (higher first), then file order.
+ *
+ * @param file A validated job file.
+ * @returns The levels, as lists of job ids.
+ *
+ * @example Plan a job file
+ * ```ts
+ * import { plan, validateJobFile } from "@taskpool/taskpool";
+ * import assert from "node:assert";
+ *
+ * const result = validateJobFile({
+ *   jobs: [{ id: "b", command: ["true"], after: ["a"] }, { id: "a", command: ["true"] }],
+ * }, "/tmp/jobs.json");
+ * assert(result.ok);
+ * assert.deepStrictEqual(plan(result.file), [["a"], ["b"]]);
+ * ```
+ */
+export function plan(file: JobFile): string[][] {
+  const level = new Map<string, number>();
+  const byId = new Map(file.jobs.map((job) => [job.id, job]));
+  const depth = (job: Job): number => {
+    const known = level.get(job.id);
+    if (known !== undefined) return known;
+    let d = 0;
+    for (const dep of job.after) d = Math.max(d, depth(byId.get(dep)!) + 1);
+    level.set(job.id, d);
+    return d;
+  };
+  const levels: Job[][] = [];
+  for (const job of file.jobs) (levels[depth(job)] ??= []).push(job);
+  return levels.map((jobs) =>
+    jobs.sort((a, b) => b.priority - a.priority || a.index - b.index).map((job) => job.id)
+  );
+}
+
+// -- Helpers --
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** A value for a message, short, and safe for anything (even cycles). */
+function show(value: unknown): string {
+  try {
+    const text = JSON.stringify(value) ?? String(value);
+    return text.length > 60 ? `${text.slice(0, 60)}…` : text;
+  } catch {
+    return typeName(value);
+  }
+}
+
+function typeName(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  if (typeof value === "object") return "an object";
+  if (typeof value === "string") {
+    return `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + "…" : value)}`;
+  }
+  return `${typeof value} ${String(value)}`;
+}
+
+function unknownFields(
+  object: Record<string, unknown>,
+  known: string[],
+  at: string,
+  report: (at: string, message: string) => void,
+): void {
+  for (const key of Object.keys(object)) {
+    if (known.includes(key)) continue;
+    const hint = suggest(key, known);
+    report(
+      at === "" ? key : `${at}.${key}`,
+      `unknown field "${key}"${
+        hint ? `; did you mean "${hint}"?` : `; known fields: ${known.join(", ")}`
+      }`,
+    );
+  }
+}
+
+function optionalInteger(
+  object: Record<string, unknown>,
+  key: string,
+  at: string,
+  min: number,
+  max: number,
+  report: (at: string, message: string) => void,
+): number | undefined {
+  const value = object[key];
+  if (value === undefined) return undefined;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    report(
+      at === "" ? key : `${at}.${key}`,
+      `expected an integer from ${min} to ${max}, got ${typeName(value)}`,
+    );
+    return undefined;
+  }
+  return value;
+}
+
+function numberField(
+  object: Record<string, unknown>,
+  key: string,
+  at: string,
+  report: (at: string, message: string) => void,
+): number | undefined {
+  const value = object[key];
+  if (value === undefined) return undefined;
+  if (typeof value !== "number" || !Number.isFinite(value)) {
+    report(`${at}.${key}`, `expected a number, got ${typeName(value)}`);
+    return undefined;
+  }
+  return value;
+}
+
+function durationField(
+  object: Record<string, unknown>,
+  key: string,
+  at: string,
+  report: (at: string, message: string) => void,
+): number | undefined {
+  const value = object[key];
+  if (value === undefined) return undefined;
+  const ms = parseDuration(value);
+  if (ms === undefined) {
+    report(
+      `${at}.${key}`,
+      `expected a duration such as "500ms", "30s", "2m" or a number of ms, got ${typeName(value)}`,
+    );
+  }
+  return ms;
+}
+
+function resolvePath(path: string, dir: string): string {
+  const joined = path.startsWith("/") ? path : `${dir}/${path}`;
+  const parts: string[] = [];
+  for (const part of joined.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") parts.pop();
+    else parts.push(part);
+  }
+  return "/" + parts.join("/");
+}
+
+function resolveAgainst(specifier: string, dir: string): string {
+  if (/^[a-z][a-z0-9+.-]+:/i.test(specifier)) return specifier;
+  return new URL(
+    `file://${resolvePath(specifier, dir).split("/").map(encodeURIComponent).join("/")}`,
+  ).href;
+}
+
+function firstLine(text: string): string {
+  return text.split("\n")[0];
+}
+
+/** The closest known name, if it is close enough to be a typo. */
+function suggest(name: string, known: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of known) {
+    const distance = editDistance(name.toLowerCase(), candidate.toLowerCase());
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return bestDistance <= Math.max(1, Math.floor(name.length / 3)) ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 3) return Infinity;
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(
+        previous[j] + 1,
+        current[j - 1] + 1,
+        previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    previous = current;
+  }
+  return previous[b.length];
+}
+
+/** A dependency cycle among jobs (only their known dependencies), as `a → b → a`. */
+function findCycle(jobs: Job[]): { index: number; path: string[] } | undefined {
+  const byId = new Map(jobs.map((job) => [job.id, job]));
+  const state = new Map<string, 1 | 2>(); // 1: on the stack, 2: done
+  const stack: string[] = [];
+  const visit = (id: string): string[] | undefined => {
+    state.set(id, 1);
+    stack.push(id);
+    for (const dep of byId.get(id)!.after) {
+      if (!byId.has(dep)) continue;
+      const seen = state.get(dep);
+      if (seen === 1) return [...stack.slice(stack.indexOf(dep)), dep];
+      if (seen === undefined) {
+        const found = visit(dep);
+        if (found) return found;
+      }
+    }
+    stack.pop();
+    state.set(id, 2);
+    return undefined;
+  };
+  for (const job of jobs) {
+    if (state.has(job.id)) continue;
+    const cycle = visit(job.id);
+    if (cycle) return { index: byId.get(cycle[0])!.index, path: cycle };
+  }
+  return undefined;
+}

@@ -1,0 +1,481 @@
+/**
+ * Runs the jobs of a validated job file on a worker pool: dependencies,
+ * priorities, retries with backoff, timeouts, command jobs, and the
+ * drain-on-exit of the seeds (`stop()` starts nothing new and lets what is
+ * queued and running finish; `cancel()` ends what still runs).
+ *
+ * @module
+ */
+
+import type { Job, JobFile } from "./job_file.ts";
+import { WorkerPool } from "./pool.ts";
+
+/** How a job ended. */
+export type JobStatus = "succeeded" | "failed" | "skipped" | "not-run" | "cancelled";
+
+/** The outcome of one job, reported once. */
+export interface JobResult {
+  /** The job's id. */
+  id: string;
+  /** How it ended. */
+  status: JobStatus;
+  /** Attempts made (0 for a job that never started). */
+  attempts: number;
+  /** When its last attempt started, ms since the epoch. */
+  start?: number;
+  /** How long its last attempt took, ms. */
+  duration?: number;
+  /** A task's return value, when it succeeded. */
+  result?: unknown;
+  /** Why it failed, was skipped, not run or cancelled. */
+  error?: string;
+  /** A command's exit code. */
+  exitCode?: number;
+  /** The last lines a command wrote (stdout and stderr, up to 2 KB). */
+  output?: string;
+}
+
+/** Options of {@linkcode Scheduler}. */
+export interface SchedulerOptions {
+  /**
+   * Workers of the pool; also how many jobs run at once.
+   *
+   * @default {the file's "workers", else navigator.hardwareConcurrency}
+   */
+  workers?: number;
+  /**
+   * Tasks queued in the pool beyond those running.
+   *
+   * @default {the file's "capacity", else workers * 2}
+   */
+  capacity?: number;
+  /**
+   * After the first job fails for good, start nothing new.
+   *
+   * @default {false}
+   */
+  failFast?: boolean;
+  /** Called when an attempt starts. */
+  onStart?: (job: Job, attempt: number) => void;
+  /** Called once per job when it ends. */
+  onFinish?: (result: JobResult) => void;
+}
+
+/** Milliseconds a command gets between SIGTERM and SIGKILL. */
+const KILL_AFTER_MS = 2000;
+/** Bytes of a command's output kept for the report. */
+const OUTPUT_TAIL = 2048;
+
+/**
+ * Runs a job file's jobs on a {@linkcode WorkerPool}.
+ *
+ * Each job appears exactly once in the results. A job runs only after all
+ * of its `after` jobs succeeded; if one of them failed (for good), it is
+ * `skipped`. Among ready jobs, higher `priority` starts first, then file
+ * order. A failed attempt is retried `retries` times, after `backoff`
+ * doubled per retry, with ±50 % jitter. Tasks and commands together run at
+ * most `workers` at a time (tasks may also wait in the pool's queue).
+ *
+ * @example Run two dependent jobs
+ * ```ts
+ * import { Scheduler, validateJobFile } from "@taskpool/taskpool";
+ * import assert from "node:assert";
+ *
+ * const checked = validateJobFile({
+ *   jobs: [
+ *     { id: "hello", command: ["echo", "hello"] },
+ *     { id: "world", command: ["echo", "world"], after: ["hello"] },
+ *   ],
+ * }, "/tmp/jobs.json");
+ * assert(checked.ok);
+ * const results = await new Scheduler(checked.file, { workers: 1 }).run();
+ * assert.deepStrictEqual(results.map((r) => [r.id, r.status]), [["hello", "succeeded"], ["world", "succeeded"]]);
+ * ```
+ */
+export class Scheduler {
+  readonly #file: JobFile;
+  readonly #options: SchedulerOptions;
+  readonly #workers: number;
+  readonly #capacity: number;
+  readonly #results = new Map<string, JobResult>();
+  readonly #waitingFor = new Map<string, number>();
+  readonly #dependents = new Map<string, Job[]>();
+  readonly #ready = new Heap();
+  readonly #attempts = new Map<string, number>();
+  readonly #children = new Set<Deno.ChildProcess>();
+  readonly #retryTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  #pool: WorkerPool | null = null;
+  #running = 0;
+  #commands = 0;
+  #stopping = false;
+  #cancelled = false;
+  #done: (() => void) | null = null;
+
+  /**
+   * Prepares a run; nothing starts before `run()`.
+   *
+   * @param file A validated job file.
+   * @param options Workers, capacity, fail-fast, event callbacks.
+   */
+  constructor(file: JobFile, options: SchedulerOptions = {}) {
+    this.#file = file;
+    this.#options = options;
+    this.#workers = options.workers ?? file.workers ?? (navigator.hardwareConcurrency || 1);
+    this.#capacity = options.capacity ?? file.capacity ?? this.#workers * 2;
+    for (const job of file.jobs) {
+      this.#waitingFor.set(job.id, job.after.length);
+      for (const dep of job.after) {
+        const list = this.#dependents.get(dep);
+        if (list) list.push(job);
+        else this.#dependents.set(dep, [job]);
+      }
+    }
+  }
+
+  /** Jobs that have ended so far. */
+  get finished(): number {
+    return this.#results.size;
+  }
+
+  /** Jobs running (or queued in the pool) now. */
+  get running(): number {
+    return this.#running;
+  }
+
+  /**
+   * Runs every job and resolves with their results, in file order, once all
+   * have ended (or, after `stop()`, once what had started has ended).
+   *
+   * @returns One result per job.
+   */
+  async run(): Promise<JobResult[]> {
+    this.#pool = new WorkerPool({
+      workers: this.#workers,
+      capacity: this.#capacity,
+      name: "taskpool cli",
+    });
+    for (const job of this.#file.jobs) if (job.after.length === 0) this.#ready.push(job);
+    const finished = new Promise<void>((resolve) => this.#done = resolve);
+    this.#pump();
+    await finished;
+    await this.#pool.close();
+    return this.#file.jobs.map((job) => this.#results.get(job.id)!);
+  }
+
+  /** Starts nothing new; what is queued and running finishes. The rest is reported `not-run`. */
+  stop(): void {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    for (const [id, timer] of this.#retryTimers) {
+      clearTimeout(timer);
+      this.#retryTimers.delete(id);
+      this.#finish(this.#jobOf(id), "failed", { error: "interrupted before its next attempt" });
+    }
+    this.#pump();
+  }
+
+  /** Ends what still runs (tasks are terminated, commands get SIGTERM, then SIGKILL): `cancelled`. */
+  cancel(): void {
+    this.stop();
+    if (this.#cancelled) return;
+    this.#cancelled = true;
+    this.#pool?.terminate();
+    for (const child of this.#children) terminate(child);
+  }
+
+  #jobOf(id: string): Job {
+    return this.#file.jobs.find((job) => job.id === id)!;
+  }
+
+  /** Starts ready jobs while there is room; resolves the run once nothing is left to happen. */
+  #pump(): void {
+    const limit = this.#workers + this.#capacity;
+    while (!this.#stopping && this.#running < limit && this.#ready.size > 0) {
+      const job = this.#ready.peek()!;
+      if (job.kind === "command" && this.#commands >= this.#workers) break;
+      this.#ready.pop();
+      void this.#start(job);
+    }
+    if (
+      this.#running === 0 && this.#retryTimers.size === 0 &&
+      (this.#stopping || this.#ready.size === 0)
+    ) {
+      for (const job of this.#file.jobs) {
+        if (!this.#results.has(job.id)) {
+          this.#finish(job, "not-run", {
+            error: this.#stopping ? "not started: the run was stopped" : "never became ready",
+          });
+        }
+      }
+      this.#done?.();
+    }
+  }
+
+  async #start(job: Job): Promise<void> {
+    const attempt = (this.#attempts.get(job.id) ?? 0) + 1;
+    this.#attempts.set(job.id, attempt);
+    this.#running++;
+    if (job.kind === "command") this.#commands++;
+    this.#options.onStart?.(job, attempt);
+    const start = Date.now();
+    const began = performance.now();
+    let outcome: Partial<JobResult> & { ok: boolean };
+    try {
+      outcome = job.kind === "task" ? await this.#runTask(job) : await this.#runCommand(job);
+    } catch (error) {
+      outcome = { ok: false, error: (error as Error)?.message ?? String(error) };
+    }
+    this.#running--;
+    if (job.kind === "command") this.#commands--;
+    const timing = { start, duration: performance.now() - began };
+    if (outcome.ok) {
+      this.#finish(job, "succeeded", { ...outcome, ...timing });
+      for (const next of this.#dependents.get(job.id) ?? []) {
+        const left = this.#waitingFor.get(next.id)! - 1;
+        this.#waitingFor.set(next.id, left);
+        if (left === 0 && !this.#results.has(next.id)) this.#ready.push(next);
+      }
+    } else if (this.#cancelled) {
+      this.#finish(job, "cancelled", {
+        ...outcome,
+        ...timing,
+        error: `cancelled: ${outcome.error}`,
+      });
+    } else if (attempt <= job.retries && !this.#stopping) {
+      const delay = job.backoff * 2 ** (attempt - 1) * (0.5 + Math.random());
+      this.#retryTimers.set(
+        job.id,
+        setTimeout(() => {
+          this.#retryTimers.delete(job.id);
+          if (this.#stopping) this.#finish(job, "failed", { ...outcome, ...timing });
+          else this.#ready.push(job);
+          this.#pump();
+        }, delay),
+      );
+    } else {
+      this.#finish(job, "failed", { ...outcome, ...timing });
+      this.#skipDependents(job);
+      if (this.#options.failFast) this.stop();
+    }
+    this.#pump();
+  }
+
+  async #runTask(job: Job): Promise<Partial<JobResult> & { ok: boolean }> {
+    const result = await this.#pool!.run({
+      module: job.module,
+      name: job.name!,
+      args: job.args,
+      timeout: job.timeout,
+    });
+    return { ok: true, result };
+  }
+
+  async #runCommand(job: Job): Promise<Partial<JobResult> & { ok: boolean }> {
+    const [program, ...args] = job.command!;
+    let child: Deno.ChildProcess;
+    try {
+      child = new Deno.Command(program, {
+        args,
+        cwd: job.cwd,
+        env: job.env,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+    } catch (error) {
+      const reason = error instanceof Deno.errors.NotFound
+        ? "not found on PATH"
+        : (error as Error).message;
+      return { ok: false, error: `cannot run "${program}": ${reason}` };
+    }
+    this.#children.add(child);
+    const tail = new Tail(OUTPUT_TAIL);
+    const reading = Promise.all([tail.read(child.stdout), tail.read(child.stderr)]);
+    let timedOut = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    if (job.timeout !== undefined) {
+      timer = setTimeout(() => {
+        timedOut = true;
+        terminate(child);
+      }, job.timeout);
+    }
+    const status = await child.status;
+    clearTimeout(timer);
+    // A grandchild may still hold the pipes open: do not wait for it long.
+    await Promise.race([reading, new Promise((resolve) => setTimeout(resolve, 100))]);
+    this.#children.delete(child);
+    const output = tail.text();
+    if (timedOut) {
+      return {
+        ok: false,
+        error: `timed out after ${job.timeout} ms`,
+        exitCode: status.code,
+        output,
+      };
+    }
+    if (status.success) return { ok: true, exitCode: 0, output };
+    const how = status.signal ? `killed by ${status.signal}` : `exited with code ${status.code}`;
+    return { ok: false, error: `${program} ${how}`, exitCode: status.code, output };
+  }
+
+  #skipDependents(job: Job): void {
+    for (const next of this.#dependents.get(job.id) ?? []) {
+      if (this.#results.has(next.id)) continue;
+      this.#finish(next, "skipped", { error: `skipped: "${job.id}" failed` });
+      this.#skipDependents(next);
+    }
+  }
+
+  #finish(job: Job, status: JobStatus, details: Partial<JobResult> & { ok?: boolean }): void {
+    if (this.#results.has(job.id)) return;
+    const { ok: _ok, ...rest } = details;
+    const result: JobResult = {
+      id: job.id,
+      status,
+      attempts: this.#attempts.get(job.id) ?? 0,
+      ...rest,
+    };
+    this.#results.set(job.id, result);
+    this.#options.onFinish?.(result);
+  }
+}
+
+/**
+ * Ends a command and everything it started: SIGTERM to the process and its
+ * descendants (a shell's children too), then SIGKILL to whatever is left
+ * after `KILL_AFTER_MS`. Descendants are found in /proc (Linux); elsewhere
+ * only the process itself is signalled.
+ */
+function terminate(child: Deno.ChildProcess): void {
+  // Remember the tree now: once a shell dies, its children are re-parented.
+  const tree = new Set([child.pid, ...descendants(child.pid)]);
+  const signal = (sig: Deno.Signal) => {
+    for (const pid of descendants(child.pid)) tree.add(pid);
+    for (const pid of tree) {
+      try {
+        Deno.kill(pid, sig);
+      } catch {
+        // already gone
+      }
+    }
+  };
+  signal("SIGTERM");
+  const kill = setTimeout(() => signal("SIGKILL"), KILL_AFTER_MS);
+  child.status.finally(() => {
+    clearTimeout(kill);
+    tree.delete(child.pid); // reaped: its pid may be reused
+    signal("SIGKILL"); // what it left behind
+  });
+}
+
+/** The pids below `pid`, from /proc's parent links. */
+function descendants(pid: number): number[] {
+  const parentOf = new Map<number, number>();
+  try {
+    for (const entry of Deno.readDirSync("/proc")) {
+      if (!/^\d+$/.test(entry.name)) continue;
+      try {
+        const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+        const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+        parentOf.set(Number(entry.name), ppid);
+      } catch {
+        // gone meanwhile
+      }
+    }
+  } catch {
+    return [];
+  }
+  const found: number[] = [];
+  const walk = (parent: number) => {
+    for (const [child, ppid] of parentOf) {
+      if (ppid === parent) {
+        found.push(child);
+        walk(child);
+      }
+    }
+  };
+  walk(pid);
+  return found;
+}
+
+/** Keeps the last bytes of a command's output. */
+class Tail {
+  readonly #limit: number;
+  #chunks: Uint8Array[] = [];
+  #size = 0;
+
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  async read(stream: ReadableStream<Uint8Array>): Promise<void> {
+    for await (const chunk of stream) {
+      this.#chunks.push(chunk);
+      this.#size += chunk.byteLength;
+      while (this.#size - this.#chunks[0].byteLength >= this.#limit) {
+        this.#size -= this.#chunks.shift()!.byteLength;
+      }
+    }
+  }
+
+  text(): string {
+    const all = new Uint8Array(this.#size);
+    let at = 0;
+    for (const chunk of this.#chunks) {
+      all.set(chunk, at);
+      at += chunk.byteLength;
+    }
+    return new TextDecoder().decode(all.subarray(Math.max(0, all.byteLength - this.#limit)))
+      .trimEnd();
+  }
+}
+
+/** A binary heap of jobs: higher priority first, then file order. */
+class Heap {
+  readonly #items: Job[] = [];
+
+  get size(): number {
+    return this.#items.length;
+  }
+
+  peek(): Job | undefined {
+    return this.#items[0];
+  }
+
+  push(job: Job): void {
+    const items = this.#items;
+    items.push(job);
+    let i = items.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!before(items[i], items[parent])) break;
+      [items[i], items[parent]] = [items[parent], items[i]];
+      i = parent;
+    }
+  }
+
+  pop(): Job | undefined {
+    const items = this.#items;
+    const top = items[0];
+    const last = items.pop();
+    if (items.length > 0 && last !== undefined) {
+      items[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let best = i;
+        if (l < items.length && before(items[l], items[best])) best = l;
+        if (r < items.length && before(items[r], items[best])) best = r;
+        if (best === i) break;
+        [items[i], items[best]] = [items[best], items[i]];
+        i = best;
+      }
+    }
+    return top;
+  }
+}
+
+function before(a: Job, b: Job): boolean {
+  return a.priority > b.priority || (a.priority === b.priority && a.index < b.index);
+}

@@ -1,0 +1,364 @@
+import assert from "node:assert";
+
+const CLI = new URL("../cli.ts", import.meta.url).pathname;
+const TASKS = new URL("./fixtures/cli_tasks.ts", import.meta.url).pathname;
+const decoder = new TextDecoder();
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Writes a job file (tasks named `#name` resolve to the fixture module) into `dir`. */
+async function jobFile(dir: string, data: Record<string, unknown>): Promise<string> {
+  const text = JSON.stringify(data).replaceAll('"#', `"${TASKS}#`);
+  const path = `${dir}/jobs.json`;
+  await Deno.writeTextFile(path, text);
+  return path;
+}
+
+/** Runs the CLI to its end. */
+async function cli(args: string[], cwd?: string): Promise<Run> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, ...args],
+    cwd,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+/** The JSON Lines of a `--json` run, one per job. */
+function jsonLines(stdout: string): Array<Record<string, unknown>> {
+  return stdout.trim().split("\n").filter((l) => l !== "").map((line) => JSON.parse(line));
+}
+
+async function withDir(body: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await body(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+// -- Usage --
+
+Deno.test("cli: --help and --version exit 0; a bad flag or no file prints usage and exits 2", async () => {
+  const help = await cli(["--help"]);
+  assert.strictEqual(help.code, 0);
+  assert.match(help.stdout, /Usage: taskpool/);
+  assert.match((await cli(["--version"])).stdout, /^taskpool \d+\.\d+\.\d+/);
+  for (
+    const args of [["--nope", "x.json"], [], ["a.json", "b.json"], ["--workers", "0", "x.json"], [
+      "--grace",
+      "soon",
+      "x",
+    ]]
+  ) {
+    const run = await cli(args);
+    assert.strictEqual(run.code, 2, args.join(" "));
+    assert.match(run.stderr, /taskpool: /);
+  }
+  assert.match((await cli(["--nope", "x.json"])).stderr, /Usage: taskpool/);
+});
+
+// -- Validation --
+
+Deno.test("cli: an invalid job file exits 2, lists every problem and runs nothing", async () => {
+  await withDir(async (dir) => {
+    const path = await jobFile(dir, {
+      jobs: [
+        { id: "writes", task: "#record", args: [`${dir}/log`, "writes"] },
+        { id: "b", command: ["true"], after: ["thumb-9"] },
+        { id: "c", task: "#recrod" },
+      ],
+    });
+    const run = await cli([path]);
+    assert.strictEqual(run.code, 2);
+    assert.match(run.stderr, /problem/);
+    assert.match(run.stderr, /jobs\[1\]\.after\[0\]: unknown job "thumb-9"/);
+    await Deno.writeTextFile(
+      path,
+      (await Deno.readTextFile(path)).replace('"thumb-9"', '"writes"'),
+    );
+    const again = await cli([path]);
+    assert.strictEqual(again.code, 2);
+    assert.match(
+      again.stderr,
+      /jobs\[2\]\.task: .*has no exported function "recrod"; did you mean "record"\?/,
+    );
+    await assert.rejects(Deno.stat(`${dir}/log`), Deno.errors.NotFound, "nothing ran");
+  });
+});
+
+Deno.test("cli: a missing file, a directory, bad JSON each get one line and exit 2", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/bad.json`, '{ "jobs": [ }');
+    for (
+      const [path, message] of [[`${dir}/none.json`, /no such file/], [dir, /is a directory/], [
+        `${dir}/bad.json`,
+        /not valid JSON.*line 1, column/,
+      ]] as const
+    ) {
+      const run = await cli([path]);
+      assert.strictEqual(run.code, 2);
+      assert.match(run.stderr, message);
+      assert.strictEqual(run.stderr.trim().split("\n").length, 1, run.stderr);
+      assert(!run.stderr.includes("    at "), "no stack trace");
+    }
+  });
+});
+
+Deno.test("cli: --dry-run prints the plan and runs nothing", async () => {
+  await withDir(async (dir) => {
+    const path = await jobFile(dir, {
+      jobs: [
+        { id: "b", task: "#record", args: [`${dir}/log`, "b"], after: ["a"] },
+        { id: "a", task: "#record", args: [`${dir}/log`, "a"] },
+      ],
+    });
+    const run = await cli(["--dry-run", path]);
+    assert.strictEqual(run.code, 0);
+    assert.match(run.stdout, /2 jobs in 2 levels:\n {2}1\. a\n {2}2\. b/);
+    await assert.rejects(Deno.stat(`${dir}/log`), Deno.errors.NotFound);
+  });
+});
+
+// -- Running --
+
+Deno.test("cli: dependencies and priorities decide the start order", async () => {
+  await withDir(async (dir) => {
+    const log = `${dir}/log`;
+    const path = await jobFile(dir, {
+      workers: 1,
+      jobs: [
+        { id: "low", task: "#record", args: [log, "low"] },
+        { id: "high", task: "#record", args: [log, "high"], priority: 10 },
+        {
+          id: "after-low",
+          task: "#record",
+          args: [log, "after-low"],
+          after: ["low"],
+          priority: 100,
+        },
+        { id: "mid", task: "#record", args: [log, "mid"], priority: 5 },
+      ],
+    });
+    const run = await cli(["--capacity", "1", path]);
+    assert.strictEqual(run.code, 0, run.stderr);
+    assert.deepStrictEqual((await Deno.readTextFile(log)).trim().split("\n"), [
+      "high",
+      "mid",
+      "low",
+      "after-low",
+    ]);
+  });
+});
+
+Deno.test("cli: retries then success, retries exhausted, dependents skipped, exit 1", async () => {
+  await withDir(async (dir) => {
+    const path = await jobFile(dir, {
+      defaults: { backoff: "10ms" },
+      jobs: [
+        { id: "recovers", task: "#flaky", args: [`${dir}/c1`, 2], retries: 2 },
+        { id: "gives-up", task: "#flaky", args: [`${dir}/c2`, 5], retries: 1 },
+        { id: "needs-it", task: "#noop", args: [1], after: ["gives-up"] },
+        { id: "needs-that", task: "#noop", args: [1], after: ["needs-it"] },
+      ],
+    });
+    const run = await cli(["--json", path]);
+    assert.strictEqual(run.code, 1);
+    const byId = new Map(jsonLines(run.stdout).map((r) => [r.id, r]));
+    assert.deepStrictEqual([byId.get("recovers")!.status, byId.get("recovers")!.attempts], [
+      "succeeded",
+      3,
+    ]);
+    assert.deepStrictEqual([byId.get("gives-up")!.status, byId.get("gives-up")!.attempts], [
+      "failed",
+      2,
+    ]);
+    assert.match(String(byId.get("gives-up")!.error), /flaky failure 2/);
+    assert.strictEqual(byId.get("needs-it")!.status, "skipped");
+    assert.strictEqual(byId.get("needs-that")!.status, "skipped");
+    assert.match(run.stderr, /gives-up after 2 attempt\(s\): flaky failure 2/);
+  });
+});
+
+Deno.test("cli: timeouts fail a task and a command; command exit codes and output are reported", async () => {
+  await withDir(async (dir) => {
+    const path = await jobFile(dir, {
+      jobs: [
+        { id: "slow-task", task: "#sleep", args: [5000], timeout: "100ms" },
+        { id: "slow-command", command: ["sleep", "5"], timeout: 100 },
+        { id: "loud", command: ["sh", "-c", "echo to-out; echo to-err >&2; exit 3"] },
+        { id: "fine", command: ["sh", "-c", "echo fine"] },
+        { id: "nowhere", command: ["no-such-program-taskpool"] },
+      ],
+    });
+    const started = performance.now();
+    const run = await cli(["--json", path]);
+    assert(performance.now() - started < 4000, "the timeouts cut the waits short");
+    assert.strictEqual(run.code, 1);
+    const byId = new Map(jsonLines(run.stdout).map((r) => [r.id, r]));
+    assert.strictEqual(byId.get("slow-task")!.status, "failed");
+    assert.match(String(byId.get("slow-task")!.error), /timed out after 100 ms/);
+    assert.match(String(byId.get("slow-command")!.error), /timed out after 100 ms/);
+    assert.strictEqual(byId.get("loud")!.exitCode, 3);
+    assert.match(String(byId.get("loud")!.output), /to-out[\s\S]*to-err|to-err[\s\S]*to-out/);
+    assert.deepStrictEqual([byId.get("fine")!.status, byId.get("fine")!.output], [
+      "succeeded",
+      "fine",
+    ]);
+    assert.match(
+      String(byId.get("nowhere")!.error),
+      /cannot run "no-such-program-taskpool": not found/,
+    );
+  });
+});
+
+Deno.test("cli: --json writes one parseable line per job and nothing else on stdout", async () => {
+  await withDir(async (dir) => {
+    const jobs = Array.from({ length: 30 }, (_, i) => ({ id: `j${i}`, task: "#noop", args: [i] }));
+    const path = await jobFile(dir, { jobs });
+    const run = await cli(["--json", path]);
+    assert.strictEqual(run.code, 0);
+    const lines = jsonLines(run.stdout);
+    assert.strictEqual(lines.length, 30);
+    assert.deepStrictEqual(new Set(lines.map((l) => l.id)), new Set(jobs.map((j) => j.id)));
+    for (const line of lines) {
+      assert.strictEqual(line.status, "succeeded");
+      assert.strictEqual(line.result, Number(String(line.id).slice(1)));
+      assert.strictEqual(typeof line.start, "number");
+      assert.strictEqual(typeof line.duration, "number");
+    }
+    assert.match(run.stderr, /30 jobs: 30 succeeded/);
+  });
+});
+
+Deno.test("cli: --fail-fast starts nothing new after the first failure", async () => {
+  await withDir(async (dir) => {
+    const path = await jobFile(dir, {
+      workers: 1,
+      jobs: [
+        { id: "boom", task: "#fail", args: ["boom"] },
+        ...Array.from(
+          { length: 5 },
+          (_, i) => ({ id: `later${i}`, task: "#noop", args: [i], after: ["boom"] }),
+        ),
+        { id: "independent", task: "#sleep", args: [200], priority: -1 },
+      ],
+    });
+    const run = await cli(["--json", "--fail-fast", "--capacity", "1", path]);
+    assert.strictEqual(run.code, 1);
+    const statuses = jsonLines(run.stdout).map((r) => r.status);
+    assert.strictEqual(statuses.length, 7, "every job reported once");
+    assert(statuses.includes("not-run") || statuses.filter((s) => s === "skipped").length === 5);
+  });
+});
+
+// -- Signals --
+
+/** Starts the CLI, waits until `ready(stderr)` holds, sends `signals` SIGINTs, and collects the end. */
+async function interrupt(
+  args: string[],
+  ready: (stderr: string) => boolean | Promise<boolean>,
+  signals: number,
+): Promise<Run> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, ...args],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const stdoutText = new Response(child.stdout).text();
+  let stderr = "";
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  const rest = (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      stderr += value;
+    }
+  })();
+  const deadline = performance.now() + 20_000;
+  while (!(await ready(stderr))) {
+    if (performance.now() > deadline) {
+      child.kill("SIGKILL");
+      assert.fail(`never ready: ${stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  for (let i = 0; i < signals; i++) {
+    child.kill("SIGINT");
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  const status = await child.status;
+  await rest;
+  return { code: status.code, stdout: await stdoutText, stderr };
+}
+
+Deno.test("cli: SIGINT lets queued and running jobs finish, reports the rest not run, exits 130", async () => {
+  await withDir(async (dir) => {
+    const jobs = [
+      { id: "first", task: "#record", args: [`${dir}/log`, "first"] },
+      ...Array.from(
+        { length: 12 },
+        (_, i) => ({
+          id: `s${i}`,
+          task: "#sleep",
+          args: [300, `${dir}/log`, `s${i}`],
+          after: ["first"],
+        }),
+      ),
+    ];
+    const path = await jobFile(dir, { workers: 2, capacity: 2, jobs });
+    const run = await interrupt(["--json", path], (stderr) => /ok first/.test(stderr), 1);
+    assert.strictEqual(run.code, 130, run.stderr);
+    const results = jsonLines(run.stdout);
+    assert.strictEqual(results.length, 13, "every job reported once");
+    assert.strictEqual(new Set(results.map((r) => r.id)).size, 13);
+    const succeeded = results.filter((r) => r.status === "succeeded").map((r) => r.id);
+    const notRun = results.filter((r) => r.status === "not-run");
+    assert(notRun.length > 0, "some never started");
+    assert.strictEqual(succeeded.length + notRun.length, 13, JSON.stringify(results));
+    const ran = (await Deno.readTextFile(`${dir}/log`)).trim().split("\n");
+    assert.deepStrictEqual(new Set(ran), new Set(succeeded), "whatever started, finished");
+  });
+});
+
+Deno.test("cli: a second SIGINT cancels running commands and leaves no child behind", async () => {
+  await withDir(async (dir) => {
+    const marker = `taskpool-test-${crypto.randomUUID()}`;
+    const jobs = Array.from({ length: 3 }, (_, i) => ({
+      id: `c${i}`,
+      command: ["sh", "-c", `touch ${dir}/started-${i}; sleep 30; echo ${marker}`],
+    }));
+    const path = await jobFile(dir, { workers: 3, jobs });
+    const started = performance.now();
+    const allStarted = async () => {
+      for (let i = 0; i < 3; i++) {
+        try {
+          await Deno.stat(`${dir}/started-${i}`);
+        } catch {
+          return false;
+        }
+      }
+      return true;
+    };
+    const run = await interrupt(["--json", path], allStarted, 2);
+    assert(performance.now() - started < 15_000, "did not wait for the commands' 30 s");
+    assert.strictEqual(run.code, 130, run.stderr);
+    const results = jsonLines(run.stdout);
+    assert.deepStrictEqual(results.map((r) => r.status), ["cancelled", "cancelled", "cancelled"]);
+    const left = await new Deno.Command("pgrep", { args: ["-f", marker], stdout: "piped" })
+      .output();
+    assert.strictEqual(left.code, 1, `children left: ${decoder.decode(left.stdout)}`);
+  });
+});
