@@ -310,6 +310,8 @@ export function validateJobFile(data: unknown, path: string): Validation {
   }
   const jobs: Job[] = [];
   const firstIndex = new Map<string, number>();
+  /** Module URLs by specifier: thousands of jobs share a few modules. */
+  const resolved = new Map<string, string>();
   data.jobs.forEach((raw: unknown, index: number) => {
     const at = `jobs[${index}]`;
     if (!isObject(raw)) {
@@ -364,7 +366,10 @@ export function validateJobFile(data: unknown, path: string): Validation {
         );
       } else {
         const hash = raw.task.lastIndexOf("#");
-        job.module = resolveAgainst(raw.task.slice(0, hash), dir);
+        const specifier = raw.task.slice(0, hash);
+        let module = resolved.get(specifier);
+        if (module === undefined) resolved.set(specifier, module = resolveAgainst(specifier, dir));
+        job.module = module;
         job.name = raw.task.slice(hash + 1);
       }
       if (raw.args !== undefined && !Array.isArray(raw.args)) {

@@ -485,6 +485,8 @@ export class WorkerPool implements AsyncDisposable {
   readonly #byName = new Map<string, number>();
   /** Function table indexes by `module#name`. */
   readonly #byExport = new Map<string, number>();
+  /** Function table indexes by the module string of a spec, then the name. */
+  readonly #bySpec = new Map<string, Map<string, number>>();
   /** Function table indexes of execute() functions. */
   readonly #bySource = new WeakMap<AnyFunction, number>();
 
@@ -1444,6 +1446,12 @@ export class WorkerPool implements AsyncDisposable {
         }`,
       );
     }
+    // Specs name the same module the same way again and again: look the
+    // string up before resolving it (a URL parse per task shows in profiles).
+    if (typeof task.module === "string") {
+      const known = this.#bySpec.get(task.module)?.get(task.name);
+      if (known !== undefined) return known;
+    }
     const module = task.module === undefined
       ? this.#module
       : resolveModule(task.module, "The task's 'module'");
@@ -1452,7 +1460,13 @@ export class WorkerPool implements AsyncDisposable {
         `Cannot run "${task.name}": name its module ({ module, name }) or give the pool a default module`,
       );
     }
-    return this.#exportIndex(module, task.name);
+    const index = this.#exportIndex(module, task.name);
+    if (typeof task.module === "string") {
+      let names = this.#bySpec.get(task.module);
+      if (names === undefined) this.#bySpec.set(task.module, names = new Map());
+      names.set(task.name, index);
+    }
+    return index;
   }
 
   #exportIndex(module: string, name: string): number {
@@ -1631,16 +1645,25 @@ export class WorkerPool implements AsyncDisposable {
     const scratch = this.#scratch;
     const busy = () => !this.#terminated && this.#outstanding > 0;
     const take = () => busy() ? ring.pop(scratch) : null;
+    let settled = false;
     try {
       for (;;) {
-        this.#drain();
+        settled = this.#drain() > 0 || settled;
         this.#refill();
         if (this.#feeders.size > 0) {
           // map() consumers run in microtasks: let them take what arrived
           // (and their generators send more) before this loop polls again.
           await null;
           this.#refill();
+        } else if (settled) {
+          // Settled promises continue in microtasks: let them run (and queue
+          // their next tasks) before this loop polls, or the workers would
+          // wait on a main thread that spins.
+          settled = false;
+          await null;
+          continue;
         }
+        settled = false;
         if (!busy()) return;
         // Poll briefly before sleeping: being woken costs the main thread
         // tens of µs, the round trip of a short task is a few.
@@ -1658,6 +1681,7 @@ export class WorkerPool implements AsyncDisposable {
           if (value === null) continue; // nothing left to wait for
         }
         this.#settle(ring.aux0, ring.aux1, value);
+        settled = true;
       }
     } finally {
       this.#pumping = false;
@@ -1676,11 +1700,16 @@ export class WorkerPool implements AsyncDisposable {
     }
   }
 
-  /** Settles every result that is ready now. */
-  #drain(): void {
+  /** Settles every result that is ready now; returns how many. */
+  #drain(): number {
     const ring = this.#results;
     let value;
-    while ((value = ring.pop(this.#scratch)) !== EMPTY) this.#settle(ring.aux0, ring.aux1, value);
+    let count = 0;
+    while ((value = ring.pop(this.#scratch)) !== EMPTY) {
+      this.#settle(ring.aux0, ring.aux1, value);
+      count++;
+    }
+    return count;
   }
 
   #settle(ticket: number, outcome: number, value: unknown): void {

@@ -8,7 +8,10 @@
  */
 
 import type { Job, JobFile } from "./job_file.ts";
-import { WorkerPool } from "./pool.ts";
+import { type TaskSpec, WorkerPool } from "./pool.ts";
+
+/** How an attempt went. */
+type Outcome = Partial<JobResult> & { ok: boolean };
 
 /** How a job ended. */
 export type JobStatus = "succeeded" | "failed" | "skipped" | "not-run" | "cancelled";
@@ -46,7 +49,7 @@ export interface SchedulerOptions {
   /**
    * Tasks queued in the pool beyond those running.
    *
-   * @default {the file's "capacity", else workers * 2}
+   * @default {the file's "capacity", else the larger of workers * 2 and 64}
    */
   capacity?: number;
   /**
@@ -61,6 +64,8 @@ export interface SchedulerOptions {
   onFinish?: (result: JobResult) => void;
 }
 
+/** Tasks queued in the pool by default (at least): enough to keep the workers busy. */
+const DEFAULT_CAPACITY = 64;
 /** Milliseconds a command gets between SIGTERM and SIGKILL. */
 const KILL_AFTER_MS = 2000;
 /** Bytes of a command's output kept for the report. */
@@ -104,6 +109,7 @@ export class Scheduler {
   readonly #attempts = new Map<string, number>();
   readonly #children = new Set<Deno.ChildProcess>();
   readonly #retryTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  readonly #specs = new Map<string, TaskSpec>();
   #pool: WorkerPool | null = null;
   #running = 0;
   #commands = 0;
@@ -121,7 +127,8 @@ export class Scheduler {
     this.#file = file;
     this.#options = options;
     this.#workers = options.workers ?? file.workers ?? (navigator.hardwareConcurrency || 1);
-    this.#capacity = options.capacity ?? file.capacity ?? this.#workers * 2;
+    this.#capacity = options.capacity ?? file.capacity ??
+      Math.max(this.#workers * 2, DEFAULT_CAPACITY);
     for (const job of file.jobs) {
       this.#waitingFor.set(job.id, job.after.length);
       for (const dep of job.after) {
@@ -194,7 +201,7 @@ export class Scheduler {
       const job = this.#ready.peek()!;
       if (job.kind === "command" && this.#commands >= this.#workers) break;
       this.#ready.pop();
-      void this.#start(job);
+      this.#start(job);
     }
     if (
       this.#running === 0 && this.#retryTimers.size === 0 &&
@@ -211,7 +218,7 @@ export class Scheduler {
     }
   }
 
-  async #start(job: Job): Promise<void> {
+  #start(job: Job): void {
     const attempt = (this.#attempts.get(job.id) ?? 0) + 1;
     this.#attempts.set(job.id, attempt);
     this.#running++;
@@ -219,58 +226,64 @@ export class Scheduler {
     this.#options.onStart?.(job, attempt);
     const start = Date.now();
     const began = performance.now();
-    let outcome: Partial<JobResult> & { ok: boolean };
-    try {
-      outcome = job.kind === "task" ? await this.#runTask(job) : await this.#runCommand(job);
-    } catch (error) {
-      outcome = { ok: false, error: (error as Error)?.message ?? String(error) };
+    const ended = (outcome: Outcome) =>
+      this.#ended(job, attempt, outcome, start, performance.now() - began);
+    if (job.kind === "task") {
+      // Callbacks, not async functions: this runs once per job, 10,000s of times.
+      this.#pool!.run(this.#specOf(job)).then(
+        (result) => ended({ ok: true, result }),
+        (error) => ended({ ok: false, error: (error as Error)?.message ?? String(error) }),
+      );
+    } else {
+      this.#runCommand(job).then(ended, (error) => ended({ ok: false, error: String(error) }));
     }
+  }
+
+  /** The pool's task spec of a job, made once. */
+  #specOf(job: Job): TaskSpec {
+    let spec = this.#specs.get(job.id);
+    if (spec === undefined) {
+      spec = { module: job.module, name: job.name!, args: job.args, timeout: job.timeout };
+      this.#specs.set(job.id, spec);
+    }
+    return spec;
+  }
+
+  #ended(job: Job, attempt: number, outcome: Outcome, start: number, duration: number): void {
     this.#running--;
     if (job.kind === "command") this.#commands--;
-    const timing = { start, duration: performance.now() - began };
+    outcome.start = start;
+    outcome.duration = duration;
     if (outcome.ok) {
-      this.#finish(job, "succeeded", { ...outcome, ...timing });
+      this.#finish(job, "succeeded", outcome);
       for (const next of this.#dependents.get(job.id) ?? []) {
         const left = this.#waitingFor.get(next.id)! - 1;
         this.#waitingFor.set(next.id, left);
         if (left === 0 && !this.#results.has(next.id)) this.#ready.push(next);
       }
     } else if (this.#cancelled) {
-      this.#finish(job, "cancelled", {
-        ...outcome,
-        ...timing,
-        error: `cancelled: ${outcome.error}`,
-      });
+      outcome.error = `cancelled: ${outcome.error}`;
+      this.#finish(job, "cancelled", outcome);
     } else if (attempt <= job.retries && !this.#stopping) {
       const delay = job.backoff * 2 ** (attempt - 1) * (0.5 + Math.random());
       this.#retryTimers.set(
         job.id,
         setTimeout(() => {
           this.#retryTimers.delete(job.id);
-          if (this.#stopping) this.#finish(job, "failed", { ...outcome, ...timing });
+          if (this.#stopping) this.#finish(job, "failed", outcome);
           else this.#ready.push(job);
           this.#pump();
         }, delay),
       );
     } else {
-      this.#finish(job, "failed", { ...outcome, ...timing });
+      this.#finish(job, "failed", outcome);
       this.#skipDependents(job);
       if (this.#options.failFast) this.stop();
     }
     this.#pump();
   }
 
-  async #runTask(job: Job): Promise<Partial<JobResult> & { ok: boolean }> {
-    const result = await this.#pool!.run({
-      module: job.module,
-      name: job.name!,
-      args: job.args,
-      timeout: job.timeout,
-    });
-    return { ok: true, result };
-  }
-
-  async #runCommand(job: Job): Promise<Partial<JobResult> & { ok: boolean }> {
+  async #runCommand(job: Job): Promise<Outcome> {
     const [program, ...args] = job.command!;
     let child: Deno.ChildProcess;
     try {
@@ -326,16 +339,17 @@ export class Scheduler {
     }
   }
 
-  #finish(job: Job, status: JobStatus, details: Partial<JobResult> & { ok?: boolean }): void {
+  #finish(job: Job, status: JobStatus, details: Partial<Outcome>): void {
     if (this.#results.has(job.id)) return;
-    const { ok: _ok, ...rest } = details;
-    const result: JobResult = {
-      id: job.id,
-      status,
-      attempts: this.#attempts.get(job.id) ?? 0,
-      ...rest,
-    };
+    const result: JobResult = { id: job.id, status, attempts: this.#attempts.get(job.id) ?? 0 };
+    if (details.start !== undefined) result.start = details.start;
+    if (details.duration !== undefined) result.duration = details.duration;
+    if (details.result !== undefined) result.result = details.result;
+    if (details.error !== undefined) result.error = details.error;
+    if (details.exitCode !== undefined) result.exitCode = details.exitCode;
+    if (details.output !== undefined) result.output = details.output;
     this.#results.set(job.id, result);
+    this.#specs.delete(job.id);
     this.#options.onFinish?.(result);
   }
 }

@@ -30,6 +30,10 @@ export class Reporter {
   readonly #started = performance.now();
   #failed = 0;
   #timer: ReturnType<typeof setInterval> | undefined;
+  /** Output not yet written: a line per job is cheap to make, a write per job is not. */
+  #out = "";
+  #errText = "";
+  #flushTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(options: ReporterOptions) {
     this.#options = options;
@@ -44,7 +48,8 @@ export class Reporter {
     if (result.status === "failed") this.#failed++;
     this.#results.push(result);
     if (this.#options.json) {
-      Deno.stdout.writeSync(encoder.encode(JSON.stringify(result) + "\n"));
+      this.#out += JSON.stringify(result) + "\n";
+      if (this.#flushTimer === undefined) this.#flushTimer = setTimeout(() => this.flush(), 50);
     }
     if (!this.#options.live) {
       const mark = {
@@ -62,9 +67,19 @@ export class Reporter {
     }
   }
 
-  /** Writes a line on stderr (clearing the progress line first). */
+  /** Writes a line on stderr (clearing the progress line first), now. */
   note(line: string): void {
     this.#err(`${line}\n`);
+    this.flush();
+  }
+
+  /** Writes what is buffered. */
+  flush(): void {
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    if (this.#out !== "") writeAll(Deno.stdout, this.#out);
+    if (this.#errText !== "") writeAll(Deno.stderr, this.#errText);
+    this.#out = this.#errText = "";
   }
 
   /** Stops the progress line and writes the summary on stderr. */
@@ -91,6 +106,7 @@ export class Reporter {
       }
     }
     this.#err(lines.join("\n") + "\n");
+    this.flush();
   }
 
   #progress(): void {
@@ -103,11 +119,17 @@ export class Reporter {
       `${elapsed.toFixed(1)} s, ${rate.toFixed(1)}/s, ETA ${
         Number.isFinite(eta) ? `${eta.toFixed(0)} s` : "?"
       }`;
-    Deno.stderr.writeSync(encoder.encode(`\r\x1b[2K${line}`));
+    this.flush();
+    writeAll(Deno.stderr, `\r\x1b[2K${line}`);
   }
 
   #err(text: string): void {
-    Deno.stderr.writeSync(encoder.encode(this.#options.live ? `\r\x1b[2K${text}` : text));
+    this.#errText += this.#options.live ? `\r\x1b[2K${text}` : text;
+    if (this.#flushTimer === undefined) {
+      // Soon, and at most every 50 ms: a terminal still sees lines live.
+      this.#flushTimer = setTimeout(() => this.flush(), 50);
+    }
+    if (this.#errText.length + this.#out.length > 1 << 16) this.flush();
   }
 
   #paint(text: string, status: string): string {
@@ -119,6 +141,11 @@ export class Reporter {
       : 33;
     return `\x1b[${code}m${text}\x1b[0m`;
   }
+}
+
+function writeAll(stream: { writeSync(p: Uint8Array): number }, text: string): void {
+  const bytes = encoder.encode(text);
+  for (let at = 0; at < bytes.length;) at += stream.writeSync(bytes.subarray(at));
 }
 
 function seconds(ms: number): string {

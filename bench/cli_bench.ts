@@ -1,0 +1,108 @@
+// Scheduling overhead of the CLI: 10,000 no-op task jobs, every 10th one
+// waiting for the 10th before it (a chain of 1,000 links), run end to end by
+// `cli.ts`, beside the same 10,000 tasks run straight through a WorkerPool by
+// a script, both as fresh processes in the same run. Peak memory is each
+// process's VmHWM.
+//
+//   deno run -A bench/cli_bench.ts [--quick]
+import { parseArgs } from "node:util";
+
+const { values: flags } = parseArgs({
+  args: Deno.args,
+  options: { quick: { type: "boolean", default: false } },
+});
+const RUNS = flags.quick ? 2 : 5;
+const JOBS = 10_000;
+const cli = new URL("../cli.ts", import.meta.url).pathname;
+const tasks = new URL("./_pool_tasks.ts", import.meta.url).pathname;
+const mod = new URL("../mod.ts", import.meta.url).href;
+
+const dir = await Deno.makeTempDir();
+const jobsPath = `${dir}/jobs.json`;
+await Deno.writeTextFile(
+  jobsPath,
+  JSON.stringify({
+    workers: 2,
+    jobs: Array.from({ length: JOBS }, (_, i) => ({
+      id: `j${i}`,
+      task: `${tasks}#noop`,
+      args: [i],
+      ...(i >= 10 && i % 10 === 0 ? { after: [`j${i - 10}`] } : {}),
+    })),
+  }),
+);
+const scriptPath = `${dir}/straight.ts`;
+await Deno.writeTextFile(
+  scriptPath,
+  `import { WorkerPool } from ${JSON.stringify(mod)};
+   const pool = new WorkerPool({ workers: 2, module: ${JSON.stringify(`file://${tasks}`)} });
+   const results = await Promise.all(Array.from({ length: ${JOBS} }, (_, i) => pool.run("noop", i)));
+   if (results.length !== ${JOBS}) throw new Error("lost results");
+   await pool.close();`,
+);
+
+interface Measure {
+  seconds: number;
+  peakMb: number;
+}
+
+/** Runs a command to its end; its wall time and peak RSS (VmHWM, polled). */
+async function measure(args: string[]): Promise<Measure> {
+  const started = performance.now();
+  const child = new Deno.Command(Deno.execPath(), { args, stdout: "null", stderr: "piped" })
+    .spawn();
+  let peak = 0;
+  const poll = setInterval(() => {
+    try {
+      const status = Deno.readTextFileSync(`/proc/${child.pid}/status`);
+      const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
+      if (hwm) peak = Math.max(peak, Number(hwm[1]) / 1024);
+    } catch {
+      // ended
+    }
+  }, 20);
+  const output = await child.output();
+  clearInterval(poll);
+  if (!output.success) {
+    throw new Error(
+      `${args.join(" ")} failed: ${new TextDecoder().decode(output.stderr).slice(-500)}`,
+    );
+  }
+  return { seconds: (performance.now() - started) / 1000, peakMb: peak };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const cliRuns: Measure[] = [];
+const poolRuns: Measure[] = [];
+await measure(["run", "-A", scriptPath]); // warm the module cache
+for (let run = 0; run < RUNS; run++) {
+  const order = run % 2 === 0 ? ["cli", "pool"] : ["pool", "cli"];
+  for (const which of order) {
+    if (which === "cli") cliRuns.push(await measure(["run", "-A", cli, jobsPath]));
+    else poolRuns.push(await measure(["run", "-A", scriptPath]));
+    console.error(`run ${run + 1}/${RUNS} ${which} done`);
+  }
+}
+await Deno.remove(dir, { recursive: true });
+
+const cliS = median(cliRuns.map((m) => m.seconds));
+const poolS = median(poolRuns.map((m) => m.seconds));
+console.log(`## CLI scheduling overhead\n`);
+console.log(
+  `Deno ${Deno.version.deno}, navigator.hardwareConcurrency = ${navigator.hardwareConcurrency}. ` +
+    `${JOBS} no-op task jobs (every 10th waits for the 10th before it), 2 workers; ` +
+    `fresh processes, wall time from spawn to exit, medians of ${RUNS}.\n`,
+);
+console.log("| Run | wall s | jobs/s | peak RSS MB |");
+console.log("| --- | ---: | ---: | ---: |");
+console.log(
+  `| \`cli.ts jobs.json\` | ${cliS.toFixed(2)} | ${Math.round(JOBS / cliS)} | ${
+    median(cliRuns.map((m) => m.peakMb)).toFixed(0)
+  } |`,
+);
+console.log(
+  `| the same tasks straight through \`WorkerPool\` | ${poolS.toFixed(2)} | ${
+    Math.round(JOBS / poolS)
+  } | ${median(poolRuns.map((m) => m.peakMb)).toFixed(0)} |`,
+);
+console.log(`\nThe CLI adds ${((cliS / poolS - 1) * 100).toFixed(0)} % to the wall time.`);
