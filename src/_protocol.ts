@@ -127,6 +127,8 @@ export const W_FAILED = 2;
 export const W_TASK = 3;
 /** Worker record: 1 while the main thread asks it to take no new task. */
 export const W_KILL = 4;
+/** Worker record: 1 once the worker holds its Web Lock (the main thread waits on it). */
+export const W_READY = 5;
 /** Float64s per worker. */
 export const W_FLOATS = 2;
 /** Worker floats: total ms its tasks waited in the queue. */

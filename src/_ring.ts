@@ -233,7 +233,12 @@ export class Ring {
         if (Atomics.compareExchange(i32, HEAD, head, (head + 1) | 0) !== head) continue;
         return this.#read(scratch, head, slot, meta);
       }
-      if (diff < 0) return EMPTY;
+      if (diff < 0) {
+        // Nothing to claim (maybe another worker won the race): drop the
+        // tentative id, or this worker would seem to hold another's task.
+        Atomics.store(track, taskAt, -1);
+        return EMPTY;
+      }
     }
   }
 

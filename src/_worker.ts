@@ -38,6 +38,7 @@ import {
   W_FLOATS,
   W_INTS,
   W_KILL,
+  W_READY,
   W_RUN_MS,
   W_STATE,
   W_TASK,
@@ -112,7 +113,12 @@ async function serve(start: StartMessage): Promise<void> {
       return new Promise<void>(() => {});
     });
   });
-  scope.postMessage({ kind: "ready" });
+  // Say so in shared memory, not by postMessage: a message posted by a
+  // worker that dies right after is lost, and the pool would never watch it.
+  const readyAt = start.index * W_INTS + W_READY;
+  const words = new Int32Array(start.stats, 0, start.workers * W_INTS);
+  Atomics.store(words, readyAt, 1);
+  Atomics.notify(words, readyAt);
 
   const tasks = ringFor(start.tasks);
   const results = ringFor(start.results);

@@ -495,15 +495,22 @@ export class SyncSender<T> {
     if (result === CLOSED) throw this.#closedError(value);
     if (core.capacity === 0) {
       const pos = this.#core.lastPos;
-      const taken = waitSync(
-        core,
-        SEND_EPOCH,
-        SEND_WAITERS,
-        false,
-        () => this.#handedOff(pos),
-        options,
-        "hand over",
-      );
+      let taken: boolean | number;
+      try {
+        taken = waitSync(
+          core,
+          SEND_EPOCH,
+          SEND_WAITERS,
+          false,
+          () => this.#handedOff(pos),
+          options,
+          "hand over",
+        );
+      } catch (error) {
+        // Timed out: take the value back, unless a receiver took it just now.
+        if (this.#reclaim(pos)) throw error;
+        return;
+      }
       if (taken === CLOSED) throw this.#closedError(value);
     }
   }

@@ -368,7 +368,15 @@ export function validateJobFile(data: unknown, path: string): Validation {
         const hash = raw.task.lastIndexOf("#");
         const specifier = raw.task.slice(0, hash);
         let module = resolved.get(specifier);
-        if (module === undefined) resolved.set(specifier, module = resolveAgainst(specifier, dir));
+        if (module === undefined) {
+          try {
+            module = resolveAgainst(specifier, dir);
+          } catch {
+            module = ""; // not a path a URL can hold (say, a lone surrogate)
+          }
+          resolved.set(specifier, module);
+        }
+        if (module === "") report(`${at}.task`, `cannot make a module URL of ${show(specifier)}`);
         job.module = module;
         job.name = raw.task.slice(hash + 1);
       }
@@ -509,18 +517,31 @@ export async function checkTasks(file: JobFile): Promise<JobFileProblem[]> {
  * ```
  */
 export function plan(file: JobFile): string[][] {
-  const level = new Map<string, number>();
-  const byId = new Map(file.jobs.map((job) => [job.id, job]));
-  const depth = (job: Job): number => {
-    const known = level.get(job.id);
-    if (known !== undefined) return known;
-    let d = 0;
-    for (const dep of job.after) d = Math.max(d, depth(byId.get(dep)!) + 1);
-    level.set(job.id, d);
-    return d;
-  };
+  // Depth = 1 + the deepest dependency, computed in dependency order
+  // (Kahn's algorithm: no recursion, so a long chain is fine).
+  const depth = new Map<string, number>();
+  const left = new Map(file.jobs.map((job) => [job.id, job.after.length]));
+  const dependents = new Map<string, Job[]>();
+  for (const job of file.jobs) {
+    for (const dep of job.after) {
+      const list = dependents.get(dep);
+      if (list) list.push(job);
+      else dependents.set(dep, [job]);
+    }
+  }
+  const ready = file.jobs.filter((job) => job.after.length === 0);
+  for (const job of ready) depth.set(job.id, 0);
+  while (ready.length > 0) {
+    const job = ready.pop()!;
+    for (const next of dependents.get(job.id) ?? []) {
+      depth.set(next.id, Math.max(depth.get(next.id) ?? 0, depth.get(job.id)! + 1));
+      const remaining = left.get(next.id)! - 1;
+      left.set(next.id, remaining);
+      if (remaining === 0) ready.push(next);
+    }
+  }
   const levels: Job[][] = [];
-  for (const job of file.jobs) (levels[depth(job)] ??= []).push(job);
+  for (const job of file.jobs) (levels[depth.get(job.id) ?? 0] ??= []).push(job);
   return levels.map((jobs) =>
     jobs.sort((a, b) => b.priority - a.priority || a.index - b.index).map((job) => job.id)
   );
@@ -679,28 +700,36 @@ function editDistance(a: string, b: string): number {
 /** A dependency cycle among jobs (only their known dependencies), as `a → b → a`. */
 function findCycle(jobs: Job[]): { index: number; path: string[] } | undefined {
   const byId = new Map(jobs.map((job) => [job.id, job]));
-  const state = new Map<string, 1 | 2>(); // 1: on the stack, 2: done
-  const stack: string[] = [];
-  const visit = (id: string): string[] | undefined => {
-    state.set(id, 1);
-    stack.push(id);
-    for (const dep of byId.get(id)!.after) {
+  const state = new Map<string, 1 | 2>(); // 1: on the path, 2: done
+  for (const root of jobs) {
+    if (state.has(root.id)) continue;
+    // An explicit stack (a long chain must not overflow the call stack).
+    const path: string[] = [root.id];
+    const next: number[] = [0];
+    state.set(root.id, 1);
+    while (path.length > 0) {
+      const id = path[path.length - 1];
+      const deps = byId.get(id)!.after;
+      const k = next[next.length - 1]++;
+      if (k >= deps.length) {
+        state.set(id, 2);
+        path.pop();
+        next.pop();
+        continue;
+      }
+      const dep = deps[k];
       if (!byId.has(dep)) continue;
       const seen = state.get(dep);
-      if (seen === 1) return [...stack.slice(stack.indexOf(dep)), dep];
+      if (seen === 1) {
+        const cycle = [...path.slice(path.indexOf(dep)), dep];
+        return { index: byId.get(cycle[0])!.index, path: cycle };
+      }
       if (seen === undefined) {
-        const found = visit(dep);
-        if (found) return found;
+        state.set(dep, 1);
+        path.push(dep);
+        next.push(0);
       }
     }
-    stack.pop();
-    state.set(id, 2);
-    return undefined;
-  };
-  for (const job of jobs) {
-    if (state.has(job.id)) continue;
-    const cycle = visit(job.id);
-    if (cycle) return { index: byId.get(cycle[0])!.index, path: cycle };
   }
   return undefined;
 }

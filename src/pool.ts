@@ -32,6 +32,7 @@ import {
   W_FLOATS,
   W_INTS,
   W_KILL,
+  W_READY,
   W_RUN_MS,
   W_STATE,
   W_TASK,
@@ -500,6 +501,8 @@ export class WorkerPool implements AsyncDisposable {
   readonly #sinks: Array<MapSink | undefined> = [];
   /** map() runs that send inputs when the pump has drained results. */
   readonly #feeders = new Set<() => void>();
+  /** The buffers of the map() runs going on (woken when the pool closes). */
+  readonly #activeSinks = new Set<MapSink>();
   readonly #seqs: number[] = [];
   readonly #idState: number[] = [];
   /** The current ticket (id and generation) of each id; results of older ones are ignored. */
@@ -510,6 +513,8 @@ export class WorkerPool implements AsyncDisposable {
   #outstanding = 0;
   /** Stats records not in use. */
   readonly #freeRecords: number[] = [];
+  /** Ids whose task is marked to be skipped, by id: its ticket until it comes back, else 0. */
+  readonly #quarantined: number[] = [];
   /** Arguments too large for a slot, until a worker fetches them, by key. */
   readonly #parcels = new Map<number, ParcelMessage>();
   /** The parcel key of each pending id with large arguments, else 0. */
@@ -838,7 +843,7 @@ export class WorkerPool implements AsyncDisposable {
     const control = this.#controlFor(typeof task === "string" ? undefined : task);
     const handle = this.#push(index, form, control);
     if (handle === null) {
-      if (control !== undefined) this.#release(control);
+      if (control !== undefined) this.#releaseControl(control);
       return { ok: false, reason: "full" };
     }
     return { ok: true, handle: handle as TaskHandle<R> };
@@ -1013,10 +1018,18 @@ export class WorkerPool implements AsyncDisposable {
       }
     };
     this.#feeders.add(feed);
+    this.#activeSinks.add(sink);
     try {
       for (;;) {
         signal?.throwIfAborted();
-        this.#checkOpen();
+        // Closed: yield what was sent, then end with PoolClosedError if
+        // inputs remain (nothing new is sent).
+        if (
+          this.#state !== "open" && sink.taken === sent &&
+          !(exhausted && aheadHead === ahead.length)
+        ) {
+          this.#checkOpen();
+        }
         if (asyncInputs && !exhausted) {
           // Keep up to a queue's worth of inputs at hand for the pump.
           while (!exhausted && ahead.length - aheadHead < this.#capacity) {
@@ -1040,6 +1053,7 @@ export class WorkerPool implements AsyncDisposable {
       }
     } finally {
       this.#feeders.delete(feed);
+      this.#activeSinks.delete(sink);
       signal?.removeEventListener("abort", onAbort);
       this.#dropSink(sink);
       if (!exhausted) await (source as AsyncIterator<unknown>).return?.();
@@ -1067,6 +1081,8 @@ export class WorkerPool implements AsyncDisposable {
   close(): Promise<void> {
     if (this.#closing !== null) return this.#closing;
     if (this.#state === "open") this.#state = "closing";
+    // A map() waiting for room that will not come now ends with PoolClosedError.
+    for (const sink of this.#activeSinks) sink.wakeUp();
     this.#closing = (async () => {
       if (!this.#terminated && (this.#outstanding > 0 || this.#waitingLive > 0)) {
         await new Promise<void>((resolve) => this.#onIdle = resolve);
@@ -1112,6 +1128,7 @@ export class WorkerPool implements AsyncDisposable {
 
   #shutdown(): void {
     this.#state = "closed";
+    for (const sink of this.#activeSinks) sink.wakeUp(); // they see the pool closed
     // Workers see the end of the task ring once it is drained; they are
     // idle by now, so terminating them loses nothing.
     Atomics.store(this.#tasks.i32, SENDERS, 0);
@@ -1153,6 +1170,7 @@ export class WorkerPool implements AsyncDisposable {
     Atomics.store(this.#counters, at + W_TASK, -1);
     Atomics.store(this.#counters, at + W_KILL, 0);
     Atomics.store(this.#counters, at + W_STATE, 0);
+    Atomics.store(this.#counters, at + W_READY, 0);
     const lock = workerLock(this.#poolId, record, generation);
     const worker = new Worker(WORKER_URL, {
       ...this.#workerOptions,
@@ -1174,15 +1192,6 @@ export class WorkerPool implements AsyncDisposable {
         this.#largeResult(message.ticket, decodeLarge(message.tag, message.data));
         return;
       }
-      if (message?.kind !== "ready" || slot.generation !== generation || this.#state === "closed") {
-        return;
-      }
-      slot.ready = true;
-      // The worker holds its lock now: being granted it means the worker is gone.
-      const watch = new AbortController();
-      slot.watch = watch;
-      locks.request(lock, { signal: watch.signal }, () => this.#onDeath(index, generation))
-        .catch(() => {/* withdrawn: the pool closed, or the worker was abandoned */});
     };
     worker.onerror = (event) => {
       event.preventDefault(); // the pool handles it; the program goes on
@@ -1192,6 +1201,19 @@ export class WorkerPool implements AsyncDisposable {
       if (!slot.ready) this.#onDeath(index, generation);
     };
     worker.postMessage({ ...this.#start, index: record, lock } satisfies StartMessage);
+    // Once the worker holds its lock (it says so in shared memory), watch it:
+    // being granted its lock means the worker is gone.
+    const ready = Atomics.waitAsync(this.#counters, at + W_READY, 0);
+    (ready.async ? ready.value : Promise.resolve()).then(() => {
+      if (slot.generation !== generation || this.#state === "closed" || slot.worker !== worker) {
+        return;
+      }
+      slot.ready = true;
+      const watch = new AbortController();
+      slot.watch = watch;
+      locks.request(lock, { signal: watch.signal }, () => this.#onDeath(index, generation))
+        .catch(() => {/* withdrawn: the pool closed, or the worker was abandoned */});
+    });
   }
 
   /** The worker of slot `index` died on its own (its lock came free). */
@@ -1212,6 +1234,7 @@ export class WorkerPool implements AsyncDisposable {
     const slot = this.#slots[index];
     const at = slot.record * W_INTS;
     const held = Atomics.load(this.#counters, at + W_TASK);
+    if (held >= 0) this.#release(held); // a cancelled task it held will not come back
     if (held >= 0 && this.#lost(slot.record, held)) {
       const id = held & ID_MASK;
       this.#crashed++;
@@ -1242,6 +1265,7 @@ export class WorkerPool implements AsyncDisposable {
       slot.respawn = undefined;
       if (this.#state !== "closed") this.#spawn(index);
     }, delay);
+    this.#kick();
     this.#idleCheck();
   }
 
@@ -1326,7 +1350,7 @@ export class WorkerPool implements AsyncDisposable {
     return control;
   }
 
-  #release(control: Control): void {
+  #releaseControl(control: Control): void {
     clearTimeout(control.timer);
     if (control.onAbort !== undefined) {
       control.signal!.removeEventListener("abort", control.onAbort);
@@ -1341,7 +1365,7 @@ export class WorkerPool implements AsyncDisposable {
       this.#waitingLive--;
       this.#cancelled++;
       if (waiting.form === FORM_LARGE) this.#parcels.delete(waiting.num);
-      this.#release(control);
+      this.#releaseControl(control);
       waiting.refuse(reason);
       this.#idleCheck();
       return;
@@ -1363,6 +1387,7 @@ export class WorkerPool implements AsyncDisposable {
         break;
       }
     }
+    this.#kick();
     this.#idleCheck();
   }
 
@@ -1391,8 +1416,10 @@ export class WorkerPool implements AsyncDisposable {
       timer: setTimeout(() => {
         if (slot.generation !== generation || slot.worker === null) return;
         slot.stopping = null;
-        if (Atomics.load(this.#counters, at + W_TASK) === ticket) this.#abandon(w);
-        else this.#resume(slot.record); // it stopped in time
+        if (Atomics.load(this.#counters, at + W_TASK) === ticket) {
+          this.#release(ticket); // any result it sends is stale now
+          this.#abandon(w);
+        } else this.#resume(slot.record); // it stopped in time
       }, this.#abortGrace),
     };
   }
@@ -1618,7 +1645,7 @@ export class WorkerPool implements AsyncDisposable {
     for (let i = this.#overflowHead; i < this.#overflow.length; i++) {
       const waiting = this.#overflow[i];
       if (waiting.accept === undefined) continue;
-      if (waiting.control !== undefined) this.#release(waiting.control);
+      if (waiting.control !== undefined) this.#releaseControl(waiting.control);
       if (waiting.form === FORM_LARGE) this.#parcels.delete(waiting.num);
       waiting.refuse(error());
     }
@@ -1643,8 +1670,15 @@ export class WorkerPool implements AsyncDisposable {
   async #pump(): Promise<void> {
     const ring = this.#results;
     const scratch = this.#scratch;
-    const busy = () => !this.#terminated && this.#outstanding > 0;
-    const take = () => busy() ? ring.pop(scratch) : null;
+    // Waiting submits count too: only the pump moves them into the ring.
+    const busy = () => !this.#terminated && (this.#outstanding > 0 || this.#waitingLive > 0);
+    // null: back to the loop's top (nothing to wait for, or waiting submits
+    // that now fit in the ring); else a result, or EMPTY to go on waiting.
+    const take = () => {
+      if (!busy()) return null;
+      if (this.#waitingLive > 0 && this.#tasks.len() < this.#capacity) return null;
+      return ring.pop(scratch);
+    };
     let settled = false;
     try {
       for (;;) {
@@ -1678,7 +1712,7 @@ export class WorkerPool implements AsyncDisposable {
             {},
             "receive a result",
           );
-          if (value === null) continue; // nothing left to wait for
+          if (value === null) continue; // the loop's top decides
         }
         this.#settle(ring.aux0, ring.aux1, value);
         settled = true;
@@ -1717,6 +1751,7 @@ export class WorkerPool implements AsyncDisposable {
     // A stale ticket: the task was cancelled or lost, and its id moved on.
     if (this.#idState[id] !== PENDING || this.#tickets[id] !== ticket) {
       this.#stopped(ticket);
+      this.#release(ticket);
       return;
     }
     if (outcome === OUTCOME_LARGE) {
@@ -1733,7 +1768,7 @@ export class WorkerPool implements AsyncDisposable {
       const seq = this.#seqs[id];
       const control = this.#controls[id];
       this.#free(id);
-      if (control !== undefined) this.#release(control);
+      if (control !== undefined) this.#releaseControl(control);
       if (outcome === OUTCOME_OK || outcome === OUTCOME_LARGE) sink.deliver(seq, true, value);
       else sink.deliver(seq, false, this.#taskError(value as RemoteError, this.#functionOf[id]));
       if (this.#outstanding === 0) this.#idleCheck();
@@ -1743,7 +1778,7 @@ export class WorkerPool implements AsyncDisposable {
     const reject = this.#rejects[id]!;
     const control = this.#controls[id];
     this.#free(id);
-    if (control !== undefined) this.#release(control);
+    if (control !== undefined) this.#releaseControl(control);
     if (outcome === OUTCOME_OK || outcome === OUTCOME_LARGE) resolve(value);
     else if (outcome === OUTCOME_SKIPPED) reject(new PoolClosedError("The task was skipped"));
     else reject(this.#taskError(value as RemoteError, this.#functionOf[id]));
@@ -1780,7 +1815,7 @@ export class WorkerPool implements AsyncDisposable {
     const seq = this.#seqs[id];
     const control = this.#controls[id];
     this.#free(id);
-    if (control !== undefined) this.#release(control);
+    if (control !== undefined) this.#releaseControl(control);
     if (sink !== undefined) sink.deliver(seq, false, reason);
     else reject!(reason);
   }
@@ -1792,7 +1827,7 @@ export class WorkerPool implements AsyncDisposable {
       Atomics.store(this.#flags, id, this.#tickets[id]); // a worker that claims it skips it
       const control = this.#controls[id];
       this.#free(id);
-      if (control !== undefined) this.#release(control);
+      if (control !== undefined) this.#releaseControl(control);
     }
     this.#idleCheck();
   }
@@ -1810,9 +1845,28 @@ export class WorkerPool implements AsyncDisposable {
       this.#sinks[id] =
         undefined;
     this.#idState[id] = FREE;
-    this.#tickets[id] = ticketOf(id, (this.#tickets[id] >>> TICKET_SHIFT) + 1);
-    this.#freeIds.push(id);
+    const ticket = this.#tickets[id];
+    this.#tickets[id] = ticketOf(id, (ticket >>> TICKET_SHIFT) + 1);
+    // A task marked to be skipped keeps its id (and so its skip mark) until
+    // it comes back, or the id's next task could overwrite the mark.
+    if (Atomics.load(this.#flags, id) === ticket) this.#quarantined[id] = ticket;
+    else this.#freeIds.push(id);
     this.#outstanding--;
+  }
+
+  /** The task `ticket` marked to be skipped came back (or never will): its id is free again. */
+  #release(ticket: number): void {
+    const id = ticket & ID_MASK;
+    if (this.#quarantined[id] !== ticket) return;
+    this.#quarantined[id] = 0;
+    Atomics.store(this.#flags, id, 0);
+    this.#freeIds.push(id);
+  }
+
+  /** Wakes the result pump (or starts it) so that it looks again: ids came back, room appeared. */
+  #kick(): void {
+    if (this.#pumping) this.#results.wakeAll(RECV_EPOCH);
+    else if (this.#waitingLive > 0 && !this.#terminated) this.#startPump();
   }
 
   #idleCheck(): void {

@@ -331,11 +331,19 @@ export class Scheduler {
     return { ok: false, error: `${program} ${how}`, exitCode: status.code, output };
   }
 
-  #skipDependents(job: Job): void {
-    for (const next of this.#dependents.get(job.id) ?? []) {
-      if (this.#results.has(next.id)) continue;
-      this.#finish(next, "skipped", { error: `skipped: "${job.id}" failed` });
-      this.#skipDependents(next);
+  #skipDependents(failed: Job): void {
+    // A loop, not recursion: a chain of 100,000 jobs must not overflow the stack.
+    const stack = [failed];
+    while (stack.length > 0) {
+      const job = stack.pop()!;
+      const why = job === failed
+        ? `skipped: "${job.id}" failed`
+        : `skipped: "${job.id}" was skipped`;
+      for (const next of this.#dependents.get(job.id) ?? []) {
+        if (this.#results.has(next.id)) continue;
+        this.#finish(next, "skipped", { error: why });
+        stack.push(next);
+      }
     }
   }
 

@@ -385,6 +385,12 @@ Deno.test("syncChannel(0) hands 200 messages to a worker, each send waiting for 
   consumer.worker.terminate();
 });
 
+Deno.test("syncChannel(0): a sendSync that times out takes its value back", () => {
+  const [tx, rx] = syncChannel<string>(0);
+  assert.throws(() => tx.sendSync("first", { timeout: 20 }), TimeoutError);
+  assert.deepStrictEqual(rx.tryRecv(), { ok: false, reason: "empty" }, "nothing was sent");
+});
+
 // -- Descriptors --
 
 Deno.test("SyncSender.from() rejects what is not a descriptor of its kind", async () => {

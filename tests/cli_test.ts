@@ -263,6 +263,22 @@ Deno.test("cli: --fail-fast starts nothing new after the first failure", async (
   });
 });
 
+Deno.test("Scheduler: a failed first job of a 20,000-job chain skips the rest without overflowing", async () => {
+  const { Scheduler, validateJobFile } = await import("../mod.ts");
+  const jobs = Array.from({ length: 20_000 }, (_, i) => ({
+    id: `j${i}`,
+    command: i === 0 ? ["false"] : ["true"],
+    ...(i > 0 ? { after: [`j${i - 1}`] } : {}),
+  }));
+  const checked = validateJobFile({ jobs }, "/tmp/jobs.json");
+  assert(checked.ok);
+  const results = await new Scheduler(checked.file, { workers: 1 }).run();
+  assert.strictEqual(results[0].status, "failed");
+  assert.strictEqual(results.filter((r) => r.status === "skipped").length, 19_999);
+  assert.match(results[1].error!, /"j0" failed/);
+  assert.match(results[2].error!, /"j1" was skipped/);
+});
+
 // -- Signals --
 
 /** Starts the CLI, waits until `ready(stderr)` holds, sends `signals` SIGINTs, and collects the end. */

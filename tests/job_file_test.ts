@@ -192,6 +192,27 @@ Deno.test("checkTasks() finds missing modules and exports, with a did-you-mean",
   assert.match(found[1], /^jobs\[2\]\.task: cannot load file:\/\/\/tmp\/project\/nowhere\.ts/);
 });
 
+Deno.test("validateJobFile() and plan() handle a 20,000-job chain and odd paths without throwing", () => {
+  const chain = Array.from({ length: 20_000 }, (_, i) => ({
+    id: `j${i}`,
+    command: ["true"],
+    ...(i > 0 ? { after: [`j${i - 1}`] } : {}),
+  })).reverse(); // dependents first: the deepest walk
+  const result = validateJobFile({ jobs: chain }, FILE);
+  assert(result.ok);
+  const levels = plan(result.file);
+  assert.strictEqual(levels.length, 20_000);
+  assert.deepStrictEqual(levels[0], ["j0"]);
+  const looped = validateJobFile({
+    jobs: [...chain, { id: "loop", command: ["x"], after: ["j19999"] }].map((j) =>
+      j.id === "j0" ? { ...j, after: ["loop"] } : j
+    ),
+  }, FILE);
+  assert(!looped.ok && looped.problems.some((p) => /dependency cycle/.test(p.message)));
+  const odd = validateJobFile({ jobs: [{ id: "a", task: "./\ud800.ts#run" }] }, FILE);
+  assert(!odd.ok && /cannot make a module URL/.test(odd.problems[0].message));
+});
+
 // -- Fuzz --
 
 /** A small seeded random generator (xorshift), so a failure can be replayed. */

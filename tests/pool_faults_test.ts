@@ -217,6 +217,68 @@ Deno.test("close() while tasks crash and time out still drains and returns", asy
   await assert.rejects(pool.run("echo", 3), PoolClosedError);
 });
 
+// -- Regressions found in review --
+
+Deno.test("crashes among many workers that race for tasks lose only the crashed task (no stale W_TASK)", async () => {
+  await using pool = new WorkerPool({ workers: 4, capacity: 8, spin: 0, module: FAULTS });
+  for (let round = 0; round < 15; round++) {
+    const quick = Array.from({ length: 40 }, (_, i) => pool.run("echo", i));
+    const crash = assert.rejects(pool.run("crashLater"), WorkerCrashedError);
+    assert.deepStrictEqual(await Promise.all(quick), Array.from({ length: 40 }, (_, i) => i));
+    await crash;
+  }
+});
+
+Deno.test("a submit waiting for room is queued even when every outstanding task was cancelled", async () => {
+  const pool = new WorkerPool({ workers: 1, capacity: 1, module: FAULTS, abortGrace: 300 });
+  const running = pool.run({ name: "hang", timeout: 50 });
+  await until(() => pool.stats.running === 1);
+  const queued = pool.run({ name: "echo", args: [1], timeout: 10 });
+  const waiting = pool.submit("echo", "C");
+  await assert.rejects(queued, TimeoutError);
+  await assert.rejects(running, TimeoutError);
+  assert.strictEqual(await (await waiting).result, "C");
+  await pool.close();
+});
+
+Deno.test("a cancelled queued task never runs, even when its id is reused and cancelled again", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await using pool = new WorkerPool({ workers: 1, capacity: 4, module: FAULTS, abortGrace: 10 });
+    const blocker = pool.run("spin", 150);
+    await until(() => pool.stats.running === 1);
+    const x = pool.run({ name: "once", args: [dir, "x", 1], timeout: 10 });
+    await assert.rejects(x, TimeoutError);
+    const y = pool.run({ name: "once", args: [dir, "y", 2], timeout: 10 });
+    await assert.rejects(y, TimeoutError);
+    await blocker;
+    await pool.run("echo", 0);
+    for (const name of ["x", "y"]) {
+      await assert.rejects(Deno.stat(`${dir}/${name}`), Deno.errors.NotFound, `${name} ran`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a map() waiting for room ends when the pool is terminated", async () => {
+  const pool = new WorkerPool({ workers: 1, capacity: 1, module: FAULTS });
+  const blocker = pool.run("hang").catch(() => {});
+  await until(() => pool.stats.running === 1);
+  const queued = await pool.submit("hang");
+  const queuedEnds = assert.rejects(queued.result, PoolClosedError);
+  const iterating = (async () => {
+    for await (const _ of pool.map("echo", [1, 2, 3])) {
+      // nothing arrives: the queue stays full
+    }
+  })();
+  await delay(20);
+  pool.terminate();
+  await assert.rejects(iterating, PoolClosedError);
+  await queuedEnds;
+  await blocker;
+});
+
 // -- Chaos --
 
 Deno.test("chaos: 10,000 tasks that throw, kill workers, hang and get aborted all settle once, correctly", async () => {
