@@ -1007,7 +1007,11 @@ export class WorkerPool implements AsyncDisposable {
         }
         try {
           const form = this.#encodeArgs("map", [value]);
-          if (this.#push(index, form, this.#controlFor(perTask), sink, sent) === null) return;
+          const control = this.#controlFor(perTask);
+          if (this.#push(index, form, control, sink, sent) === null) {
+            if (control !== undefined) this.#releaseControl(control); // its timer must not linger
+            return;
+          }
         } catch (error) {
           failure = { error }; // thrown by the generator, not by the pump
           sink.wakeUp();
@@ -1846,6 +1850,7 @@ export class WorkerPool implements AsyncDisposable {
         undefined;
     this.#idState[id] = FREE;
     const ticket = this.#tickets[id];
+    this.#large.delete(ticket); // a large result of a task settled early is not wanted
     this.#tickets[id] = ticketOf(id, (ticket >>> TICKET_SHIFT) + 1);
     // A task marked to be skipped keeps its id (and so its skip mark) until
     // it comes back, or the id's next task could overwrite the mark.
