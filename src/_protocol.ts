@@ -1,7 +1,8 @@
 /**
  * What the pool's main thread and its workers agree on: how a task and a
  * result sit in a ring slot, the shared stats counters, and the few
- * `postMessage` messages (start-up only; tasks and results never use it).
+ * `postMessage` messages (start-up, aborts, and payloads too large for a
+ * slot; tasks and results themselves go through the rings).
  *
  * ## Task messages (the task ring; main thread → any worker)
  * - aux0: the task's ticket: its id (a small integer the main thread
@@ -150,7 +151,7 @@ export function statsFloatOffset(workers: number): number {
 export type ToWorker = StartMessage | AbortMessage | ParcelMessage;
 
 /** What a worker posts to the main thread. */
-export type FromWorker = ReadyMessage | FetchMessage | LargeResultMessage;
+export type FromWorker = FetchMessage | LargeResultMessage;
 
 /** Arguments too large for a slot, as they were encoded (see `TooLargeError`). */
 export interface ParcelMessage {
@@ -183,11 +184,6 @@ export interface AbortMessage {
   /** The reason, as `name` and `message`. */
   name: string;
   message: string;
-}
-
-/** What a worker posts to the main thread: it holds its lock and takes tasks now. */
-export interface ReadyMessage {
-  kind: "ready";
 }
 
 /** Starts a worker. */

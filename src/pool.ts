@@ -1201,7 +1201,7 @@ export class WorkerPool implements AsyncDisposable {
       event.preventDefault(); // the pool handles it; the program goes on
       if (slot.generation !== generation) return;
       slot.lastError = event.message || "an uncaught error";
-      // Before "ready" there is no lock to tell us: treat it as dead now.
+      // Before it holds its lock (W_READY) no lock can tell us: treat it as dead now.
       if (!slot.ready) this.#onDeath(index, generation);
     };
     worker.postMessage({ ...this.#start, index: record, lock } satisfies StartMessage);
