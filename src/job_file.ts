@@ -310,8 +310,7 @@ export function validateJobFile(data: unknown, path: string): Validation {
   }
   const jobs: Job[] = [];
   const firstIndex = new Map<string, number>();
-  /** Module URLs by specifier: thousands of jobs share a few modules. */
-  const resolved = new Map<string, string>();
+  const tasks = new Map<string, ParsedTask>();
   data.jobs.forEach((raw: unknown, index: number) => {
     const at = `jobs[${index}]`;
     if (!isObject(raw)) {
@@ -359,33 +358,29 @@ export function validateJobFile(data: unknown, path: string): Validation {
       );
     } else if (hasTask) {
       job.kind = "task";
-      if (typeof raw.task !== "string" || !/^.+#[A-Za-z_$][\w$]*$/.test(raw.task)) {
+      // Thousands of jobs name the same few tasks: parse and resolve each once.
+      let task: ParsedTask | undefined;
+      if (typeof raw.task === "string") {
+        task = tasks.get(raw.task);
+        if (task === undefined) tasks.set(raw.task, task = parseTask(raw.task, dir));
+      }
+      if (task === undefined || task.name === "") {
         report(
           `${at}.task`,
           `expected "path/to/module.ts#exportName", got ${show(raw.task)}`,
         );
       } else {
-        const hash = raw.task.lastIndexOf("#");
-        const specifier = raw.task.slice(0, hash);
-        let module = resolved.get(specifier);
-        if (module === undefined) {
-          try {
-            module = resolveAgainst(specifier, dir);
-          } catch {
-            module = ""; // not a path a URL can hold (say, a lone surrogate)
-          }
-          resolved.set(specifier, module);
+        if (task.module === "") {
+          report(`${at}.task`, `cannot make a module URL of ${show(task.specifier)}`);
         }
-        if (module === "") report(`${at}.task`, `cannot make a module URL of ${show(specifier)}`);
-        job.module = module;
-        job.name = raw.task.slice(hash + 1);
+        job.module = task.module;
+        job.name = task.name;
       }
       if (raw.args !== undefined && !Array.isArray(raw.args)) {
         report(`${at}.args`, `expected an array of arguments, got ${typeName(raw.args)}`);
       } else if (Array.isArray(raw.args)) job.args = raw.args;
-      for (const field of ["cwd", "env"]) {
-        if (raw[field] !== undefined) report(`${at}.${field}`, `only command jobs take "${field}"`);
-      }
+      if (raw.cwd !== undefined) report(`${at}.cwd`, 'only command jobs take "cwd"');
+      if (raw.env !== undefined) report(`${at}.env`, 'only command jobs take "env"');
     } else {
       job.kind = "command";
       const command = raw.command;
@@ -418,27 +413,28 @@ export function validateJobFile(data: unknown, path: string): Validation {
       if (!Array.isArray(raw.after)) {
         report(`${at}.after`, `expected an array of job ids, got ${typeName(raw.after)}`);
       } else {
-        raw.after.forEach((dep: unknown, k: number) => {
+        for (let k = 0; k < raw.after.length; k++) {
+          const dep: unknown = raw.after[k];
           if (typeof dep !== "string") {
             report(`${at}.after[${k}]`, `expected a job id, got ${typeName(dep)}`);
           } else if (dep === id) report(`${at}.after[${k}]`, `a job cannot wait for itself`);
           else job.after.push(dep);
-        });
+        }
       }
     }
     jobs.push(job);
   });
-  const ids = new Set(jobs.map((job) => job.id));
+  // Every job in `jobs` has its id in `firstIndex`: it is the set of known ids.
   for (const job of jobs) {
-    job.after.forEach((dep, k) => {
-      if (!ids.has(dep) && !firstIndex.has(dep)) {
-        const hint = suggest(dep, [...ids]);
-        report(
-          `jobs[${job.index}].after[${k}]`,
-          `unknown job "${dep}"${hint ? `; did you mean "${hint}"?` : ""}`,
-        );
-      }
-    });
+    for (let k = 0; k < job.after.length; k++) {
+      const dep = job.after[k];
+      if (firstIndex.has(dep)) continue;
+      const hint = suggest(dep, jobs.map((job) => job.id));
+      report(
+        `jobs[${job.index}].after[${k}]`,
+        `unknown job "${dep}"${hint ? `; did you mean "${hint}"?` : ""}`,
+      );
+    }
   }
   const cycle = findCycle(jobs);
   if (cycle) report(`jobs[${cycle.index}].after`, `dependency cycle: ${cycle.path.join(" → ")}`);
@@ -653,6 +649,27 @@ function resolvePath(path: string, dir: string): string {
     else parts.push(part);
   }
   return "/" + parts.join("/");
+}
+
+/** A job's `task` taken apart: `name` is empty when it is not "module#export". */
+interface ParsedTask {
+  specifier: string;
+  /** The module's URL; empty when none can be made of the specifier. */
+  module: string;
+  name: string;
+}
+
+function parseTask(task: string, dir: string): ParsedTask {
+  if (!/^.+#[A-Za-z_$][\w$]*$/.test(task)) return { specifier: "", module: "", name: "" };
+  const hash = task.lastIndexOf("#");
+  const specifier = task.slice(0, hash);
+  let module: string;
+  try {
+    module = resolveAgainst(specifier, dir);
+  } catch {
+    module = ""; // not a path a URL can hold (say, a lone surrogate)
+  }
+  return { specifier, module, name: task.slice(hash + 1) };
 }
 
 function resolveAgainst(specifier: string, dir: string): string {
