@@ -95,19 +95,16 @@ const DEFAULT_CAPACITY = 64;
  * ```
  */
 export class Scheduler {
-  readonly #file: JobFile;
   readonly #options: SchedulerOptions;
   readonly #workers: number;
   readonly #capacity: number;
-  readonly #results = new Map<string, JobResult>();
-  readonly #waitingFor = new Map<string, number>();
-  readonly #dependents = new Map<string, Job[]>();
+  /** One per job, in file order: all the per-job state (no Map lookup per job). */
+  readonly #entries: Entry[] = [];
   readonly #ready = new Heap();
-  readonly #attempts = new Map<string, number>();
   readonly #children = new Set<Deno.ChildProcess>();
-  readonly #retryTimers = new Map<string, ReturnType<typeof setTimeout>>();
-  readonly #specs = new Map<string, TaskSpec>();
+  readonly #retryTimers = new Map<Entry, ReturnType<typeof setTimeout>>();
   #pool: WorkerPool | null = null;
+  #finished = 0;
   #running = 0;
   #commands = 0;
   #stopping = false;
@@ -121,24 +118,38 @@ export class Scheduler {
    * @param options Workers, capacity, fail-fast, event callbacks.
    */
   constructor(file: JobFile, options: SchedulerOptions = {}) {
-    this.#file = file;
     this.#options = options;
     this.#workers = options.workers ?? file.workers ?? (navigator.hardwareConcurrency || 1);
     this.#capacity = options.capacity ?? file.capacity ??
       Math.max(this.#workers * 2, DEFAULT_CAPACITY);
+    const byId = new Map<string, Entry>();
     for (const job of file.jobs) {
-      this.#waitingFor.set(job.id, job.after.length);
-      for (const dep of job.after) {
-        const list = this.#dependents.get(dep);
-        if (list) list.push(job);
-        else this.#dependents.set(dep, [job]);
+      const entry: Entry = {
+        job,
+        waitingFor: job.after.length,
+        dependents: undefined,
+        attempts: 0,
+        start: 0,
+        began: 0,
+        spec: undefined,
+        result: undefined,
+      };
+      this.#entries.push(entry);
+      byId.set(job.id, entry);
+    }
+    for (const entry of this.#entries) {
+      for (const dep of entry.job.after) {
+        const before = byId.get(dep);
+        if (before === undefined) continue; // never ready: reported "not-run"
+        if (before.dependents === undefined) before.dependents = [entry];
+        else before.dependents.push(entry);
       }
     }
   }
 
   /** Jobs that have ended so far. */
   get finished(): number {
-    return this.#results.size;
+    return this.#finished;
   }
 
   /** Jobs running (or queued in the pool) now. */
@@ -158,22 +169,22 @@ export class Scheduler {
       capacity: this.#capacity,
       name: "taskpool cli",
     });
-    for (const job of this.#file.jobs) if (job.after.length === 0) this.#ready.push(job);
+    for (const entry of this.#entries) if (entry.waitingFor === 0) this.#ready.push(entry);
     const finished = new Promise<void>((resolve) => this.#done = resolve);
     this.#pump();
     await finished;
     await this.#pool.close();
-    return this.#file.jobs.map((job) => this.#results.get(job.id)!);
+    return this.#entries.map((entry) => entry.result!);
   }
 
   /** Starts nothing new; what is queued and running finishes. The rest is reported `not-run`. */
   stop(): void {
     if (this.#stopping) return;
     this.#stopping = true;
-    for (const [id, timer] of this.#retryTimers) {
+    for (const [entry, timer] of this.#retryTimers) {
       clearTimeout(timer);
-      this.#retryTimers.delete(id);
-      this.#finish(this.#jobOf(id), "failed", { error: "interrupted before its next attempt" });
+      this.#retryTimers.delete(entry);
+      this.#finish(entry, "failed", { error: "interrupted before its next attempt" });
     }
     this.#pump();
   }
@@ -187,26 +198,22 @@ export class Scheduler {
     for (const child of this.#children) terminateTree(child);
   }
 
-  #jobOf(id: string): Job {
-    return this.#file.jobs.find((job) => job.id === id)!;
-  }
-
   /** Starts ready jobs while there is room; resolves the run once nothing is left to happen. */
   #pump(): void {
     const limit = this.#workers + this.#capacity;
     while (!this.#stopping && this.#running < limit && this.#ready.size > 0) {
-      const job = this.#ready.peek()!;
-      if (job.kind === "command" && this.#commands >= this.#workers) break;
+      const entry = this.#ready.peek()!;
+      if (entry.job.kind === "command" && this.#commands >= this.#workers) break;
       this.#ready.pop();
-      this.#start(job);
+      this.#start(entry);
     }
     if (
       this.#running === 0 && this.#retryTimers.size === 0 &&
       (this.#stopping || this.#ready.size === 0)
     ) {
-      for (const job of this.#file.jobs) {
-        if (!this.#results.has(job.id)) {
-          this.#finish(job, "not-run", {
+      for (const entry of this.#entries) {
+        if (entry.result === undefined) {
+          this.#finish(entry, "not-run", {
             error: this.#stopping ? "not started: the run was stopped" : "never became ready",
           });
         }
@@ -215,151 +222,165 @@ export class Scheduler {
     }
   }
 
-  #start(job: Job): void {
-    const attempt = (this.#attempts.get(job.id) ?? 0) + 1;
-    this.#attempts.set(job.id, attempt);
+  #start(entry: Entry): void {
+    const job = entry.job;
+    // One attempt of a job at a time: the entry holds the current one's.
+    entry.attempts++;
     this.#running++;
     if (job.kind === "command") this.#commands++;
-    this.#options.onStart?.(job, attempt);
-    const start = Date.now();
-    const began = performance.now();
-    const ended = (outcome: Outcome) =>
-      this.#ended(job, attempt, outcome, start, performance.now() - began);
+    this.#options.onStart?.(job, entry.attempts);
+    entry.start = Date.now();
+    entry.began = performance.now();
     if (job.kind === "task") {
+      entry.spec ??= { module: job.module, name: job.name!, args: job.args, timeout: job.timeout };
       // Callbacks, not async functions: this runs once per job, 10,000s of times.
-      this.#pool!.run(this.#specOf(job)).then(
-        (result) => ended({ ok: true, result }),
-        (error) => ended({ ok: false, error: (error as Error)?.message ?? String(error) }),
+      this.#pool!.run(entry.spec).then(
+        (result) => this.#ended(entry, { ok: true, result }),
+        (error) =>
+          this.#ended(entry, { ok: false, error: (error as Error)?.message ?? String(error) }),
       );
     } else {
       runCommand(job, this.#children).then(
-        ended,
-        (error) => ended({ ok: false, error: String(error) }),
+        (outcome) => this.#ended(entry, outcome),
+        (error) => this.#ended(entry, { ok: false, error: String(error) }),
       );
     }
   }
 
-  /** The pool's task spec of a job, made once. */
-  #specOf(job: Job): TaskSpec {
-    let spec = this.#specs.get(job.id);
-    if (spec === undefined) {
-      spec = { module: job.module, name: job.name!, args: job.args, timeout: job.timeout };
-      this.#specs.set(job.id, spec);
-    }
-    return spec;
-  }
-
-  #ended(job: Job, attempt: number, outcome: Outcome, start: number, duration: number): void {
+  #ended(entry: Entry, outcome: Outcome): void {
+    const job = entry.job;
     this.#running--;
     if (job.kind === "command") this.#commands--;
-    outcome.start = start;
-    outcome.duration = duration;
+    outcome.start = entry.start;
+    outcome.duration = performance.now() - entry.began;
     if (outcome.ok) {
-      this.#finish(job, "succeeded", outcome);
-      for (const next of this.#dependents.get(job.id) ?? []) {
-        const left = this.#waitingFor.get(next.id)! - 1;
-        this.#waitingFor.set(next.id, left);
-        if (left === 0 && !this.#results.has(next.id)) this.#ready.push(next);
+      this.#finish(entry, "succeeded", outcome);
+      if (entry.dependents !== undefined) {
+        for (const next of entry.dependents) {
+          if (--next.waitingFor === 0 && next.result === undefined) this.#ready.push(next);
+        }
       }
     } else if (this.#cancelled) {
       outcome.error = `cancelled: ${outcome.error}`;
-      this.#finish(job, "cancelled", outcome);
-    } else if (attempt <= job.retries && !this.#stopping) {
-      const delay = job.backoff * 2 ** (attempt - 1) * (0.5 + Math.random());
+      this.#finish(entry, "cancelled", outcome);
+    } else if (entry.attempts <= job.retries && !this.#stopping) {
+      const delay = job.backoff * 2 ** (entry.attempts - 1) * (0.5 + Math.random());
       this.#retryTimers.set(
-        job.id,
+        entry,
         setTimeout(() => {
-          this.#retryTimers.delete(job.id);
-          if (this.#stopping) this.#finish(job, "failed", outcome);
-          else this.#ready.push(job);
+          this.#retryTimers.delete(entry);
+          if (this.#stopping) this.#finish(entry, "failed", outcome);
+          else this.#ready.push(entry);
           this.#pump();
         }, delay),
       );
     } else {
-      this.#finish(job, "failed", outcome);
-      this.#skipDependents(job);
+      this.#finish(entry, "failed", outcome);
+      this.#skipDependents(entry);
       if (this.#options.failFast) this.stop();
     }
     this.#pump();
   }
 
-  #skipDependents(failed: Job): void {
+  #skipDependents(failed: Entry): void {
     // A loop, not recursion: a chain of 100,000 jobs must not overflow the stack.
     const stack = [failed];
     while (stack.length > 0) {
-      const job = stack.pop()!;
-      const why = job === failed
-        ? `skipped: "${job.id}" failed`
-        : `skipped: "${job.id}" was skipped`;
-      for (const next of this.#dependents.get(job.id) ?? []) {
-        if (this.#results.has(next.id)) continue;
+      const entry = stack.pop()!;
+      if (entry.dependents === undefined) continue;
+      const why = entry === failed
+        ? `skipped: "${entry.job.id}" failed`
+        : `skipped: "${entry.job.id}" was skipped`;
+      for (const next of entry.dependents) {
+        if (next.result !== undefined) continue;
         this.#finish(next, "skipped", { error: why });
         stack.push(next);
       }
     }
   }
 
-  #finish(job: Job, status: JobStatus, details: Partial<Outcome>): void {
-    if (this.#results.has(job.id)) return;
-    const result: JobResult = { id: job.id, status, attempts: this.#attempts.get(job.id) ?? 0 };
+  #finish(entry: Entry, status: JobStatus, details: Partial<Outcome>): void {
+    if (entry.result !== undefined) return;
+    const result: JobResult = { id: entry.job.id, status, attempts: entry.attempts };
     if (details.start !== undefined) result.start = details.start;
     if (details.duration !== undefined) result.duration = details.duration;
     if (details.result !== undefined) result.result = details.result;
     if (details.error !== undefined) result.error = details.error;
     if (details.exitCode !== undefined) result.exitCode = details.exitCode;
     if (details.output !== undefined) result.output = details.output;
-    this.#results.set(job.id, result);
-    this.#specs.delete(job.id);
+    entry.result = result;
+    entry.spec = undefined;
+    this.#finished++;
     this.#options.onFinish?.(result);
   }
 }
 
+/** A job and its state during a run. */
+interface Entry {
+  readonly job: Job;
+  /** Its `after` jobs that have not succeeded yet. */
+  waitingFor: number;
+  /** The jobs whose `after` names it. */
+  dependents: Entry[] | undefined;
+  /** Attempts started. */
+  attempts: number;
+  /** When the current attempt started: ms since the epoch, and `performance.now()`. */
+  start: number;
+  began: number;
+  /** The pool's task spec of a task job, made at its first attempt. */
+  spec: TaskSpec | undefined;
+  /** How it ended, once it has. */
+  result: JobResult | undefined;
+}
+
 /** A binary heap of jobs: higher priority first, then file order. */
 class Heap {
-  readonly #items: Job[] = [];
+  readonly #items: Entry[] = [];
 
   get size(): number {
     return this.#items.length;
   }
 
-  peek(): Job | undefined {
+  peek(): Entry | undefined {
     return this.#items[0];
   }
 
-  push(job: Job): void {
+  push(entry: Entry): void {
+    // Moves the hole up, not the entry by swaps: no temporaries per level.
     const items = this.#items;
-    items.push(job);
-    let i = items.length - 1;
+    let i = items.length;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (!before(items[i], items[parent])) break;
-      [items[i], items[parent]] = [items[parent], items[i]];
+      if (!before(entry, items[parent])) break;
+      items[i] = items[parent];
       i = parent;
     }
+    items[i] = entry;
   }
 
-  pop(): Job | undefined {
+  pop(): Entry | undefined {
     const items = this.#items;
     const top = items[0];
     const last = items.pop();
-    if (items.length > 0 && last !== undefined) {
-      items[0] = last;
+    const n = items.length;
+    if (n > 0 && last !== undefined) {
       let i = 0;
       for (;;) {
         const l = 2 * i + 1;
-        const r = l + 1;
-        let best = i;
-        if (l < items.length && before(items[l], items[best])) best = l;
-        if (r < items.length && before(items[r], items[best])) best = r;
-        if (best === i) break;
-        [items[i], items[best]] = [items[best], items[i]];
-        i = best;
+        if (l >= n) break;
+        const child = l + 1 < n && before(items[l + 1], items[l]) ? l + 1 : l;
+        if (!before(items[child], last)) break;
+        items[i] = items[child];
+        i = child;
       }
+      items[i] = last;
     }
     return top;
   }
 }
 
-function before(a: Job, b: Job): boolean {
-  return a.priority > b.priority || (a.priority === b.priority && a.index < b.index);
+function before(a: Entry, b: Entry): boolean {
+  const p = a.job.priority;
+  const q = b.job.priority;
+  return p > q || (p === q && a.job.index < b.job.index);
 }
