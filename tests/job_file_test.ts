@@ -68,6 +68,7 @@ Deno.test("validateJobFile() reports every problem with its JSON path and a fix"
       "not a job",
       { id: "g", command: ["x"], after: ["h", 3], retries: 1.5 },
       { id: "h", command: ["x"], after: ["a"], backoff: -5 },
+      { id: "i", command: ["x"], after: [3, "zzz"] },
     ],
   });
   const expect = [
@@ -89,6 +90,8 @@ Deno.test("validateJobFile() reports every problem with its JSON path and a fix"
     /^jobs\[9\]\.retries: expected an integer/,
     /^jobs\[9\]\.after\[1\]: expected a job id, got number 3/,
     /^jobs\[10\]\.backoff: expected a duration/,
+    // Its place in the file, not among the entries that were ids.
+    /^jobs\[11\]\.after\[1\]: unknown job "zzz"/,
   ];
   for (const pattern of expect) {
     assert(
