@@ -5,6 +5,8 @@
  * deno run -A cli.ts jobs.json            # run, with a progress line
  * deno run -A cli.ts --dry-run jobs.json  # validate and print the plan
  * deno run -A cli.ts --json jobs.json     # one JSON object per finished job
+ * deno run -A cli.ts push --redis redis://127.0.0.1:6379/0 --wait jobs.json
+ * deno run -A cli.ts consume --redis redis://127.0.0.1:6379/0 --workers 4
  * ```
  *
  * Exit codes: 0 every job succeeded, 1 some failed, 2 invalid input or
@@ -30,6 +32,8 @@ import { Reporter } from "./src/cli/report.ts";
 const VERSION = "0.1.0";
 
 const USAGE = `Usage: taskpool [options] <jobs.json>
+       taskpool push [--wait] [options] <jobs.json>   (enqueue in Redis; --help for more)
+       taskpool consume [options]                    (run jobs from Redis; --help for more)
 
 Runs the jobs of a JSON job file on a pool of workers.
 
@@ -50,6 +54,11 @@ const err = (text: string) => Deno.stderr.writeSync(encoder.encode(text + "\n"))
 
 /** Runs the CLI with `args`; resolves with the exit code. */
 export async function main(args: string[]): Promise<number> {
+  if (args[0] === "consume" || args[0] === "push") {
+    // The Redis queue's commands load only when asked for.
+    const queue = await import("./src/cli/queue_commands.ts");
+    return queue.main(args[0], args.slice(1));
+  }
   let flags;
   try {
     flags = parseArgs({

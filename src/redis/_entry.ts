@@ -1,0 +1,105 @@
+/**
+ * Queue entries: a job of a job file as JSON, plus the batch it was pushed
+ * in and the attempt it is for. Producers make them from validated jobs;
+ * consumers check them with the job file's own validation.
+ *
+ * @module
+ */
+
+import { type Job, validateJobFile } from "../job_file.ts";
+
+/** An entry checked by a consumer. */
+export type ParsedEntry =
+  | { ok: true; job: Job; batch: string; attempt: number; value: Record<string, unknown> }
+  | { ok: false; error: string; batch: string; id: string };
+
+/**
+ * The entry of a validated job. Task modules and command directories under
+ * `base` become relative (`./tasks/a.ts#run`), so that consumers on other
+ * machines resolve them against their own checkout of the same code.
+ */
+export function entryOf(job: Job, base: string, batch: string): Record<string, unknown> {
+  const entry: Record<string, unknown> = { id: job.id };
+  if (job.kind === "task") {
+    entry.task = `${relative(job.module!, base)}#${job.name}`;
+    if (job.args.length > 0) entry.args = job.args;
+  } else {
+    entry.command = job.command;
+    if (job.cwd !== undefined && job.cwd !== base) entry.cwd = relative(job.cwd, base);
+    if (job.env !== undefined) entry.env = job.env;
+  }
+  if (job.after.length > 0) entry.after = job.after;
+  if (job.priority !== 0) entry.priority = job.priority;
+  if (job.retries !== 0) entry.retries = job.retries;
+  entry.backoff = job.backoff;
+  if (job.timeout !== undefined) entry.timeout = job.timeout;
+  entry.batch = batch;
+  return entry;
+}
+
+/** A path or file URL relative to `base` when it lies below it; else as it is. */
+function relative(pathOrUrl: string, base: string): string {
+  let path = pathOrUrl;
+  if (pathOrUrl.startsWith("file://")) path = decodeURIComponent(new URL(pathOrUrl).pathname);
+  else if (!pathOrUrl.startsWith("/")) return pathOrUrl; // https:, jsr:, npm:
+  const prefix = base.endsWith("/") ? base : `${base}/`;
+  return path.startsWith(prefix) ? `./${path.slice(prefix.length)}` : path;
+}
+
+/**
+ * Checks an entry taken from the queue: JSON, then the job file's rules for
+ * one job (paths resolve against `base`), then the queue's own fields.
+ * Never throws: a bad entry comes back with every problem in one line.
+ */
+export function parseEntry(raw: string, base: string): ParsedEntry {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch (error) {
+    return { ok: false, error: `not JSON: ${(error as Error).message}`, batch: "", id: "" };
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    const type = value === null ? "null" : Array.isArray(value) ? "an array" : typeof value;
+    return { ok: false, error: `expected a job object, got ${type}`, batch: "", id: "" };
+  }
+  const { batch = "", attempt = 1, after, ...job } = value as Record<string, unknown>;
+  const id = typeof job.id === "string" ? job.id : "";
+  const problems: string[] = [];
+  if (typeof batch !== "string" || batch.includes("/")) {
+    problems.push(`batch: expected the id of a push (a string without "/"), got ${show(batch)}`);
+  }
+  if (typeof attempt !== "number" || !Number.isInteger(attempt) || attempt < 1) {
+    problems.push(`attempt: expected a positive integer, got ${show(attempt)}`);
+  }
+  if (after !== undefined && (!Array.isArray(after) || after.length > 0) && batch === "") {
+    problems.push(
+      'after: dependencies are honoured only between jobs pushed together by "taskpool push"; ' +
+        "push the job file instead of single entries",
+    );
+  }
+  const checked = validateJobFile({ jobs: [job] }, `${base}/queue.json`);
+  if (!checked.ok) {
+    for (const p of checked.problems) {
+      problems.push(`${p.path.replace(/^jobs\[0\]\.?/, "") || "entry"}: ${p.message}`);
+    }
+  }
+  const safeBatch = typeof batch === "string" ? batch : "";
+  if (problems.length > 0 || !checked.ok) {
+    return { ok: false, error: problems.join("; "), batch: safeBatch, id };
+  }
+  return {
+    ok: true,
+    job: checked.file.jobs[0],
+    batch: safeBatch,
+    attempt: attempt as number,
+    value: value as Record<string, unknown>,
+  };
+}
+
+function show(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}

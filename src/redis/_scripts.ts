@@ -1,0 +1,256 @@
+/**
+ * The queue's keys and the Lua scripts that move jobs between them. Every
+ * step that touches more than one key is one script, so Redis runs it
+ * atomically: a job is always in exactly one place.
+ *
+ * ## Keys (for a queue named `q`)
+ *
+ * | key                   | type   | holds                                                |
+ * | --------------------- | ------ | ---------------------------------------------------- |
+ * | `q`                   | list   | ready entries: producers LPUSH, consumers take RIGHT |
+ * | `q:processing:<c>`    | list   | what consumer `c` holds (BLMOVE q → here)            |
+ * | `q:consumers`         | set    | consumer ids that may hold jobs                      |
+ * | `q:heartbeat:<c>`     | string | consumer `c` is alive while this exists (PX TTL)     |
+ * | `q:delayed`           | zset   | retries, scored by the server time they are due      |
+ * | `q:blocked`           | hash   | `batch/id` → entry of a job waiting for `after` jobs |
+ * | `q:pending`           | hash   | `batch/id` → how many of its `after` jobs are left   |
+ * | `q:dependents:<b/id>` | set    | `batch/id`s waiting for job `b/id`                   |
+ * | `q:results`           | stream | one record per outcome: batch, id, status, data      |
+ * | `q:dead`              | list   | entries that failed for good or were malformed       |
+ *
+ * ## Why a job is never lost
+ *
+ * A consumer takes an entry with BLMOVE, which moves it from `q` into its
+ * own processing list in one step, so at every instant the entry is in `q`,
+ * in a processing list, in `q:delayed`, or finished (its outcome in
+ * `q:results` and the entry gone), never in none. {@linkcode ACK} records
+ * the outcome and removes the entry in one script; {@linkcode RETRY}
+ * removes it and schedules the next attempt in one script. A consumer that
+ * dies leaves its list behind with its heartbeat expiring; {@linkcode RECOVER}
+ * (run by any consumer) checks the heartbeat and moves the list back to `q`
+ * in the same script, so two recovering consumers cannot both move it.
+ *
+ * A consumer presumed dead (say, paused past its TTL) may still finish a job
+ * that was moved back: then ACK finds the entry no longer in its processing
+ * list, takes the copy back out of `q` if it is still waiting there, and
+ * records the outcome. If another consumer already took that copy, the job
+ * runs twice: delivery is at least once, and readers keep the first outcome
+ * per job.
+ *
+ * @module
+ */
+
+/** The key names of queue `name`. */
+export interface QueueKeys {
+  queue: string;
+  consumers: string;
+  delayed: string;
+  blocked: string;
+  pending: string;
+  results: string;
+  dead: string;
+  /** Prefix of `processing:<c>`, `heartbeat:<c>`, `dependents:<b/id>`. */
+  prefix: string;
+  processing(consumer: string): string;
+  heartbeat(consumer: string): string;
+}
+
+/** The keys of queue `name`. */
+export function queueKeys(name: string): QueueKeys {
+  const prefix = `${name}:`;
+  return {
+    queue: name,
+    consumers: `${prefix}consumers`,
+    delayed: `${prefix}delayed`,
+    blocked: `${prefix}blocked`,
+    pending: `${prefix}pending`,
+    results: `${prefix}results`,
+    dead: `${prefix}dead`,
+    prefix,
+    processing: (consumer) => `${prefix}processing:${consumer}`,
+    heartbeat: (consumer) => `${prefix}heartbeat:${consumer}`,
+  };
+}
+
+/** A Lua script (its SHA-1 is computed once, for EVALSHA). */
+export interface Script {
+  name: string;
+  source: string;
+}
+
+/**
+ * Finishes a job: records its outcome and removes its entry, then either
+ * releases the jobs waiting for it (success) or marks them skipped,
+ * transitively (failure), and, when asked, takes the next entry into the
+ * processing list: one round trip per job instead of two. Returns
+ * `{ removed, next }`: removed is 1 if the entry was in the processing list,
+ * -1 if it had been moved back to the queue (and was taken out again), 0 if
+ * neither (another consumer holds the copy); next is the entry taken, or nil.
+ *
+ * KEYS: processing, queue, results, dead, blocked, pending.
+ * ARGV: entry, batch, id, status, data (JSON), dead record or "", key prefix,
+ * results max length, take ("1" to take the next entry).
+ */
+export const ACK: Script = {
+  name: "ack",
+  source: `
+local function next_entry()
+  if ARGV[9] ~= '1' then return false end
+  return redis.call('LMOVE', KEYS[2], KEYS[1], 'RIGHT', 'LEFT')
+end
+local removed = redis.call('LREM', KEYS[1], 1, ARGV[1])
+if removed == 0 then removed = -redis.call('LREM', KEYS[2], 1, ARGV[1]) end
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*',
+  'batch', ARGV[2], 'id', ARGV[3], 'status', ARGV[4], 'data', ARGV[5])
+if ARGV[6] ~= '' then redis.call('LPUSH', KEYS[4], ARGV[6]) end
+if ARGV[2] == '' then return { removed, next_entry() } end
+local key = ARGV[2] .. '/' .. ARGV[3]
+if ARGV[4] == 'succeeded' then
+  local deps = ARGV[7] .. 'dependents:' .. key
+  for _, d in ipairs(redis.call('SMEMBERS', deps)) do
+    if redis.call('HINCRBY', KEYS[6], d, -1) <= 0 then
+      local entry = redis.call('HGET', KEYS[5], d)
+      redis.call('HDEL', KEYS[5], d)
+      redis.call('HDEL', KEYS[6], d)
+      if entry then redis.call('LPUSH', KEYS[2], entry) end
+    end
+  end
+  redis.call('DEL', deps)
+  return { removed, next_entry() }
+end
+local stack = { key }
+while #stack > 0 do
+  local k = table.remove(stack)
+  local deps = ARGV[7] .. 'dependents:' .. k
+  local why = 'skipped: "' .. string.sub(k, #ARGV[2] + 2) .. '" ' ..
+    (k == key and 'failed' or 'was skipped')
+  for _, d in ipairs(redis.call('SMEMBERS', deps)) do
+    if redis.call('HDEL', KEYS[5], d) == 1 then
+      redis.call('HDEL', KEYS[6], d)
+      local id = string.sub(d, #ARGV[2] + 2)
+      redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*',
+        'batch', ARGV[2], 'id', id, 'status', 'skipped',
+        'data', cjson.encode({ id = id, batch = ARGV[2], status = 'skipped', attempts = 0, error = why }))
+      stack[#stack + 1] = d
+    end
+  end
+  redis.call('DEL', deps)
+end
+return { removed, next_entry() }`,
+};
+
+/**
+ * Schedules a job's next attempt: removes the entry (as ACK does) and adds
+ * the next attempt's entry to `delayed`, due `delay` ms from the server's
+ * clock. Returns 0 and schedules nothing if another consumer holds the copy.
+ *
+ * KEYS: processing, queue, delayed. ARGV: entry, next entry, delay ms.
+ */
+export const RETRY: Script = {
+  name: "retry",
+  source: `
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 and redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0 then
+  return 0
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[2])
+return 1`,
+};
+
+/**
+ * Moves retries that are due into the queue. Returns how many, and the ms
+ * until the next one is due (-1 if none is left).
+ *
+ * KEYS: delayed, queue. ARGV: most to move.
+ */
+export const PROMOTE: Script = {
+  name: "promote",
+  source: `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+for _, entry in ipairs(due) do
+  redis.call('ZREM', KEYS[1], entry)
+  redis.call('LPUSH', KEYS[2], entry)
+end
+local next = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if next[2] == nil then return { #due, -1 } end
+return { #due, math.max(0, tonumber(next[2]) - now) }`,
+};
+
+/**
+ * Moves the processing list of every registered consumer whose heartbeat
+ * has expired back to the head of the queue (taken next), and forgets that
+ * consumer. Returns the number of entries moved and the consumers.
+ *
+ * KEYS: consumers, queue. ARGV: key prefix, the caller's id (never recovered).
+ */
+export const RECOVER: Script = {
+  name: "recover",
+  source: `
+local moved = 0
+local gone = {}
+for _, c in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if c ~= ARGV[2] and redis.call('EXISTS', ARGV[1] .. 'heartbeat:' .. c) == 0 then
+    local list = ARGV[1] .. 'processing:' .. c
+    while redis.call('LMOVE', list, KEYS[2], 'LEFT', 'RIGHT') do moved = moved + 1 end
+    redis.call('SREM', KEYS[1], c)
+    gone[#gone + 1] = c
+  end
+end
+return { moved, gone }`,
+};
+
+/**
+ * Gives entries of the caller's processing list back to the head of the
+ * queue: the ones named in ARGV (one copy each), or all of them when ARGV
+ * is empty, and then, if `leave` is "1", deregisters the caller. Returns how
+ * many moved.
+ *
+ * KEYS: processing, queue, consumers, heartbeat. ARGV: consumer id, leave, entries…
+ */
+export const RELEASE: Script = {
+  name: "release",
+  source: `
+local moved = 0
+if #ARGV == 2 then
+  while redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT') do moved = moved + 1 end
+else
+  for i = 3, #ARGV do
+    if redis.call('LREM', KEYS[1], 1, ARGV[i]) == 1 then
+      redis.call('RPUSH', KEYS[2], ARGV[i])
+      moved = moved + 1
+    end
+  end
+end
+if ARGV[2] == '1' then
+  redis.call('SREM', KEYS[3], ARGV[1])
+  redis.call('DEL', KEYS[4])
+end
+return moved`,
+};
+
+/**
+ * Enqueues a pushed batch in one step: the jobs that wait for others go to
+ * `blocked`/`pending`/`dependents` before any ready job is queued, so no
+ * dependency can finish before its dependents are registered.
+ *
+ * KEYS: queue, blocked, pending. ARGV: key prefix, JSON `{ ready: [entry],
+ * blocked: [[key, entry, [dependency keys]]] }`.
+ */
+export const PUSH: Script = {
+  name: "push",
+  source: `
+local batch = cjson.decode(ARGV[2])
+for _, b in ipairs(batch.blocked) do
+  redis.call('HSET', KEYS[2], b[1], b[2])
+  redis.call('HSET', KEYS[3], b[1], #b[3])
+  for _, dep in ipairs(b[3]) do redis.call('SADD', ARGV[1] .. 'dependents:' .. dep, b[1]) end
+end
+local ready = batch.ready
+for i = 1, #ready, 1000 do
+  redis.call('LPUSH', KEYS[1], unpack(ready, i, math.min(i + 999, #ready)))
+end
+return #ready`,
+};

@@ -1,0 +1,540 @@
+// The Redis queue against a real redis-server: the shared one of
+// TASKPOOL_REDIS_URL (each test under its own queue name), or a private one
+// for tests that restart the server.
+import assert from "node:assert";
+import { RedisClient } from "../src/redis/client.ts";
+import { type QueueResult, RedisQueue } from "../src/redis/queue.ts";
+import { type JobFile, validateJobFile } from "../src/job_file.ts";
+import { redisTest, startRedisServer, uniqueKey } from "./_redis.ts";
+
+const CLI = new URL("../cli.ts", import.meta.url).pathname;
+const TASKS = new URL("./fixtures/cli_tasks.ts", import.meta.url).pathname;
+const decoder = new TextDecoder();
+
+/** A validated job file whose `#name` tasks are the fixture's. */
+function jobs(list: Array<Record<string, unknown>>, dir = "/tmp"): JobFile {
+  const data = JSON.parse(JSON.stringify({ jobs: list }).replaceAll('"#', `"${TASKS}#`));
+  const checked = validateJobFile(data, `${dir}/jobs.json`);
+  if (!checked.ok) throw new Error(JSON.stringify(checked.problems));
+  return checked.file;
+}
+
+/** Every record of a queue's results stream: [id, status, consumer]. */
+async function results(client: RedisClient, queue: string): Promise<QueueResult[]> {
+  const reply = await client.send(["XRANGE", `${queue}:results`, "-", "+"]) as [
+    string,
+    string[],
+  ][];
+  return reply.map(([, fields]) => JSON.parse(fields[fields.indexOf("data") + 1]));
+}
+
+/** Polls `check` every 50 ms until it is true; fails after `ms`. */
+async function until(what: string, check: () => Promise<boolean> | boolean, ms = 20_000) {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Spawns the CLI with piped output. */
+function spawnCli(args: string[], env: Record<string, string> = {}): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1", ...env },
+  }).spawn();
+}
+
+async function finish(child: Deno.ChildProcess) {
+  const output = await child.output();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+async function cli(args: string[], env: Record<string, string> = {}) {
+  return await finish(spawnCli(args, env));
+}
+
+// -- Sharing and exactly once --
+
+redisTest("RedisQueue: two consumers share 1,000 jobs and each runs exactly once", async (url) => {
+  const name = uniqueKey("share");
+  await using queue = await RedisQueue.connect({ url, queue: name });
+  const file = jobs(
+    Array.from({ length: 1000 }, (_, i) => ({ id: `j${i}`, task: "#sleep", args: [0] })),
+  );
+  const receipt = await queue.push(file);
+  const a = queue.consume({ workers: 2, heartbeat: 2000 });
+  const b = queue.consume({ workers: 2, heartbeat: 2000 });
+  const outcomes = await queue.wait(receipt);
+  a.stop();
+  b.stop();
+  const [sa, sb] = await Promise.all([a.done, b.done]);
+  assert.deepStrictEqual(outcomes.map((r) => r.id), file.jobs.map((j) => j.id));
+  assert(outcomes.every((r) => r.status === "succeeded" && r.result === 0));
+  // Each job ran once: one record each, and both consumers did some.
+  const client = await RedisClient.connect(url);
+  try {
+    const records = await results(client, name);
+    assert.strictEqual(records.length, 1000);
+    assert.strictEqual(new Set(records.map((r) => r.id)).size, 1000);
+    assert.strictEqual(sa.succeeded + sb.succeeded, 1000);
+    assert(sa.succeeded > 0 && sb.succeeded > 0, `a: ${sa.succeeded}, b: ${sb.succeeded}`);
+    assert.strictEqual(await client.send(["LLEN", name]), 0);
+    assert.strictEqual(await client.send(["SCARD", `${name}:consumers`]), 0);
+    assert.strictEqual(await client.send(["EXISTS", `${name}:processing:${a.id}`]), 0);
+  } finally {
+    client.close();
+  }
+});
+
+redisTest("RedisQueue: a consumer holds at most workers + capacity jobs", async (url) => {
+  const name = uniqueKey("room");
+  await using queue = await RedisQueue.connect({ url, queue: name });
+  await queue.push(
+    jobs(Array.from({ length: 40 }, (_, i) => ({ id: `j${i}`, task: "#sleep", args: [200] }))),
+  );
+  const consumer = queue.consume({ workers: 2, capacity: 3 });
+  const client = await RedisClient.connect(url);
+  try {
+    let most = 0;
+    await until("some jobs done", async () => {
+      const held = await client.send(["LLEN", `${name}:processing:${consumer.id}`]) as number;
+      most = Math.max(most, held, consumer.held);
+      return consumer.stats.succeeded >= 10;
+    });
+    assert(most <= 5, `held ${most}`);
+    assert(most >= 4, `held only ${most}: it should fill its room`);
+  } finally {
+    consumer.stop();
+    await consumer.done;
+    client.close();
+  }
+  // Stopping gave nothing up: every job is done or still queued.
+  const counts = await queue.counts();
+  assert.strictEqual(counts.queued + consumer.stats.succeeded, 40);
+  assert.strictEqual(counts.processing, 0);
+});
+
+// -- Dependencies, retries, the dead list --
+
+redisTest(
+  "RedisQueue: dependencies hold across consumers; a failure skips its dependents",
+  async (url) => {
+    const name = uniqueKey("deps");
+    const dir = await Deno.makeTempDir();
+    try {
+      const log = `${dir}/log`;
+      await using queue = await RedisQueue.connect({ url, queue: name });
+      const receipt = await queue.push(jobs([
+        { id: "c", task: "#record", args: [log, "c"], after: ["b"] },
+        { id: "a", task: "#sleep", args: [100, log, "a"] },
+        { id: "b", task: "#record", args: [log, "b"], after: ["a"] },
+        { id: "bad", task: "#fail", args: ["boom"] },
+        { id: "x", task: "#record", args: [log, "x"], after: ["bad"] },
+        { id: "y", task: "#record", args: [log, "y"], after: ["x", "a"] },
+      ]));
+      const one = queue.consume({ workers: 2 });
+      const two = queue.consume({ workers: 2 });
+      const outcomes = await queue.wait(receipt);
+      one.stop();
+      two.stop();
+      await Promise.all([one.done, two.done]);
+      const status = Object.fromEntries(outcomes.map((r) => [r.id, r.status]));
+      assert.deepStrictEqual(status, {
+        c: "succeeded",
+        a: "succeeded",
+        b: "succeeded",
+        bad: "failed",
+        x: "skipped",
+        y: "skipped",
+      });
+      assert.deepStrictEqual((await Deno.readTextFile(log)).trim().split("\n"), ["a", "b", "c"]);
+      assert.match(outcomes.find((r) => r.id === "x")!.error!, /"bad" failed/);
+      assert.match(outcomes.find((r) => r.id === "y")!.error!, /"x" was skipped/);
+      const counts = await queue.counts();
+      assert.deepStrictEqual([counts.blocked, counts.queued, counts.processing], [0, 0, 0]);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+redisTest(
+  "RedisQueue: retries run again with the attempt count; exhausted ones reach the dead list",
+  async (url) => {
+    const name = uniqueKey("retry");
+    const dir = await Deno.makeTempDir();
+    try {
+      await using queue = await RedisQueue.connect({ url, queue: name });
+      const receipt = await queue.push(jobs([
+        { id: "flaky", task: "#flaky", args: [`${dir}/counter`, 2], retries: 3, backoff: 20 },
+        { id: "doomed", task: "#fail", args: ["always"], retries: 2, backoff: 10 },
+      ]));
+      const retries: string[] = [];
+      const consumer = queue.consume({
+        workers: 1,
+        onRetry: (job, attempt) => retries.push(`${job.id}#${attempt}`),
+      });
+      const [flaky, doomed] = await queue.wait(receipt);
+      consumer.stop();
+      await consumer.done;
+      assert.strictEqual(flaky.status, "succeeded");
+      assert.strictEqual(flaky.attempts, 3);
+      assert.strictEqual(doomed.status, "failed");
+      assert.strictEqual(doomed.attempts, 3);
+      assert.match(doomed.error!, /always/);
+      assert.deepStrictEqual(retries.sort(), ["doomed#1", "doomed#2", "flaky#1", "flaky#2"]);
+      const client = await RedisClient.connect(url);
+      try {
+        const dead = (await client.send(["LRANGE", `${name}:dead`, 0, -1]) as string[])
+          .map((text) => JSON.parse(text));
+        assert.strictEqual(dead.length, 1);
+        assert.strictEqual(JSON.parse(dead[0].entry).id, "doomed");
+        assert.strictEqual(JSON.parse(dead[0].entry).attempt, 3);
+        assert.match(dead[0].error, /always/);
+        assert.strictEqual(dead[0].attempts, 3);
+        assert.strictEqual(await client.send(["ZCARD", `${name}:delayed`]), 0);
+      } finally {
+        client.close();
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+redisTest(
+  "RedisQueue: malformed entries reach the dead list and the consumer carries on",
+  async (url) => {
+    const name = uniqueKey("malformed");
+    const client = await RedisClient.connect(url);
+    const bad = [
+      "not json {",
+      "[1, 2]",
+      JSON.stringify({ id: 7, task: `${TASKS}#sleep` }),
+      JSON.stringify({ id: "no-kind" }),
+      JSON.stringify({ id: "typo", task: `${TASKS}#sleep`, retires: 2 }),
+      JSON.stringify({ id: "deps", task: `${TASKS}#sleep`, after: ["x"] }),
+      JSON.stringify({ id: "attempt", task: `${TASKS}#sleep`, attempt: 0 }),
+    ];
+    const good = JSON.stringify({ id: "fine", task: `${TASKS}#sleep`, args: [1] });
+    try {
+      await client.send(["LPUSH", name, ...bad, good]);
+      await using queue = await RedisQueue.connect({ url, queue: name });
+      const finished: QueueResult[] = [];
+      const consumer = queue.consume({ workers: 1, onFinish: (r) => finished.push(r) });
+      await until("all eight entries", () => finished.length === 8);
+      consumer.stop();
+      const stats = await consumer.done;
+      assert.strictEqual(stats.malformed, 7);
+      assert.strictEqual(stats.succeeded, 1);
+      const dead = (await client.send(["LRANGE", `${name}:dead`, 0, -1]) as string[])
+        .map((text) => JSON.parse(text));
+      assert.deepStrictEqual(dead.map((d) => d.entry).sort(), [...bad].sort());
+      const why = (entry: string) => dead.find((d) => d.entry === entry).error as string;
+      assert.match(why(bad[0]), /not JSON/);
+      assert.match(why(bad[1]), /expected a job object, got an array/);
+      assert.match(why(bad[2]), /id: expected a non-empty string/);
+      assert.match(why(bad[3]), /needs "task"/);
+      assert.match(why(bad[4]), /retires.*did you mean "retries"/);
+      assert.match(why(bad[5]), /after: .*push the job file/);
+      assert.match(why(bad[6]), /attempt: expected a positive integer/);
+      assert.strictEqual(await client.send(["LLEN", name]), 0);
+    } finally {
+      client.close();
+    }
+  },
+);
+
+redisTest(
+  "RedisQueue: relative task paths resolve against the consumer's base directory",
+  async (url) => {
+    const name = uniqueKey("base");
+    const here = await Deno.makeTempDir();
+    const there = await Deno.makeTempDir();
+    try {
+      // The same module path in two checkouts; the consumer's is the one that runs.
+      await Deno.mkdir(`${here}/tasks`);
+      await Deno.mkdir(`${there}/tasks`);
+      await Deno.writeTextFile(`${here}/tasks/where.ts`, 'export const where = () => "here";');
+      await Deno.writeTextFile(`${there}/tasks/where.ts`, 'export const where = () => "there";');
+      const checked = validateJobFile(
+        { jobs: [{ id: "w", task: "./tasks/where.ts#where" }] },
+        `${here}/jobs.json`,
+      );
+      assert(checked.ok);
+      await using queue = await RedisQueue.connect({ url, queue: name });
+      const receipt = await queue.push(checked.file, { base: here });
+      const client = await RedisClient.connect(url);
+      try {
+        const [entry] = await client.send(["LRANGE", name, 0, -1]) as string[];
+        assert.strictEqual(JSON.parse(entry).task, "./tasks/where.ts#where");
+      } finally {
+        client.close();
+      }
+      const consumer = queue.consume({ workers: 1, base: there });
+      const [result] = await queue.wait(receipt);
+      consumer.stop();
+      await consumer.done;
+      assert.strictEqual(result.result, "there");
+    } finally {
+      await Deno.remove(here, { recursive: true });
+      await Deno.remove(there, { recursive: true });
+    }
+  },
+);
+
+// -- Faults --
+
+redisTest(
+  "consume: a consumer killed with SIGKILL mid-job has its jobs recovered by another",
+  async (url) => {
+    const name = uniqueKey("kill");
+    await using queue = await RedisQueue.connect({ url, queue: name });
+    const receipt = await queue.push(
+      jobs(Array.from({ length: 30 }, (_, i) => ({ id: `j${i}`, task: "#sleep", args: [100] }))),
+    );
+    const victim = spawnCli([
+      "consume",
+      "--redis",
+      url,
+      "--queue",
+      name,
+      "--workers",
+      "2",
+      "--heartbeat",
+      "1s",
+    ]);
+    const client = await RedisClient.connect(url);
+    try {
+      // Kill it once it holds jobs and has finished some.
+      await until("the victim to hold jobs", async () => {
+        const members = await client.send(["SMEMBERS", `${name}:consumers`]) as string[];
+        if (members.length !== 1) return false;
+        const held = await client.send(["LLEN", `${name}:processing:${members[0]}`]) as number;
+        const done = await client.send(["XLEN", `${name}:results`]) as number;
+        return held > 0 && done > 0;
+      });
+      const [victimId] = await client.send(["SMEMBERS", `${name}:consumers`]) as string[];
+      victim.kill("SIGKILL");
+      await victim.status;
+      const orphaned = await client.send(["LLEN", `${name}:processing:${victimId}`]) as number;
+      assert(orphaned > 0);
+      const rescuer = queue.consume({ workers: 2, heartbeat: 1000 });
+      const outcomes = await queue.wait(receipt);
+      rescuer.stop();
+      const stats = await rescuer.done;
+      assert(outcomes.every((r) => r.status === "succeeded"));
+      assert(stats.recovered >= orphaned, `recovered ${stats.recovered} of ${orphaned}`);
+      assert.strictEqual(await client.send(["EXISTS", `${name}:processing:${victimId}`]), 0);
+      assert.strictEqual(await client.send(["SISMEMBER", `${name}:consumers`, victimId]), 0);
+      const counts = await queue.counts();
+      assert.deepStrictEqual([counts.queued, counts.processing], [0, 0]);
+    } finally {
+      client.close();
+      await victim.stdout.cancel().catch(() => {});
+      await victim.stderr.cancel().catch(() => {});
+    }
+  },
+);
+
+Deno.test("RedisQueue: the server restarted mid-run; the consumer reconnects and nothing is lost", async () => {
+  // Persistence on (an append-only file), as a production server would have it.
+  const server = await startRedisServer({ persist: true });
+  try {
+    const name = "restart";
+    await using queue = await RedisQueue.connect({ url: server.url, queue: name });
+    const receipt = await queue.push(
+      jobs(Array.from({ length: 200 }, (_, i) => ({ id: `j${i}`, task: "#sleep", args: [20] }))),
+    );
+    const consumer = queue.consume({ workers: 2, heartbeat: 5000 });
+    await until("some jobs done", () => consumer.stats.succeeded >= 30);
+    await server.restart();
+    // What the restarted server holds of the outcomes; the rest must reach it too.
+    const client = await RedisClient.connect(server.url);
+    const before = await client.send(["XLEN", `${name}:results`]) as number;
+    client.close();
+    assert(before < 200, `all ${before} jobs were done before the restart`);
+    const outcomes = await queue.wait(receipt);
+    consumer.stop();
+    const stats = await consumer.done;
+    assert.strictEqual(outcomes.length, 200);
+    assert(outcomes.every((r) => r.status === "succeeded"));
+    assert(stats.succeeded >= 200);
+    const counts = await queue.counts();
+    assert.deepStrictEqual([counts.queued, counts.processing, counts.consumers], [0, 0, 0]);
+  } finally {
+    await server.stop();
+  }
+});
+
+// -- The command line --
+
+redisTest("consume: SIGTERM stops taking jobs, finishes and records the held ones", async (url) => {
+  const name = uniqueKey("drain");
+  await using queue = await RedisQueue.connect({ url, queue: name });
+  await queue.push(
+    jobs(Array.from({ length: 20 }, (_, i) => ({ id: `j${i}`, task: "#sleep", args: [300] }))),
+  );
+  const child = spawnCli([
+    "consume",
+    "--redis",
+    url,
+    "--queue",
+    name,
+    "--workers",
+    "2",
+    "--capacity",
+    "2",
+    "--json",
+  ]);
+  const client = await RedisClient.connect(url);
+  try {
+    await until("the consumer to hold jobs", async () => (await queue.counts()).processing >= 3);
+    child.kill("SIGTERM");
+    const run = await finish(child);
+    assert.strictEqual(run.code, 0, run.stderr);
+    const done = run.stdout.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+    assert(done.length >= 3 && done.length <= 6, `${done.length} finished`);
+    assert(done.every((r) => r.status === "succeeded"));
+    // Finished ones were recorded; the rest are still queued; nothing held.
+    const counts = await queue.counts();
+    assert.strictEqual(counts.queued + done.length, 20);
+    assert.deepStrictEqual([counts.processing, counts.consumers], [0, 0]);
+    assert.strictEqual(await client.send(["XLEN", `${name}:results`]), done.length);
+    assert.match(run.stderr, /stopping: no new jobs/);
+  } finally {
+    client.close();
+  }
+});
+
+redisTest(
+  "consume: a second signal exits at once and leaves held jobs for recovery",
+  async (url) => {
+    const name = uniqueKey("twice");
+    await using queue = await RedisQueue.connect({ url, queue: name });
+    const receipt = await queue.push(
+      jobs(Array.from({ length: 6 }, (_, i) => ({ id: `j${i}`, task: "#sleep", args: [2000] }))),
+    );
+    const child = spawnCli(["consume", "--redis", url, "--queue", name, "--workers", "2"]);
+    await until("the consumer to hold jobs", async () => (await queue.counts()).processing >= 2);
+    child.kill("SIGINT");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    child.kill("SIGINT");
+    const run = await finish(child);
+    assert.strictEqual(run.code, 130, run.stderr);
+    assert.match(run.stderr, /exiting at once/);
+    // Another consumer recovers them at once (the heartbeat was removed) and finishes all six.
+    const rescuer = queue.consume({ workers: 6 });
+    const outcomes = await queue.wait(receipt);
+    rescuer.stop();
+    const stats = await rescuer.done;
+    assert(outcomes.every((r) => r.status === "succeeded"));
+    assert(stats.recovered >= 2);
+  },
+);
+
+redisTest("push --wait reports every job once and exits like a local run", async (url) => {
+  const name = uniqueKey("wait");
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/jobs.json`;
+    await Deno.writeTextFile(
+      path,
+      JSON.stringify({
+        jobs: [
+          ...Array.from({ length: 50 }, (_, i) => ({
+            id: `ok${i}`,
+            task: `${TASKS}#sleep`,
+            args: [1],
+          })),
+          { id: "bad", task: `${TASKS}#fail`, args: ["nope"] },
+          { id: "after-bad", task: `${TASKS}#sleep`, args: [1], after: ["bad"] },
+          { id: "cmd", command: ["sh", "-c", "echo hi"] },
+        ],
+      }),
+    );
+    await using queue = await RedisQueue.connect({ url, queue: name });
+    const consumer = queue.consume({ workers: 2 });
+    const run = await cli(["push", "--queue", name, "--wait", "--json", path], {
+      TASKPOOL_REDIS_URL: url,
+    });
+    consumer.stop();
+    await consumer.done;
+    assert.strictEqual(run.code, 1, run.stderr);
+    const lines = run.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    assert.strictEqual(lines.length, 53);
+    assert.strictEqual(new Set(lines.map((l) => l.id)).size, 53);
+    const status = Object.fromEntries(lines.map((l) => [l.id, l.status]));
+    assert.strictEqual(status.bad, "failed");
+    assert.strictEqual(status["after-bad"], "skipped");
+    assert.strictEqual(status.cmd, "succeeded");
+    assert.strictEqual(lines.filter((l) => l.status === "succeeded").length, 51);
+    assert.match(run.stderr, /pushed 53 job\(s\)/);
+
+    // All good: exit 0. Invalid file: exit 2, nothing pushed.
+    await Deno.writeTextFile(path, JSON.stringify({ jobs: [{ id: "a", command: ["true"] }] }));
+    const again = queue.consume({ workers: 1 });
+    const ok = await cli(["push", "--redis", url, "--queue", name, "--wait", path]);
+    again.stop();
+    await again.done;
+    assert.strictEqual(ok.code, 0, ok.stderr);
+    await Deno.writeTextFile(path, JSON.stringify({ jobs: [{ id: "a", after: ["zz"] }] }));
+    const before = await queue.counts();
+    const invalid = await cli(["push", "--redis", url, "--queue", name, path]);
+    assert.strictEqual(invalid.code, 2);
+    assert.match(invalid.stderr, /nothing was pushed/);
+    assert.deepStrictEqual(await queue.counts(), before);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+redisTest("push --wait: SIGINT stops waiting with 130 and the jobs stay queued", async (url) => {
+  const name = uniqueKey("waitint");
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/jobs.json`;
+    await Deno.writeTextFile(path, JSON.stringify({ jobs: [{ id: "a", command: ["true"] }] }));
+    const child = spawnCli(["push", "--redis", url, "--queue", name, "--wait", path]);
+    await using queue = await RedisQueue.connect({ url, queue: name });
+    await until("the push", async () => (await queue.counts()).queued === 1);
+    child.kill("SIGINT");
+    const run = await finish(child);
+    assert.strictEqual(run.code, 130, run.stderr);
+    assert.match(run.stderr, /the jobs stay queued/);
+    assert.strictEqual((await queue.counts()).queued, 1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("consume and push: a wrong URL, a refused connection, no URL: one line each", async () => {
+  const wrong = await cli(["consume", "--redis", "http://localhost:6379"]);
+  assert.strictEqual(wrong.code, 2);
+  assert.strictEqual(wrong.stderr.trim().split("\n").length, 1, wrong.stderr);
+  assert.match(wrong.stderr, /redis:\/\//);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  const refused = await cli(["consume", "--redis", `redis://127.0.0.1:${port}/0`]);
+  assert.strictEqual(refused.code, 1);
+  assert.strictEqual(refused.stderr.trim().split("\n").length, 1, refused.stderr);
+  assert.match(refused.stderr, new RegExp(`127\\.0\\.0\\.1:${port}.*refused`));
+  const none = await cli(["consume"], { TASKPOOL_REDIS_URL: "" });
+  assert.strictEqual(none.code, 2);
+  assert.match(none.stderr, /TASKPOOL_REDIS_URL/);
+  const usage = await cli(["consume", "--nope"]);
+  assert.strictEqual(usage.code, 2);
+  assert.match(usage.stderr, /Usage: taskpool consume/);
+  const heartbeat = await cli(["consume", "--heartbeat", "soon", "--redis", "redis://x"]);
+  assert.strictEqual(heartbeat.code, 2);
+  assert.match(heartbeat.stderr, /--heartbeat must be a duration/);
+});
