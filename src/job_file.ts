@@ -431,7 +431,7 @@ export function validateJobFile(data: unknown, path: string): Validation {
       if (firstIndex.has(dep)) continue;
       const hint = suggest(dep, jobs.map((job) => job.id));
       // Its place in the file: entries that were not ids are not in `job.after`.
-      const at = ((data.jobs as Record<string, unknown[]>[])[job.index].after).indexOf(dep);
+      const at = (data.jobs as Record<string, unknown[]>[])[job.index].after.indexOf(dep);
       report(
         `jobs[${job.index}].after[${at}]`,
         `unknown job "${dep}"${hint ? `; did you mean "${hint}"?` : ""}`,

@@ -538,3 +538,33 @@ Deno.test("consume and push: a wrong URL, a refused connection, no URL: one line
   assert.strictEqual(heartbeat.code, 2);
   assert.match(heartbeat.stderr, /--heartbeat must be a duration/);
 });
+
+redisTest(
+  "consume and push: a queue key that is not a list is a one-line error, nothing half done",
+  async (url) => {
+    const name = uniqueKey("wrongtype");
+    const client = await RedisClient.connect(url);
+    const dir = await Deno.makeTempDir();
+    try {
+      await client.send(["SET", name, "not a list"]);
+      const consume = await cli(["consume", "--redis", url, "--queue", name]);
+      assert.strictEqual(consume.code, 1);
+      assert.match(consume.stderr, /Redis error for BLMOVE: WRONGTYPE/);
+      const path = `${dir}/jobs.json`;
+      await Deno.writeTextFile(
+        path,
+        JSON.stringify({
+          jobs: [{ id: "a", command: ["true"] }, { id: "b", command: ["true"], after: ["a"] }],
+        }),
+      );
+      const push = await cli(["push", "--redis", url, "--queue", name, path]);
+      assert.strictEqual(push.code, 1);
+      assert.strictEqual(push.stderr.trim().split("\n").length, 1, push.stderr);
+      assert.match(push.stderr, /holds a string, not a list: choose another --queue/);
+      assert.strictEqual(await client.send(["EXISTS", `${name}:blocked`, `${name}:pending`]), 0);
+    } finally {
+      client.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

@@ -234,7 +234,9 @@ return moved`,
 /**
  * Enqueues a pushed batch in one step: the jobs that wait for others go to
  * `blocked`/`pending`/`dependents` before any ready job is queued, so no
- * dependency can finish before its dependents are registered.
+ * dependency can finish before its dependents are registered. A queue key
+ * of another type is refused first: a script's writes are not rolled back
+ * when a later command fails.
  *
  * KEYS: queue, blocked, pending. ARGV: key prefix, JSON `{ ready: [entry],
  * blocked: [[key, entry, [dependency keys]]] }`.
@@ -242,6 +244,11 @@ return moved`,
 export const PUSH: Script = {
   name: "push",
   source: `
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind ~= 'list' and kind ~= 'none' then
+  return redis.error_reply('the queue key "' .. KEYS[1] .. '" holds a ' .. kind ..
+    ', not a list: choose another --queue, or delete the key')
+end
 local batch = cjson.decode(ARGV[2])
 for _, b in ipairs(batch.blocked) do
   redis.call('HSET', KEYS[2], b[1], b[2])

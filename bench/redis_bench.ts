@@ -1,0 +1,167 @@
+// The Redis queue against a private local redis-server (persistence off):
+// jobs per second end to end (push of N no-op task jobs → every outcome
+// recorded and read back, acks included) with 1 and 2 consumers, each a
+// `cli.ts consume` process with one worker; the latency from push to result
+// (one job at a time); and, in the same run, `redis-benchmark -t lpush,lpop`
+// for the scale of what the server alone does.
+//
+//   deno run -A bench/redis_bench.ts [--quick]
+import { parseArgs } from "node:util";
+import { RedisQueue } from "../src/redis/queue.ts";
+import { validateJobFile } from "../src/job_file.ts";
+import { startRedisServer } from "../tests/_redis.ts";
+
+const { values: flags } = parseArgs({
+  args: Deno.args,
+  options: { quick: { type: "boolean", default: false } },
+});
+const RUNS = flags.quick ? 1 : 3;
+const JOBS = flags.quick ? 2000 : 10_000;
+const LATENCY_SAMPLES = flags.quick ? 100 : 500;
+const cli = new URL("../cli.ts", import.meta.url).pathname;
+const tasks = new URL("./_pool_tasks.ts", import.meta.url).pathname;
+
+const server = await startRedisServer();
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const percentile = (xs: number[], p: number) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
+
+function file(n: number, prefix: string) {
+  const checked = validateJobFile(
+    {
+      jobs: Array.from({ length: n }, (_, i) => ({
+        id: `${prefix}${i}`,
+        task: `${tasks}#noop`,
+        args: [i],
+      })),
+    },
+    "/tmp/bench.json",
+  );
+  if (!checked.ok) throw new Error("bench file invalid");
+  return checked.file;
+}
+
+/** Starts `n` consumer processes on `queue` and waits until all are registered. */
+async function consumers(
+  queue: RedisQueue,
+  n: number,
+  extra: string[] = [],
+): Promise<Deno.ChildProcess[]> {
+  const children = Array.from({ length: n }, () =>
+    new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        cli,
+        "consume",
+        "--redis",
+        server.url,
+        "--queue",
+        queue.name,
+        "--workers",
+        "1",
+        ...extra,
+      ],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn());
+  while ((await queue.counts()).consumers < n) await new Promise((r) => setTimeout(r, 50));
+  return children;
+}
+
+async function stop(children: Deno.ChildProcess[]): Promise<void> {
+  for (const child of children) child.kill("SIGTERM");
+  await Promise.all(children.map((child) => child.status));
+}
+
+/** Seconds from the start of the push until every outcome has been read. */
+async function throughput(n: number, run: number, extra: string[] = []): Promise<number> {
+  await using queue = await RedisQueue.connect({
+    url: server.url,
+    queue: `tp${n}-${run}-${extra.join("")}`,
+  });
+  const children = await consumers(queue, n, extra);
+  try {
+    const started = performance.now();
+    const receipt = await queue.push(file(JOBS, "j"));
+    const results = await queue.wait(receipt);
+    const seconds = (performance.now() - started) / 1000;
+    if (results.some((r) => r.status !== "succeeded")) throw new Error("a job failed");
+    return seconds;
+  } finally {
+    await stop(children);
+  }
+}
+
+/** Push one job, wait for its outcome, again and again: ms each. */
+async function latency(): Promise<number[]> {
+  await using queue = await RedisQueue.connect({ url: server.url, queue: "latency" });
+  const children = await consumers(queue, 1);
+  const samples: number[] = [];
+  try {
+    for (let i = 0; i < LATENCY_SAMPLES + 20; i++) {
+      const one = file(1, `l${i}-`);
+      const started = performance.now();
+      await queue.wait(await queue.push(one));
+      if (i >= 20) samples.push(performance.now() - started); // the first ones warm up
+    }
+  } finally {
+    await stop(children);
+  }
+  return samples;
+}
+
+async function redisBenchmark(): Promise<Record<string, number>> {
+  const output = await new Deno.Command("redis-benchmark", {
+    args: ["-p", String(server.port), "-t", "lpush,lpop", "-n", "100000", "-q"],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const text = new TextDecoder().decode(output.stdout).replaceAll("\r", "\n");
+  const rates: Record<string, number> = {};
+  for (const match of text.matchAll(/^(LPUSH|LPOP): ([\d.]+) requests per second/gm)) {
+    rates[match[1]] = Number(match[2]);
+  }
+  return rates;
+}
+
+try {
+  const one: number[] = [];
+  const two: number[] = [];
+  const deep: number[] = [];
+  const lpush: number[] = [];
+  const lpop: number[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    const rates = await redisBenchmark();
+    lpush.push(rates.LPUSH);
+    lpop.push(rates.LPOP);
+    one.push(await throughput(1, run));
+    two.push(await throughput(2, run));
+    deep.push(await throughput(1, run, ["--capacity", "16"]));
+    console.error(`run ${run + 1}/${RUNS} done`);
+  }
+  const samples = await latency();
+
+  console.log(`## The Redis queue\n`);
+  console.log(
+    `Deno ${Deno.version.deno}, navigator.hardwareConcurrency = ${navigator.hardwareConcurrency}, ` +
+      `a private redis-server on loopback (persistence off). ${JOBS} no-op task jobs pushed at ` +
+      `once, timed from the push until every outcome was read back; each consumer is a ` +
+      `\`cli.ts consume --workers 1\` process. Medians of ${RUNS}.\n`,
+  );
+  console.log("| | jobs/s |");
+  console.log("| --- | ---: |");
+  console.log(`| 1 consumer | ${Math.round(JOBS / median(one))} |`);
+  console.log(`| 2 consumers | ${Math.round(JOBS / median(two))} |`);
+  console.log(`| 1 consumer, \`--capacity 16\` | ${Math.round(JOBS / median(deep))} |`);
+  console.log(`| \`redis-benchmark\` LPUSH (requests/s) | ${Math.round(median(lpush))} |`);
+  console.log(`| \`redis-benchmark\` LPOP (requests/s) | ${Math.round(median(lpop))} |`);
+  console.log(
+    `\nPush to result, one job at a time (${samples.length} samples): p50 ${
+      percentile(samples, 0.5).toFixed(2)
+    } ms, p99 ${percentile(samples, 0.99).toFixed(2)} ms.`,
+  );
+} finally {
+  await server.stop();
+}
