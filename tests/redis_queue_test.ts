@@ -139,6 +139,7 @@ redisTest(
         { id: "bad", task: "#fail", args: ["boom"] },
         { id: "x", task: "#record", args: [log, "x"], after: ["bad"] },
         { id: "y", task: "#record", args: [log, "y"], after: ["x", "a"] },
+        { id: "twice", task: "#sleep", args: [1], after: ["a", "a"] }, // listed twice, counts once
       ]));
       const one = queue.consume({ workers: 2 });
       const two = queue.consume({ workers: 2 });
@@ -154,6 +155,7 @@ redisTest(
         bad: "failed",
         x: "skipped",
         y: "skipped",
+        twice: "succeeded",
       });
       assert.deepStrictEqual((await Deno.readTextFile(log)).trim().split("\n"), ["a", "b", "c"]);
       assert.match(outcomes.find((r) => r.id === "x")!.error!, /"bad" failed/);
@@ -372,6 +374,113 @@ Deno.test("RedisQueue: the server restarted mid-run; the consumer reconnects and
     assert.deepStrictEqual([counts.queued, counts.processing, counts.consumers], [0, 0, 0]);
   } finally {
     await server.stop();
+  }
+});
+
+redisTest(
+  "RedisQueue: connections cut again and again mid-run: every job still runs exactly once",
+  async (url) => {
+    const name = uniqueKey("blip");
+    const clientName = `blip-${name.slice(-8)}`;
+    await using queue = await RedisQueue.connect({ url, queue: name, name: clientName });
+    const receipt = await queue.push(
+      jobs(Array.from({ length: 300 }, (_, i) => ({ id: `j${i}`, task: "#sleep", args: [2] }))),
+    );
+    const consumer = queue.consume({ workers: 2 });
+    const client = await RedisClient.connect(url);
+    try {
+      for (const after of [30, 100, 170, 240]) {
+        await until(`${after} jobs done`, () => consumer.stats.succeeded >= after);
+        const list = await client.send(["CLIENT", "LIST"]) as string;
+        for (const line of list.split("\n")) {
+          if (!line.includes(` name=${clientName} `)) continue;
+          const id = /\bid=(\d+)/.exec(line)![1];
+          await client.send(["CLIENT", "KILL", "ID", id]).catch(() => {});
+        }
+      }
+      const outcomes = await queue.wait(receipt);
+      consumer.stop();
+      await consumer.done;
+      assert(outcomes.every((r) => r.status === "succeeded"));
+      const records = await results(client, name);
+      assert.strictEqual(records.length, 300, "a job was recorded twice (or lost)");
+      assert.strictEqual(new Set(records.map((r) => r.id)).size, 300);
+      assert.strictEqual(consumer.stats.succeeded, 300, "a job ran twice");
+      const counts = await queue.counts();
+      assert.deepStrictEqual([counts.queued, counts.processing, counts.consumers], [0, 0, 0]);
+    } finally {
+      client.close();
+    }
+  },
+);
+
+redisTest(
+  "RedisConsumer: a key of the wrong type stops it with the error; nothing is lost",
+  async (url) => {
+    const name = uniqueKey("badkey");
+    await using queue = await RedisQueue.connect({ url, queue: name });
+    const client = await RedisClient.connect(url);
+    try {
+      await queue.push(
+        jobs(Array.from({ length: 5 }, (_, i) => ({ id: `j${i}`, task: "#sleep", args: [1] }))),
+      );
+      await client.send(["SET", `${name}:results`, "not a stream"]);
+      const consumer = queue.consume({ workers: 1 });
+      await assert.rejects(
+        consumer.done,
+        /the ack script: WRONGTYPE the key ".*:results" holds a string, not a stream/,
+      );
+      // Every job is back in the queue, none recorded, none dropped.
+      const counts = await queue.counts();
+      assert.deepStrictEqual([counts.queued, counts.processing, counts.consumers], [5, 0, 0]);
+    } finally {
+      client.close();
+    }
+  },
+);
+
+redisTest("RedisQueue.wait() ends when aborted, also while it connects", async (url) => {
+  const name = uniqueKey("abort");
+  await using queue = await RedisQueue.connect({ url, queue: name });
+  const receipt = await queue.push(jobs([{ id: "never", task: "#sleep", args: [1] }]));
+  for (const when of [0, 50]) {
+    const stop = new AbortController();
+    const waiting = queue.wait(receipt, { signal: stop.signal });
+    if (when > 0) await new Promise((resolve) => setTimeout(resolve, when));
+    stop.abort(new Error("enough"));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error("wait() ignored the abort")), 5000);
+    });
+    await assert.rejects(Promise.race([waiting, late]), /enough/);
+    clearTimeout(timer);
+  }
+});
+
+redisTest("RedisQueue: identical entries that fail keep one retry each", async (url) => {
+  const name = uniqueKey("same");
+  const client = await RedisClient.connect(url);
+  try {
+    const entry = JSON.stringify({
+      id: "x",
+      task: `${TASKS}#fail`,
+      args: ["again"],
+      retries: 1,
+      backoff: 10,
+    });
+    await client.send(["LPUSH", name, entry, entry]);
+    await using queue = await RedisQueue.connect({ url, queue: name });
+    const consumer = queue.consume({ workers: 1 });
+    await until("both in the dead list", async () => {
+      return await client.send(["LLEN", `${name}:dead`]) === 2;
+    });
+    consumer.stop();
+    const stats = await consumer.done;
+    assert.strictEqual(stats.retried, 2);
+    assert.strictEqual(stats.failed, 2);
+    assert.strictEqual(await client.send(["XLEN", `${name}:results`]), 2);
+  } finally {
+    client.close();
   }
 });
 

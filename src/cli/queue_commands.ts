@@ -8,6 +8,7 @@
 import { parseArgs } from "node:util";
 import {
   checkTasks,
+  type JobFile,
   JobFileError,
   parseDuration,
   readJobFile,
@@ -222,11 +223,29 @@ async function push(
     for (const problem of problems) err(`  ${problem.path}: ${problem.message}`);
     return 2;
   }
+  // Listen before pushing: a signal during the push lets it finish (it is one
+  // atomic step) and then ends the wait before it starts.
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+  for (const signal of signals) Deno.addSignalListener(signal, onSignal);
+  try {
+    return await pushAndWait(values, checked.file, stop.signal);
+  } finally {
+    for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
+  }
+}
+
+async function pushAndWait(
+  values: Record<string, string | boolean | undefined>,
+  file: JobFile,
+  signal: AbortSignal,
+): Promise<number> {
   await using queue = await RedisQueue.connect({
     url: values.redis as string | undefined,
     queue: values.queue as string,
   });
-  const receipt = await queue.push(checked.file);
+  const receipt = await queue.push(file);
   err(
     `taskpool push: pushed ${receipt.ids.length} job(s) to "${queue.name}" (batch ${receipt.batch})`,
   );
@@ -240,26 +259,20 @@ async function push(
     color: live && !Deno.env.get("NO_COLOR"),
     running: () => 0,
   });
-  const stop = new AbortController();
-  const onSignal = () => stop.abort();
-  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
-  for (const signal of signals) Deno.addSignalListener(signal, onSignal);
   try {
     const results = await queue.wait(receipt, {
-      signal: stop.signal,
+      signal,
       onResult: (result) => reporter.finished(result),
       onWarning: (message) => reporter.note(`taskpool push: ${message}`),
     });
     reporter.summary();
     return results.every((r) => r.status === "succeeded") ? 0 : 1;
   } catch (error) {
-    if (!stop.signal.aborted) throw error;
+    if (!signal.aborted) throw error;
     reporter.summary();
     reporter.note(
       `taskpool push: stopped waiting; the jobs stay queued (batch ${receipt.batch})`,
     );
     return 130;
-  } finally {
-    for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
   }
 }

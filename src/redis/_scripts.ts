@@ -72,6 +72,22 @@ export function queueKeys(name: string): QueueKeys {
   };
 }
 
+/**
+ * Lua that refuses keys of the wrong type before the script writes
+ * anything: a script's writes are not undone when a later command fails, so
+ * a WRONGTYPE halfway would lose the entry it had already removed.
+ * `expect(index, type)` checks `KEYS[index]`.
+ */
+const EXPECT = `
+local function expect(i, want)
+  local kind = redis.call('TYPE', KEYS[i]).ok
+  if kind ~= want and kind ~= 'none' then
+    error({ err = 'WRONGTYPE the key "' .. KEYS[i] .. '" holds a ' .. kind .. ', not a ' .. want ..
+      ': choose another --queue, or delete the key' })
+  end
+end
+`;
+
 /** A Lua script (its SHA-1 is computed once, for EVALSHA). */
 export interface Script {
   name: string;
@@ -89,17 +105,23 @@ export interface Script {
  *
  * KEYS: processing, queue, results, dead, blocked, pending.
  * ARGV: entry, batch, id, status, data (JSON), dead record or "", key prefix,
- * results max length, take ("1" to take the next entry).
+ * results max length, take ("1" to take the next entry), again ("1" when
+ * sent again after a lost reply: then an entry found nowhere means the first
+ * run recorded it, and nothing is written twice).
  */
 export const ACK: Script = {
   name: "ack",
-  source: `
+  source: EXPECT + `
+expect(1, 'list') expect(2, 'list') expect(3, 'stream') expect(4, 'list')
+expect(5, 'hash') expect(6, 'hash')
 local function next_entry()
   if ARGV[9] ~= '1' then return false end
   return redis.call('LMOVE', KEYS[2], KEYS[1], 'RIGHT', 'LEFT')
 end
 local removed = redis.call('LREM', KEYS[1], 1, ARGV[1])
 if removed == 0 then removed = -redis.call('LREM', KEYS[2], 1, ARGV[1]) end
+-- Sent again after a lost reply: the first run did it all, or another consumer holds the job.
+if removed == 0 and ARGV[10] == '1' then return { 0, next_entry() } end
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*',
   'batch', ARGV[2], 'id', ARGV[3], 'status', ARGV[4], 'data', ARGV[5])
 if ARGV[6] ~= '' then redis.call('LPUSH', KEYS[4], ARGV[6]) end
@@ -143,12 +165,15 @@ return { removed, next_entry() }`,
  * Schedules a job's next attempt: removes the entry (as ACK does) and adds
  * the next attempt's entry to `delayed`, due `delay` ms from the server's
  * clock. Returns 0 and schedules nothing if another consumer holds the copy.
+ * A member of `delayed` is `<token>|<entry>`: two identical entries that
+ * fail stay two retries (a sorted set holds a member once).
  *
- * KEYS: processing, queue, delayed. ARGV: entry, next entry, delay ms.
+ * KEYS: processing, queue, delayed. ARGV: entry, `<token>|<next entry>`, delay ms.
  */
 export const RETRY: Script = {
   name: "retry",
-  source: `
+  source: EXPECT + `
+expect(1, 'list') expect(2, 'list') expect(3, 'zset')
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 and redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0 then
   return 0
 end
@@ -166,13 +191,14 @@ return 1`,
  */
 export const PROMOTE: Script = {
   name: "promote",
-  source: `
+  source: EXPECT + `
+expect(1, 'zset') expect(2, 'list')
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
-for _, entry in ipairs(due) do
-  redis.call('ZREM', KEYS[1], entry)
-  redis.call('LPUSH', KEYS[2], entry)
+for _, member in ipairs(due) do
+  redis.call('ZREM', KEYS[1], member)
+  redis.call('LPUSH', KEYS[2], string.sub(member, string.find(member, '|', 1, true) + 1))
 end
 local next = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if next[2] == nil then return { #due, -1 } end
@@ -234,21 +260,16 @@ return moved`,
 /**
  * Enqueues a pushed batch in one step: the jobs that wait for others go to
  * `blocked`/`pending`/`dependents` before any ready job is queued, so no
- * dependency can finish before its dependents are registered. A queue key
- * of another type is refused first: a script's writes are not rolled back
- * when a later command fails.
+ * dependency can finish before its dependents are registered. Each job's
+ * dependencies come without duplicates (the count must match the set).
  *
  * KEYS: queue, blocked, pending. ARGV: key prefix, JSON `{ ready: [entry],
  * blocked: [[key, entry, [dependency keys]]] }`.
  */
 export const PUSH: Script = {
   name: "push",
-  source: `
-local kind = redis.call('TYPE', KEYS[1]).ok
-if kind ~= 'list' and kind ~= 'none' then
-  return redis.error_reply('the queue key "' .. KEYS[1] .. '" holds a ' .. kind ..
-    ', not a list: choose another --queue, or delete the key')
-end
+  source: EXPECT + `
+expect(1, 'list') expect(2, 'hash') expect(3, 'hash')
 local batch = cjson.decode(ARGV[2])
 for _, b in ipairs(batch.blocked) do
   redis.call('HSET', KEYS[2], b[1], b[2])

@@ -263,7 +263,11 @@ export class RedisQueue {
     for (const job of ordered) {
       const entry = JSON.stringify(entryOf(job, base, batch));
       if (job.after.length === 0) ready.push(entry);
-      else blocked.push([`${batch}/${job.id}`, entry, job.after.map((id) => `${batch}/${id}`)]);
+      else {
+        // A dependency listed twice counts once: PUSH counts the set's members.
+        const after = [...new Set(job.after)].map((id) => `${batch}/${id}`);
+        blocked.push([`${batch}/${job.id}`, entry, after]);
+      }
     }
     const last = await this.#client.send(["XREVRANGE", this.#keys.results, "+", "-", "COUNT", 1]);
     const from = Array.isArray(last) && Array.isArray(last[0]) ? String(last[0][0]) : "0-0";
@@ -302,10 +306,12 @@ export class RedisQueue {
     this.#reader = null;
     const abort = () => reader.close();
     signal?.addEventListener("abort", abort, { once: true });
+    if (signal?.aborted) abort(); // while connecting
     let last = receipt.from;
     let failures = 0;
     try {
       while (found.size < wanted.size) {
+        signal?.throwIfAborted();
         let reply: RedisReply;
         try {
           reply = await reader.send(
@@ -446,7 +452,14 @@ export class RedisConsumer {
   #stopping = false;
   #cancelled = false;
   #reconcile = false;
+  /** Acks in flight that may take the next entry (see `#reconcileHeld`). */
+  #acksTaking = 0;
+  /** Seconds a BLMOVE blocks: below a third of the heartbeat (see `#takeLoop`). */
+  readonly #block: number;
+  /** The first Redis error that stopped the consumer. */
+  #failure: unknown;
   #wake: (() => void) | null = null;
+  #cancelling: Promise<unknown> | undefined;
 
   /**
    * Starts consuming; {@linkcode RedisQueue.prototype.consume} is the same.
@@ -474,6 +487,7 @@ export class RedisConsumer {
         `Cannot consume as 'heartbeat' must be an integer of at least 100 ms: current value is ${this.#ttl}`,
       );
     }
+    this.#block = Math.min(BLOCK_SECONDS, Math.floor(this.#ttl / 3) / 1000);
     options.signal?.addEventListener("abort", () => this.stop(), { once: true });
     this.done = this.#run();
   }
@@ -504,6 +518,13 @@ export class RedisConsumer {
     this.#wake?.(); // a drain in progress ends now
     this.#pool?.terminate();
     for (const child of this.#children) terminateTree(child);
+    // Remove the heartbeat (briefly: the server may be down), then close, which
+    // ends every write still waiting for the server.
+    const client = this.#client;
+    this.#cancelling = client === null
+      ? undefined
+      : client.send(["DEL", this.#keys.heartbeat(this.id)], { timeout: 300 })
+        .catch(() => {}).finally(() => client.close());
   }
 
   async #run(): Promise<ConsumerStats> {
@@ -520,7 +541,6 @@ export class RedisConsumer {
       capacity: this.#limit - this.#workers,
       name: "taskpool consumer",
     });
-    let failure: unknown;
     try {
       await this.#beat();
       this.#every(this.#ttl / 3, () => this.#beat());
@@ -529,8 +549,7 @@ export class RedisConsumer {
       this.#every(PROMOTE_EVERY_MS, () => this.#promote());
       await this.#takeLoop();
     } catch (error) {
-      failure = error;
-      this.stop();
+      this.#fail(error);
     }
     await this.#drained();
     if (!this.#cancelled) {
@@ -540,8 +559,7 @@ export class RedisConsumer {
         () => this.#release([], true),
       ).catch(() => {});
     } else {
-      await this.#client.send(["DEL", this.#keys.heartbeat(this.id)], { timeout: 500 })
-        .catch(() => {});
+      await this.#cancelling;
     }
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
@@ -549,7 +567,7 @@ export class RedisConsumer {
     else await this.#pool.close();
     this.#client.close();
     this.#taker.close();
-    if (failure !== undefined) throw failure;
+    if (this.#failure !== undefined) throw this.#failure;
     return this.stats;
   }
 
@@ -565,9 +583,12 @@ export class RedisConsumer {
       }
       let reply: RedisReply;
       try {
+        // A BLMOVE ends (on the server) before our heartbeat could expire, so
+        // one that outlives us cannot move an entry into a list that another
+        // consumer has already recovered and no longer watches.
         reply = await this.#taker!.send(
-          ["BLMOVE", k.queue, this.#processing, "RIGHT", "LEFT", BLOCK_SECONDS],
-          { timeout: BLOCK_SECONDS * 1000 + (this.#clientOptions.commandTimeout ?? 10_000) },
+          ["BLMOVE", k.queue, this.#processing, "RIGHT", "LEFT", this.#block],
+          { timeout: this.#block * 1000 + (this.#clientOptions.commandTimeout ?? 10_000) },
         );
         failures = 0;
       } catch (error) {
@@ -579,9 +600,10 @@ export class RedisConsumer {
         await delay(backoff(failures++));
         continue;
       }
+      // Take first: reconciling must see this entry as held.
+      if (typeof reply === "string") this.#take(reply);
       if (this.#reconcile) await this.#reconcileHeld();
       if (typeof reply !== "string") continue;
-      this.#take(reply);
       // One round trip for as many as there is room for.
       const room = Math.min(this.#limit - this.#heldCount, TAKE_BATCH);
       if (room <= 0 || this.#stopping) continue;
@@ -600,12 +622,15 @@ export class RedisConsumer {
 
   /** Gives back entries of our processing list that we do not hold (their replies were lost). */
   async #reconcileHeld(): Promise<void> {
+    // An ack in flight may bring an entry that is already in the list: later.
+    if (this.#acksTaking > 0) return;
     let list: RedisReply;
     try {
       list = await this.#client!.send(["LRANGE", this.#processing, 0, -1]);
     } catch {
       return; // still down: the next successful take tries again
     }
+    if (this.#acksTaking > 0) return;
     this.#reconcile = false;
     const counts = new Map(this.#held);
     const orphans: string[] = [];
@@ -687,7 +712,8 @@ export class RedisConsumer {
     if (!ok && attempt <= job.retries) {
       this.stats.retried++;
       const wait = Math.round(job.backoff * 2 ** (attempt - 1) * (0.5 + Math.random()));
-      const next = JSON.stringify({ ...held.value, attempt: attempt + 1 });
+      const token = crypto.randomUUID().slice(0, 8);
+      const next = `${token}|${JSON.stringify({ ...held.value, attempt: attempt + 1 })}`;
       this.#options.onRetry?.(job, attempt, result.error ?? "failed");
       const k = this.#keys;
       this.#durable(
@@ -720,9 +746,11 @@ export class RedisConsumer {
    */
   #ack(raw: string, result: QueueResult, dead: string): void {
     const k = this.#keys;
+    let again = "0";
     this.#durable(`record the outcome of ${result.id || "an entry"}`, () => {
       const take = this.#stopping ? "0" : "1";
-      return runScript(
+      if (take === "1") this.#acksTaking++;
+      const sent = runScript(
         this.#client!,
         ACK,
         [this.#processing, k.queue, k.results, k.dead, k.blocked, k.pending],
@@ -736,10 +764,17 @@ export class RedisConsumer {
           k.prefix,
           this.#maxResults,
           take,
+          again,
         ],
-      ).catch((error) => {
+      );
+      again = "1";
+      return sent.then((reply) => {
+        if (take === "1") this.#acksTaking--;
+        return reply;
+      }, (error) => {
+        if (take === "1") this.#acksTaking--;
         // A lost reply may have carried the next entry: look in our list later.
-        if (take === "1") this.#reconcile = true;
+        if (take === "1" && error instanceof RedisConnectionError) this.#reconcile = true;
         throw error;
       });
     })
@@ -842,14 +877,24 @@ export class RedisConsumer {
           await delay(backoff(failures));
           continue;
         }
-        this.#warn(`cannot ${what}: ${(error as Error).message}`);
+        if (!this.#cancelled) this.#fail(error);
         throw error;
       }
     }
   }
 
   #warn(message: string): void {
-    this.#options.onWarning?.(message);
+    if (!this.#cancelled) this.#options.onWarning?.(message);
+  }
+
+  /**
+   * Stops the consumer for an error Redis will keep giving (a key of the
+   * wrong type, a script the server refuses): `done` rejects with it. What
+   * could not be recorded stays in the processing list and is given back.
+   */
+  #fail(error: unknown): void {
+    this.#failure ??= error;
+    this.stop();
   }
 }
 
@@ -872,10 +917,18 @@ async function runScript(
     shas.set(script, sha);
   }
   try {
-    return await client.send(["EVALSHA", await sha, keys.length, ...keys, ...args]);
+    try {
+      return await client.send(["EVALSHA", await sha, keys.length, ...keys, ...args]);
+    } catch (error) {
+      if (!(error instanceof RedisError) || !error.message.includes("NOSCRIPT")) throw error;
+      return await client.send(["EVAL", script.source, keys.length, ...keys, ...args]);
+    }
   } catch (error) {
-    if (!(error instanceof RedisError) || !error.message.includes("NOSCRIPT")) throw error;
-    return await client.send(["EVAL", script.source, keys.length, ...keys, ...args]);
+    if (!(error instanceof RedisError)) throw error;
+    // Name the script, not EVALSHA, and drop the server's "script: <sha>" tail.
+    const reply = error.message.replace(/^Redis error for \w+: /, "")
+      .replace(/ script: [0-9a-f]{40}.*$/, "");
+    throw new RedisError(`the ${script.name} script`, reply);
   }
 }
 
