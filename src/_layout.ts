@@ -43,6 +43,18 @@
  * (a waiter that gives up after being chosen by a `notify(1)` would otherwise
  * swallow the wake-up meant for another).
  *
+ * A batch (`Ring.beginBatch`/`endBatch`) defers step "read `WAITERS` and
+ * notify" of each publish in it to one step after the batch's last publish,
+ * waking as many waiters as messages were published: the order (publishes,
+ * then the read) is the same, so the argument above holds for every message
+ * of the batch; their receivers merely wake later. The pool batches every
+ * push of one turn of its thread after the first (which wakes at once), and
+ * ends the batch at the end of the turn (a microtask) or before it polls for
+ * results. So that a thread that stays busy in that turn does not keep the
+ * other receivers asleep, a pool worker that wakes with a task and still sees
+ * messages queued and `WAITERS` non-zero wakes one more (an extra wake-up
+ * costs a sleeper one retry, never a message).
+ *
  * ## Ends and disconnection
  * `SENDERS` and `RECEIVERS` count the live ends across all threads. A sender
  * decrements `SENDERS` only after its last publish, so a receiver that reads

@@ -242,6 +242,11 @@ export class Ring {
     }
   }
 
+  /** How many messages are queued or being published now (a snapshot). */
+  queued(): number {
+    return (Atomics.load(this.i32, TAIL) - Atomics.load(this.i32, HEAD)) | 0;
+  }
+
   /** Task ids (aux0) of the messages queued now, oldest first (a snapshot). */
   queuedAux0(): number[] {
     const i32 = this.i32;

@@ -161,6 +161,12 @@ async function serve(start: StartMessage): Promise<void> {
       Atomics.store(counters, taskAt, -1);
       args = await waitAsync(tasks, RECV_EPOCH, RECV_WAITERS, EMPTY, take, {}, "receive a task");
       if (args === DISCONNECTED) return;
+      // Pass the wake-up on: the pool wakes one sleeping worker for the first
+      // task of a burst and the others only at the end of its turn, so while
+      // its thread stays busy, the woken workers wake the rest.
+      if (tasks.queued() > 0 && Atomics.load(tasks.i32, RECV_WAITERS) !== 0) {
+        tasks.wake(RECV_EPOCH, 1);
+      }
       lastYield = performance.now();
     }
     if (args === PAUSED) {

@@ -1560,9 +1560,18 @@ export class WorkerPool implements AsyncDisposable {
     else return null;
     const aux1 = (index << INDEX_SHIFT) | (control === undefined ? 0 : SIGNALLED) | form;
     const ticket = this.#tickets[id] ?? (this.#tickets[id] = ticketOf(id, 1));
-    if (this.#tasks.push(this.#enc, ticket, aux1, micros(this.#epoch)) !== OK) {
+    const tasks = this.#tasks;
+    if (tasks.push(this.#enc, ticket, aux1, micros(this.#epoch)) !== OK) {
       this.#freeIds.push(id);
       return null;
+    }
+    if (!tasks.batching) {
+      // The first task of a burst woke a sleeping worker at once; the rest
+      // of the burst wakes them once, at the end of this turn (a notify per
+      // task costs a system call each, while woken workers are still on
+      // their way and the waiters count still says they sleep).
+      tasks.beginBatch();
+      queueMicrotask(this.#endBurst);
     }
     this.#outstanding++;
     this.#idState[id] = PENDING;
@@ -1616,6 +1625,11 @@ export class WorkerPool implements AsyncDisposable {
       this.#startPump();
     });
   }
+
+  /** Wakes workers for the tasks of a burst of submits (see `#push`), if it is still open. */
+  readonly #endBurst = (): void => {
+    if (this.#tasks.batching) this.#tasks.endBatch();
+  };
 
   /** Moves waiting tasks into the ring while it has room. */
   #flush(): void {
@@ -1703,6 +1717,7 @@ export class WorkerPool implements AsyncDisposable {
         }
         settled = false;
         if (!busy()) return;
+        this.#endBurst(); // workers must not sleep on tasks queued while this thread polls
         // Poll briefly before sleeping: being woken costs the main thread
         // tens of µs, the round trip of a short task is a few.
         let value = this.#spinMs > 0 ? spinPop(ring, scratch, this.#spinMs) : EMPTY;
