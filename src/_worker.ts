@@ -54,7 +54,7 @@ const YIELD_MS = 10;
  * messages but almost never fires a due timer (1 in 50 here); a
  * `setTimeout(0)` does, but costs ~2 ms, so it comes less often.
  */
-const TIMER_YIELD_MS = 50;
+const TIMER_YIELD_MS = 100;
 
 // deno-lint-ignore no-explicit-any
 type TaskFunction = (...args: any[]) => unknown;

@@ -155,7 +155,7 @@ Deno.test("a worker stays responsive: timers left by a task fire while sync task
   for (let round = 0; round < 5; round++) {
     await using pool = new WorkerPool({ workers: 1, module: TASKS, spin: 0, capacity: 128 });
     await pool.run("armTimer", 5);
-    // 120 ms of back-to-back synchronous work.
+    // 120 ms of back-to-back synchronous work: timers get a turn every 100 ms.
     await Promise.all(Array.from({ length: 120 }, () => pool.run("spin", 1)));
     assert.strictEqual(await pool.run("readFlag"), "fired", `round ${round + 1}`);
   }
