@@ -49,11 +49,12 @@
  * then the read) is the same, so the argument above holds for every message
  * of the batch; their receivers merely wake later. The pool batches every
  * push of one turn of its thread after the first (which wakes at once), and
- * ends the batch at the end of the turn (a microtask) or before it polls for
- * results. So that a thread that stays busy in that turn does not keep the
- * other receivers asleep, a pool worker that wakes with a task and still sees
- * messages queued and `WAITERS` non-zero wakes one more (an extra wake-up
- * costs a sleeper one retry, never a message).
+ * ends the batch at the end of the turn (a microtask), before it polls for
+ * results, or at a push 500 µs after the batch began. So that a thread that
+ * stays busy in that turn does not keep the other receivers asleep, a pool
+ * worker that wakes with a task and still sees messages queued and
+ * `WAITERS` non-zero wakes one more (an extra wake-up costs a sleeper one
+ * retry, never a message).
  *
  * ## Ends and disconnection
  * `SENDERS` and `RECEIVERS` count the live ends across all threads. A sender

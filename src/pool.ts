@@ -41,6 +41,9 @@ import {
 } from "./_protocol.ts";
 import { ID_MASK, TICKET_SHIFT, ticketOf } from "./_protocol.ts";
 
+/** Longest a burst of submits defers waking workers, µs (see `WorkerPool#push`). */
+const BURST_US = 500;
+
 /** Options of {@linkcode WorkerPool}. */
 export interface WorkerPoolOptions {
   /**
@@ -1561,7 +1564,11 @@ export class WorkerPool implements AsyncDisposable {
     const aux1 = (index << INDEX_SHIFT) | (control === undefined ? 0 : SIGNALLED) | form;
     const ticket = this.#tickets[id] ?? (this.#tickets[id] = ticketOf(id, 1));
     const tasks = this.#tasks;
-    if (tasks.push(this.#enc, ticket, aux1, micros(this.#epoch)) !== OK) {
+    const now = micros(this.#epoch);
+    // A burst that has lasted a while (a loop that prepares each task in
+    // this turn) wakes its workers now: they would sleep until the turn ends.
+    if (tasks.batching && now - this.#burstStart > BURST_US) tasks.endBatch();
+    if (tasks.push(this.#enc, ticket, aux1, now) !== OK) {
       this.#freeIds.push(id);
       return null;
     }
@@ -1571,7 +1578,11 @@ export class WorkerPool implements AsyncDisposable {
       // task costs a system call each, while woken workers are still on
       // their way and the waiters count still says they sleep).
       tasks.beginBatch();
-      queueMicrotask(this.#endBurst);
+      this.#burstStart = now;
+      if (!this.#burstQueued) {
+        this.#burstQueued = true;
+        queueMicrotask(this.#endBurst);
+      }
     }
     this.#outstanding++;
     this.#idState[id] = PENDING;
@@ -1628,8 +1639,13 @@ export class WorkerPool implements AsyncDisposable {
 
   /** Wakes workers for the tasks of a burst of submits (see `#push`), if it is still open. */
   readonly #endBurst = (): void => {
+    this.#burstQueued = false;
     if (this.#tasks.batching) this.#tasks.endBatch();
   };
+  /** When the open burst began, µs since the pool's epoch. */
+  #burstStart = 0;
+  /** A microtask to end the burst is queued. */
+  #burstQueued = false;
 
   /** Moves waiting tasks into the ring while it has room. */
   #flush(): void {
@@ -1745,6 +1761,7 @@ export class WorkerPool implements AsyncDisposable {
   #refill(): void {
     if (this.#waitingLive === 0 && this.#feeders.size === 0) return;
     this.#tasks.beginBatch();
+    this.#burstStart = Infinity; // this batch ends below, however long it takes
     try {
       if (this.#waitingLive > 0) this.#flush();
       for (const feed of this.#feeders) feed();

@@ -484,6 +484,64 @@ redisTest("RedisQueue: identical entries that fail keep one retry each", async (
   }
 });
 
+redisTest(
+  "RedisConsumer: a retry without a token (an older version's) is still promoted and run",
+  async (url) => {
+    const name = uniqueKey("legacy");
+    const client = await RedisClient.connect(url);
+    try {
+      const entry = JSON.stringify({ id: "old", task: `${TASKS}#sleep`, args: [1], attempt: 2 });
+      await client.send(["ZADD", `${name}:delayed`, 0, entry]);
+      await using queue = await RedisQueue.connect({ url, queue: name });
+      const finished: QueueResult[] = [];
+      const consumer = queue.consume({ workers: 1, onFinish: (r) => finished.push(r) });
+      await until("the old retry to run", () => finished.length === 1);
+      consumer.stop();
+      await consumer.done;
+      assert.deepStrictEqual([finished[0].id, finished[0].status, finished[0].attempts], [
+        "old",
+        "succeeded",
+        2,
+      ]);
+    } finally {
+      client.close();
+    }
+  },
+);
+
+redisTest("RedisConsumer: cancel() while it connects leaves nothing registered", async (url) => {
+  const name = uniqueKey("early");
+  await using queue = await RedisQueue.connect({ url, queue: name });
+  const consumer = queue.consume({ workers: 1 });
+  consumer.cancel();
+  await consumer.done;
+  const client = await RedisClient.connect(url);
+  try {
+    assert.strictEqual(await client.send(["SCARD", `${name}:consumers`]), 0);
+    assert.strictEqual(await client.send(["EXISTS", `${name}:heartbeat:${consumer.id}`]), 0);
+  } finally {
+    client.close();
+  }
+});
+
+redisTest(
+  "RedisConsumer: commandTimeout 0 (no timeouts) lets an idle consumer block quietly",
+  async (url) => {
+    const name = uniqueKey("notimeout");
+    await using queue = await RedisQueue.connect({ url, queue: name, commandTimeout: 0 });
+    const warnings: string[] = [];
+    const consumer = queue.consume({
+      workers: 1,
+      heartbeat: 300,
+      onWarning: (w) => warnings.push(w),
+    });
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // ten idle BLMOVEs of 100 ms
+    consumer.stop();
+    await consumer.done;
+    assert.deepStrictEqual(warnings, []);
+  },
+);
+
 // -- The command line --
 
 redisTest("consume: SIGTERM stops taking jobs, finishes and records the held ones", async (url) => {
@@ -658,7 +716,7 @@ redisTest(
       await client.send(["SET", name, "not a list"]);
       const consume = await cli(["consume", "--redis", url, "--queue", name]);
       assert.strictEqual(consume.code, 1);
-      assert.match(consume.stderr, /Redis error for BLMOVE: WRONGTYPE/);
+      assert.match(consume.stderr, /WRONGTYPE the key ".*" holds a string, not a list/);
       const path = `${dir}/jobs.json`;
       await Deno.writeTextFile(
         path,

@@ -245,6 +245,10 @@ async function pushAndWait(
     url: values.redis as string | undefined,
     queue: values.queue as string,
   });
+  if (signal.aborted) {
+    err("taskpool push: interrupted before the push; nothing was pushed");
+    return 130;
+  }
   const receipt = await queue.push(file);
   err(
     `taskpool push: pushed ${receipt.ids.length} job(s) to "${queue.name}" (batch ${receipt.batch})`,

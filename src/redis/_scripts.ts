@@ -114,6 +114,13 @@ export const ACK: Script = {
   source: EXPECT + `
 expect(1, 'list') expect(2, 'list') expect(3, 'stream') expect(4, 'list')
 expect(5, 'hash') expect(6, 'hash')
+if ARGV[2] ~= '' then
+  local deps = ARGV[7] .. 'dependents:' .. ARGV[2] .. '/' .. ARGV[3]
+  local kind = redis.call('TYPE', deps).ok
+  if kind ~= 'set' and kind ~= 'none' then
+    error({ err = 'WRONGTYPE the key "' .. deps .. '" holds a ' .. kind .. ', not a set' })
+  end
+end
 local function next_entry()
   if ARGV[9] ~= '1' then return false end
   return redis.call('LMOVE', KEYS[2], KEYS[1], 'RIGHT', 'LEFT')
@@ -197,8 +204,11 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 for _, member in ipairs(due) do
+  -- A member without a token (an older version's) is the entry itself.
+  local bar = string.find(member, '|', 1, true)
+  local entry = bar and string.sub(member, bar + 1) or member
   redis.call('ZREM', KEYS[1], member)
-  redis.call('LPUSH', KEYS[2], string.sub(member, string.find(member, '|', 1, true) + 1))
+  redis.call('LPUSH', KEYS[2], entry)
 end
 local next = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if next[2] == nil then return { #due, -1 } end
@@ -214,7 +224,8 @@ return { #due, math.max(0, tonumber(next[2]) - now) }`,
  */
 export const RECOVER: Script = {
   name: "recover",
-  source: `
+  source: EXPECT + `
+expect(1, 'set') expect(2, 'list')
 local moved = 0
 local gone = {}
 for _, c in ipairs(redis.call('SMEMBERS', KEYS[1])) do
@@ -238,7 +249,8 @@ return { moved, gone }`,
  */
 export const RELEASE: Script = {
   name: "release",
-  source: `
+  source: EXPECT + `
+expect(1, 'list') expect(2, 'list') expect(3, 'set')
 local moved = 0
 if #ARGV == 2 then
   while redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT') do moved = moved + 1 end

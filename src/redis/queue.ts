@@ -316,7 +316,7 @@ export class RedisQueue {
         try {
           reply = await reader.send(
             ["XREAD", "COUNT", 1000, "BLOCK", READ_BLOCK_MS, "STREAMS", this.#keys.results, last],
-            { timeout: READ_BLOCK_MS + (this.#options.commandTimeout ?? 10_000) },
+            { timeout: withBlock(READ_BLOCK_MS, this.#options.commandTimeout) },
           );
           failures = 0;
         } catch (error) {
@@ -452,8 +452,8 @@ export class RedisConsumer {
   #stopping = false;
   #cancelled = false;
   #reconcile = false;
-  /** Acks in flight that may take the next entry (see `#reconcileHeld`). */
-  #acksTaking = 0;
+  /** Acks in flight, each settled once its reply was handled (see `#reconcileHeld`). */
+  readonly #acks = new Set<Promise<void>>();
   /** Seconds a BLMOVE blocks: below a third of the heartbeat (see `#takeLoop`). */
   readonly #block: number;
   /** The first Redis error that stopped the consumer. */
@@ -535,6 +535,12 @@ export class RedisConsumer {
       this.#client?.close();
       throw error;
     }
+    if (this.#cancelled) {
+      // Cancelled while connecting: nothing was registered or taken.
+      this.#client.close();
+      this.#taker.close();
+      return this.stats;
+    }
     if (this.#stopping) this.#taker.close();
     this.#pool = new WorkerPool({
       workers: this.#workers,
@@ -576,6 +582,8 @@ export class RedisConsumer {
     const k = this.#keys;
     let failures = 0;
     while (!this.#stopping) {
+      // Here, and only here, no take is in flight (see `#reconcileHeld`).
+      if (this.#reconcile) await this.#reconcileHeld();
       if (this.#heldCount >= this.#limit) {
         await new Promise<void>((resolve) => this.#wake = resolve);
         this.#wake = null;
@@ -588,7 +596,7 @@ export class RedisConsumer {
         // consumer has already recovered and no longer watches.
         reply = await this.#taker!.send(
           ["BLMOVE", k.queue, this.#processing, "RIGHT", "LEFT", this.#block],
-          { timeout: this.#block * 1000 + (this.#clientOptions.commandTimeout ?? 10_000) },
+          { timeout: withBlock(this.#block * 1000, this.#clientOptions.commandTimeout) },
         );
         failures = 0;
       } catch (error) {
@@ -600,10 +608,8 @@ export class RedisConsumer {
         await delay(backoff(failures++));
         continue;
       }
-      // Take first: reconciling must see this entry as held.
-      if (typeof reply === "string") this.#take(reply);
-      if (this.#reconcile) await this.#reconcileHeld();
       if (typeof reply !== "string") continue;
+      this.#take(reply);
       // One round trip for as many as there is room for.
       const room = Math.min(this.#limit - this.#heldCount, TAKE_BATCH);
       if (room <= 0 || this.#stopping) continue;
@@ -620,17 +626,21 @@ export class RedisConsumer {
     }
   }
 
-  /** Gives back entries of our processing list that we do not hold (their replies were lost). */
+  /**
+   * Gives back entries of our processing list that we do not hold: their
+   * replies were lost. Runs in the take loop between takes, so no take is in
+   * flight; the acks sent before the LRANGE (on the same connection, so run
+   * before it) are awaited first, so that what they took counts as held.
+   */
   async #reconcileHeld(): Promise<void> {
-    // An ack in flight may bring an entry that is already in the list: later.
-    if (this.#acksTaking > 0) return;
+    const before = [...this.#acks];
     let list: RedisReply;
     try {
       list = await this.#client!.send(["LRANGE", this.#processing, 0, -1]);
     } catch {
-      return; // still down: the next successful take tries again
+      return; // still down: the loop tries again after its next take
     }
-    if (this.#acksTaking > 0) return;
+    await Promise.allSettled(before);
     this.#reconcile = false;
     const counts = new Map(this.#held);
     const orphans: string[] = [];
@@ -747,9 +757,8 @@ export class RedisConsumer {
   #ack(raw: string, result: QueueResult, dead: string): void {
     const k = this.#keys;
     let again = "0";
-    this.#durable(`record the outcome of ${result.id || "an entry"}`, () => {
+    const handled = this.#durable(`record the outcome of ${result.id || "an entry"}`, () => {
       const take = this.#stopping ? "0" : "1";
-      if (take === "1") this.#acksTaking++;
       const sent = runScript(
         this.#client!,
         ACK,
@@ -768,13 +777,13 @@ export class RedisConsumer {
         ],
       );
       again = "1";
-      return sent.then((reply) => {
-        if (take === "1") this.#acksTaking--;
-        return reply;
-      }, (error) => {
-        if (take === "1") this.#acksTaking--;
-        // A lost reply may have carried the next entry: look in our list later.
-        if (take === "1" && error instanceof RedisConnectionError) this.#reconcile = true;
+      return sent.catch((error) => {
+        if (take === "1" && error instanceof RedisConnectionError) {
+          // A lost reply may have carried the next entry: the take loop looks
+          // in our list (woken now if it waits for room).
+          this.#reconcile = true;
+          this.#wake?.();
+        }
         throw error;
       });
     })
@@ -783,6 +792,8 @@ export class RedisConsumer {
         this.#let(raw);
         if (typeof next === "string") this.#take(next);
       }, () => this.#let(raw));
+    this.#acks.add(handled);
+    handled.finally(() => this.#acks.delete(handled));
   }
 
   /** Forgets a held entry, and wakes the taker (room) or the drain. */
@@ -971,6 +982,11 @@ function parseResult(fields: Record<string, string>): QueueResult {
       attempts: 0,
     };
   }
+}
+
+/** A blocking command's timeout: its block time plus the command timeout (0: none). */
+function withBlock(blockMs: number, commandTimeout = 10_000): number {
+  return commandTimeout === 0 ? 0 : blockMs + commandTimeout;
 }
 
 /** 50 ms doubling to 2 s, with jitter. */
