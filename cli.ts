@@ -18,14 +18,8 @@
  */
 
 import { parseArgs } from "node:util";
-import {
-  checkTasks,
-  JobFileError,
-  parseDuration,
-  plan,
-  readJobFile,
-  validateJobFile,
-} from "./src/job_file.ts";
+import { parseDuration, plan } from "./src/job_file.ts";
+import { loadJobFile } from "./src/cli/load.ts";
 import { Scheduler } from "./src/scheduler.ts";
 import { Reporter } from "./src/cli/report.ts";
 
@@ -114,29 +108,8 @@ export async function main(args: string[]): Promise<number> {
     return 2;
   }
 
-  const path = positionals[0].startsWith("/") ? positionals[0] : `${Deno.cwd()}/${positionals[0]}`;
-  let data: unknown;
-  try {
-    data = await readJobFile(path);
-  } catch (error) {
-    if (error instanceof JobFileError) {
-      err(`taskpool: ${error.message}`);
-      return 2;
-    }
-    throw error;
-  }
-  const checked = validateJobFile(data, path);
-  const problems = checked.ok ? await checkTasks(checked.file) : checked.problems;
-  if (!checked.ok || problems.length > 0) {
-    err(
-      `taskpool: ${positionals[0]}: ${problems.length} problem${
-        problems.length === 1 ? "" : "s"
-      }; nothing was run`,
-    );
-    for (const problem of problems) err(`  ${problem.path}: ${problem.message}`);
-    return 2;
-  }
-  const file = checked.file;
+  const file = await loadJobFile(positionals[0], "taskpool", "run");
+  if (file === null) return 2;
   if (values["dry-run"]) {
     const levels = plan(file);
     console.log(

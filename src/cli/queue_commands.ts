@@ -6,14 +6,8 @@
  */
 
 import { parseArgs } from "node:util";
-import {
-  checkTasks,
-  type JobFile,
-  JobFileError,
-  parseDuration,
-  readJobFile,
-  validateJobFile,
-} from "../job_file.ts";
+import { type JobFile, parseDuration } from "../job_file.ts";
+import { loadJobFile } from "./load.ts";
 import { RedisConnectionError, RedisError } from "../redis/client.ts";
 import { RedisQueue } from "../redis/queue.ts";
 import { Reporter } from "./report.ts";
@@ -200,29 +194,8 @@ async function push(
     );
     return 2;
   }
-  const given = positionals[0];
-  const path = given.startsWith("/") ? given : `${Deno.cwd()}/${given}`;
-  let data: unknown;
-  try {
-    data = await readJobFile(path);
-  } catch (error) {
-    if (error instanceof JobFileError) {
-      err(`taskpool push: ${error.message}`);
-      return 2;
-    }
-    throw error;
-  }
-  const checked = validateJobFile(data, path);
-  const problems = checked.ok ? await checkTasks(checked.file) : checked.problems;
-  if (!checked.ok || problems.length > 0) {
-    err(
-      `taskpool push: ${given}: ${problems.length} problem${
-        problems.length === 1 ? "" : "s"
-      }; nothing was pushed`,
-    );
-    for (const problem of problems) err(`  ${problem.path}: ${problem.message}`);
-    return 2;
-  }
+  const file = await loadJobFile(positionals[0], "taskpool push", "pushed");
+  if (file === null) return 2;
   // Listen before pushing: a signal during the push lets it finish (it is one
   // atomic step) and then ends the wait before it starts.
   const stop = new AbortController();
@@ -230,7 +203,7 @@ async function push(
   const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
   for (const signal of signals) Deno.addSignalListener(signal, onSignal);
   try {
-    return await pushAndWait(values, checked.file, stop.signal);
+    return await pushAndWait(values, file, stop.signal);
   } finally {
     for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
   }
