@@ -704,6 +704,15 @@ Deno.test("consume and push: a wrong URL, a refused connection, no URL: one line
   const heartbeat = await cli(["consume", "--heartbeat", "soon", "--redis", "redis://x"]);
   assert.strictEqual(heartbeat.code, 2);
   assert.match(heartbeat.stderr, /--heartbeat must be a duration/);
+  const short = await cli(["consume", "--heartbeat", "50ms", "--redis", "redis://x"]);
+  assert.strictEqual(short.code, 2);
+  assert.match(short.stderr, /at least 100ms/);
+  const base = await cli(["consume", "--base", "/no/such/dir", "--redis", "redis://x"]);
+  assert.strictEqual(base.code, 2);
+  assert.match(base.stderr, /--base must be a directory, got "\/no\/such\/dir"/);
+  const pushUsage = await cli(["push", "a.json", "b.json"]);
+  assert.strictEqual(pushUsage.code, 2);
+  assert.match(pushUsage.stderr, /give one job file/);
 });
 
 redisTest(
