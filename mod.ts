@@ -1,6 +1,9 @@
 /**
  * taskpool: a Deno-native task scheduler. A bounded channel in shared memory
- * (Rust's `sync_channel` across Web Workers) and, built on it, a worker pool.
+ * (Rust's `sync_channel` across Web Workers); built on it, a worker pool
+ * (`WorkerPool`); on the pool, a scheduler for job files (`Scheduler`, the
+ * CLI's engine); and a queue in Redis that several machines consume at once
+ * (`RedisQueue`).
  *
  * @example A channel between two ends
  * ```ts
