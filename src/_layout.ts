@@ -50,7 +50,9 @@
  * of the batch; their receivers merely wake later. The pool batches every
  * push of one turn of its thread after the first (which wakes at once), and
  * ends the batch at the end of the turn (a microtask), before it polls for
- * results, or at a push 500 µs after the batch began. So that a thread that
+ * results, or at a push 2 ms after the batch began. While the callbacks of
+ * results it settled run, its result pump holds a batch open too, so that
+ * the tasks they submit wake workers once, after them. So that a thread that
  * stays busy in that turn does not keep the other receivers asleep, a pool
  * worker that wakes with a task and still sees messages queued and
  * `WAITERS` non-zero wakes one more (an extra wake-up costs a sleeper one

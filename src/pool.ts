@@ -42,7 +42,7 @@ import {
 import { ID_MASK, TICKET_SHIFT, ticketOf } from "./_protocol.ts";
 
 /** Longest a burst of submits defers waking workers, µs (see `WorkerPool#push`). */
-const BURST_US = 500;
+const BURST_US = 2000;
 
 /** Options of {@linkcode WorkerPool}. */
 export interface WorkerPoolOptions {
@@ -1726,9 +1726,18 @@ export class WorkerPool implements AsyncDisposable {
         } else if (settled) {
           // Settled promises continue in microtasks: let them run (and queue
           // their next tasks) before this loop polls, or the workers would
-          // wait on a main thread that spins.
+          // wait on a main thread that spins. The tasks they queue wake the
+          // workers once, together, when they are done (or 2 ms on, see
+          // `#push`).
           settled = false;
+          const tasks = this.#tasks;
+          const opened = !tasks.batching;
+          if (opened) {
+            tasks.beginBatch();
+            this.#burstStart = micros(this.#epoch);
+          }
           await null;
+          if (opened && tasks.batching) tasks.endBatch();
           continue;
         }
         settled = false;
