@@ -718,10 +718,12 @@ function editDistance(a: string, b: string): number {
 
 /** A dependency cycle among jobs (only their known dependencies), as `a → b → a`. */
 function findCycle(jobs: Job[]): { index: number; path: string[] } | undefined {
-  const byId = new Map(jobs.map((job) => [job.id, job]));
+  const byId = new Map<string, Job>();
+  for (const job of jobs) byId.set(job.id, job);
   const state = new Map<string, 1 | 2>(); // 1: on the path, 2: done
   for (const root of jobs) {
-    if (state.has(root.id)) continue;
+    // A job that waits for nothing is on no cycle: no walk, no state.
+    if (root.after.length === 0 || state.has(root.id)) continue;
     // An explicit stack (a long chain must not overflow the call stack).
     const path: string[] = [root.id];
     const next: number[] = [0];
