@@ -100,7 +100,7 @@ export class Scheduler {
   readonly #capacity: number;
   /** One per job, in file order: all the per-job state (no Map lookup per job). */
   readonly #entries: Entry[] = [];
-  readonly #ready = new Heap();
+  readonly #ready = new ReadyQueue();
   readonly #children = new Set<Deno.ChildProcess>();
   readonly #retryTimers = new Map<Entry, ReturnType<typeof setTimeout>>();
   #pool: WorkerPool | null = null;
@@ -169,7 +169,9 @@ export class Scheduler {
       capacity: this.#capacity,
       name: "taskpool cli",
     });
-    for (const entry of this.#entries) if (entry.waitingFor === 0) this.#ready.push(entry);
+    const first: Entry[] = [];
+    for (const entry of this.#entries) if (entry.waitingFor === 0) first.push(entry);
+    this.#ready.start(first);
     const finished = new Promise<void>((resolve) => this.#done = resolve);
     this.#pump();
     await finished;
@@ -331,6 +333,56 @@ interface Entry {
   spec: TaskSpec | undefined;
   /** How it ended, once it has. */
   result: JobResult | undefined;
+}
+
+/**
+ * The ready jobs, higher priority first, then file order. Most become ready
+ * at the start, and they usually are in that order already (one priority):
+ * they are a sorted array read by a cursor. Only jobs that become ready
+ * later (dependents, retries) go through a heap. A heap of all of them cost
+ * the run phase ~20 % of its time in profiles (10,000 jobs, ~13 levels per pop).
+ */
+class ReadyQueue {
+  #first: Entry[] = [];
+  #head = 0;
+  readonly #later = new Heap();
+
+  /** Takes the jobs ready at the start (in file order). */
+  start(entries: Entry[]): void {
+    for (let i = 1; i < entries.length; i++) {
+      if (!before(entries[i - 1], entries[i])) {
+        entries.sort((a, b) => (before(a, b) ? -1 : 1));
+        break;
+      }
+    }
+    this.#first = entries;
+    this.#head = 0;
+  }
+
+  get size(): number {
+    return this.#first.length - this.#head + this.#later.size;
+  }
+
+  peek(): Entry | undefined {
+    const a = this.#first[this.#head];
+    const b = this.#later.peek();
+    if (a === undefined) return b;
+    return b === undefined || before(a, b) ? a : b;
+  }
+
+  pop(): Entry | undefined {
+    const a = this.#first[this.#head];
+    const b = this.#later.peek();
+    if (a !== undefined && (b === undefined || before(a, b))) {
+      this.#first[this.#head++] = undefined!; // let it go once it has run
+      return a;
+    }
+    return this.#later.pop();
+  }
+
+  push(entry: Entry): void {
+    this.#later.push(entry);
+  }
 }
 
 /** A binary heap of jobs: higher priority first, then file order. */

@@ -279,6 +279,33 @@ Deno.test("Scheduler: a failed first job of a 20,000-job chain skips the rest wi
   assert.match(results[2].error!, /"j1" was skipped/);
 });
 
+Deno.test("Scheduler: jobs that become ready later go before ready ones of lower priority or later in the file", async () => {
+  const { Scheduler, validateJobFile } = await import("../mod.ts");
+  const task = `${TASKS}#noop`;
+  const checked = validateJobFile({
+    jobs: [
+      { id: "a", task, args: [1] },
+      { id: "b", task, args: [1] },
+      { id: "c", task, args: [1] },
+      { id: "d", task, args: [1] },
+      { id: "x", task, args: [1], after: ["a"], priority: 5 },
+      { id: "y", task, args: [1], after: ["b"] },
+      { id: "e", task, args: [1] },
+    ],
+  }, "/tmp/jobs.json");
+  assert(checked.ok);
+  const started: string[] = [];
+  // One worker, one queued task: two jobs at a time, the rest wait in the scheduler.
+  const results = await new Scheduler(checked.file, {
+    workers: 1,
+    capacity: 1,
+    onStart: (job) => started.push(job.id),
+  }).run();
+  assert(results.every((r) => r.status === "succeeded"));
+  // x (priority 5) overtakes c, d and e; y (file position 5) waits for c and d but goes before e.
+  assert.deepStrictEqual(started, ["a", "b", "x", "c", "d", "y", "e"]);
+});
+
 // -- Signals --
 
 /** Starts the CLI, waits until `ready(stderr)` holds, sends `signals` SIGINTs, and collects the end. */
