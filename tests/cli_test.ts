@@ -242,6 +242,39 @@ Deno.test("cli: --json writes one parseable line per job and nothing else on std
   });
 });
 
+Deno.test("cli: a line per job, then a summary by status with the three slowest and each failure", async () => {
+  await withDir(async (dir) => {
+    const path = await jobFile(dir, {
+      workers: 6,
+      jobs: [
+        { id: "quick", task: "#noop", args: [1] },
+        { id: "s100", task: "#sleep", args: [100] },
+        { id: "s600", task: "#sleep", args: [600] },
+        { id: "s350", task: "#sleep", args: [350] },
+        { id: "broken", task: "#fail", args: ["it broke"] },
+        { id: "needs-broken", task: "#noop", args: [1], after: ["broken"] },
+        { id: "exits-3", command: ["sh", "-c", "echo last words; exit 3"] },
+      ],
+    });
+    const run = await cli([path]);
+    assert.strictEqual(run.code, 1, run.stderr);
+    const lines = run.stderr.trim().split("\n");
+    assert.match(lines.find((l) => l.includes(" s350 "))!, /^ok s350 \(3\d\d ms\)$/);
+    assert.match(
+      lines.find((l) => l.includes(" broken "))!,
+      /^FAILED broken \(\d+ ms\): .*it broke/,
+    );
+    assert.strictEqual(
+      lines.find((l) => l.includes(" needs-broken")),
+      'skipped needs-broken: skipped: "broken" failed',
+    );
+    assert.match(run.stderr, /\n7 jobs: 4 succeeded, 2 failed, 1 skipped in \d+\.\d\d s\n/);
+    assert.match(run.stderr, /\nslowest: s600 6\d\d ms, s350 3\d\d ms, s100 1\d\d ms\n/);
+    assert.match(run.stderr, /\nfailed broken after 1 attempt\(s\): .*it broke\n/);
+    assert.match(run.stderr, /\nfailed exits-3 after 1 attempt\(s\): .*3\n {4}last words\n/);
+  });
+});
+
 Deno.test("cli: --fail-fast starts nothing new after the first failure", async () => {
   await withDir(async (dir) => {
     const path = await jobFile(dir, {

@@ -35,9 +35,24 @@ export interface ReporterOptions {
 /** Collects results and writes what the user sees. */
 export class Reporter {
   readonly #options: ReporterOptions;
-  readonly #results: JobResult[] = [];
   readonly #started = performance.now();
-  #failed = 0;
+  /** Jobs ended so far, and how many of them by status. */
+  #done = 0;
+  readonly #counts: Record<JobResult["status"], number> = {
+    succeeded: 0,
+    failed: 0,
+    skipped: 0,
+    "not-run": 0,
+    cancelled: 0,
+  };
+  /** Failed and cancelled jobs, for the summary. */
+  readonly #failures: JobResult[] = [];
+  /**
+   * The three longest jobs so far, longest first. Kept as jobs end: the
+   * summary runs once, in code too cold for a pass over 10,000s of results
+   * to be cheap (~4 ms in profiles).
+   */
+  readonly #slowest: JobResult[] = [];
   #timer: ReturnType<typeof setInterval> | undefined;
   /** Output not yet written: a line per job is cheap to make, a write per job is not. */
   #out = "";
@@ -54,17 +69,31 @@ export class Reporter {
 
   /** A job ended (exactly once per job). */
   finished(result: JobResult): void {
-    if (result.status === "failed") this.#failed++;
-    this.#results.push(result);
+    const status = result.status;
+    this.#done++;
+    this.#counts[status]++;
+    if (status === "failed" || status === "cancelled") this.#failures.push(result);
+    const duration = result.duration;
+    if (duration !== undefined) {
+      const slowest = this.#slowest;
+      if (slowest.length < 3 || duration > slowest[2].duration!) {
+        let i = slowest.length < 3 ? slowest.length : 2;
+        while (i > 0 && slowest[i - 1].duration! < duration) {
+          slowest[i] = slowest[i - 1];
+          i--;
+        }
+        slowest[i] = result;
+      }
+    }
     if (this.#options.json) {
       this.#out += JSON.stringify(result) + "\n";
       if (this.#flushTimer === undefined) this.#flushTimer = setTimeout(() => this.flush(), 50);
     }
     if (!this.#options.live) {
-      const mark = MARKS[result.status];
-      const took = result.duration === undefined ? "" : ` (${seconds(result.duration)})`;
-      const why = result.error ? `: ${result.error}` : "";
-      this.#err(`${this.#paint(mark, result.status)} ${result.id}${took}${why}\n`);
+      let line = this.#paint(MARKS[status], status) + " " + result.id;
+      if (duration !== undefined) line += " (" + seconds(duration) + ")";
+      if (result.error) line += ": " + result.error;
+      this.#err(line + "\n");
     }
   }
 
@@ -86,36 +115,34 @@ export class Reporter {
   /** Stops the progress line and writes the summary on stderr. */
   summary(): void {
     clearInterval(this.#timer);
-    const counts = new Map<string, number>();
-    for (const r of this.#results) counts.set(r.status, (counts.get(r.status) ?? 0) + 1);
     const wall = (performance.now() - this.#started) / 1000;
-    const parts = ["succeeded", "failed", "skipped", "not-run", "cancelled"]
-      .filter((s) => counts.has(s))
-      .map((s) => `${counts.get(s)} ${s}`);
-    const lines = [`${this.#results.length} jobs: ${parts.join(", ")} in ${wall.toFixed(2)} s`];
-    const slowest = slowestThree(this.#results);
-    if (slowest.length > 0) {
-      lines.push(`slowest: ${slowest.map((r) => `${r.id} ${seconds(r.duration!)}`).join(", ")}`);
+    const parts = Object.entries(this.#counts).filter(([, n]) => n > 0).map(([s, n]) =>
+      `${n} ${s}`
+    );
+    const lines = [`${this.#done} jobs: ${parts.join(", ")} in ${wall.toFixed(2)} s`];
+    if (this.#slowest.length > 0) {
+      lines.push(
+        `slowest: ${this.#slowest.map((r) => `${r.id} ${seconds(r.duration!)}`).join(", ")}`,
+      );
     }
-    for (const r of this.#results) {
-      if (r.status === "failed" || r.status === "cancelled") {
-        lines.push(
-          `${this.#paint(r.status, "failed")} ${r.id} after ${r.attempts} attempt(s): ${r.error}`,
-        );
-        if (r.output) lines.push(...r.output.split("\n").slice(-5).map((l) => `    ${l}`));
-      }
+    // In the order they ended.
+    for (const r of this.#failures) {
+      lines.push(
+        `${this.#paint(r.status, "failed")} ${r.id} after ${r.attempts} attempt(s): ${r.error}`,
+      );
+      if (r.output) lines.push(...r.output.split("\n").slice(-5).map((l) => `    ${l}`));
     }
     this.#err(lines.join("\n") + "\n");
     this.flush();
   }
 
   #progress(): void {
-    const done = this.#results.length;
+    const done = this.#done;
     const elapsed = (performance.now() - this.#started) / 1000;
     const rate = done / Math.max(elapsed, 0.001);
     const eta = rate > 0 ? (this.#options.total - done) / rate : Infinity;
     const line =
-      `${done}/${this.#options.total} done, ${this.#options.running()} running, ${this.#failed} failed, ` +
+      `${done}/${this.#options.total} done, ${this.#options.running()} running, ${this.#counts.failed} failed, ` +
       `${elapsed.toFixed(1)} s, ${rate.toFixed(1)}/s, ETA ${
         Number.isFinite(eta) ? `${eta.toFixed(0)} s` : "?"
       }`;
@@ -148,22 +175,7 @@ function writeAll(stream: { writeSync(p: Uint8Array): number }, text: string): v
   for (let at = 0; at < bytes.length;) at += stream.writeSync(bytes.subarray(at));
 }
 
-/** The three longest results, longest first, in one pass (not a sort of them all). */
-function slowestThree(results: JobResult[]): JobResult[] {
-  const top: JobResult[] = [];
-  for (const r of results) {
-    if (r.duration === undefined) continue;
-    if (top.length === 3 && r.duration <= top[2].duration!) continue;
-    let i = top.length < 3 ? top.length : 2;
-    while (i > 0 && top[i - 1].duration! < r.duration) {
-      top[i] = top[i - 1];
-      i--;
-    }
-    top[i] = r;
-  }
-  return top;
-}
-
 function seconds(ms: number): string {
-  return ms < 1000 ? `${ms.toFixed(0)} ms` : `${(ms / 1000).toFixed(2)} s`;
+  // Math.round, not toFixed(0): the same text, for a line per job.
+  return ms < 1000 ? Math.round(ms) + " ms" : `${(ms / 1000).toFixed(2)} s`;
 }
