@@ -9,6 +9,7 @@ import { decodeLarge, Encoder, TooLargeError } from "./_codec.ts";
 import { RECV_EPOCH, RECV_WAITERS, SENDERS } from "./_layout.ts";
 import { createBuffer, EMPTY, OK, type Ring, ringFor, spinPop, waitAsync } from "./_ring.ts";
 import { createTable, TableWriter } from "./_table.ts";
+import { type Sink, sinkAccess } from "./_sink.ts";
 import {
   type AbortMessage,
   FORM_ARRAY,
@@ -242,7 +243,7 @@ const SINK_HANDLE: TaskHandle<unknown> = { result: Promise.resolve() };
  * The results of one map() run, by input position, in arrays indexed by
  * `seq % window` (a run has fewer tasks in flight than the pool has ids).
  */
-class MapSink {
+class MapSink implements Sink {
   readonly #window: number;
   readonly #limit: number;
   readonly #ordered: boolean;
@@ -464,6 +465,11 @@ function resolveModule(module: string | URL, what: string): string {
  * ```
  */
 export class WorkerPool implements AsyncDisposable {
+  static {
+    // The scheduler's way in (`_sink.ts`): tasks without a promise each.
+    sinkAccess.push = (pool, task, sink, seq) => pool.#pushTo(task, sink, seq);
+  }
+
   readonly #slots: WorkerSlot[] = [];
   readonly #name: string;
   readonly #capacity: number;
@@ -501,7 +507,7 @@ export class WorkerPool implements AsyncDisposable {
   readonly #functionOf: number[] = [];
   readonly #controls: Array<Control | undefined> = [];
   /** The map() run a task belongs to, and its place in the input, instead of a promise. */
-  readonly #sinks: Array<MapSink | undefined> = [];
+  readonly #sinks: Array<Sink | undefined> = [];
   /** map() runs that send inputs when the pump has drained results. */
   readonly #feeders = new Set<() => void>();
   /** The buffers of the map() runs going on (woken when the pool closes). */
@@ -1456,6 +1462,17 @@ export class WorkerPool implements AsyncDisposable {
     return this.#waitForRoom(index, form, control);
   }
 
+  /** Queues a task whose outcome goes to `sink` if it fits now (see `_sink.ts`). */
+  #pushTo(task: TaskSpec, sink: Sink, seq: number): boolean {
+    const index = this.#indexOf(task);
+    if (this.#waitingLive > 0) return false; // after the submits waiting for room
+    const form = this.#encodeArgs(task, task.args ?? []);
+    const control = this.#controlFor(task);
+    if (this.#push(index, form, control, sink, seq) !== null) return true;
+    if (control !== undefined) this.#releaseControl(control); // its timer must not linger
+    return false;
+  }
+
   /** The function table index of a task, adding it on first use. */
   #indexOf(task: string | TaskSpec): number {
     this.#checkOpen();
@@ -1554,7 +1571,7 @@ export class WorkerPool implements AsyncDisposable {
     index: number,
     form: number,
     control: Control | undefined,
-    sink?: MapSink,
+    sink?: Sink,
     seq = 0,
   ): TaskHandle<unknown> | null {
     let id: number;
@@ -1815,7 +1832,9 @@ export class WorkerPool implements AsyncDisposable {
       this.#free(id);
       if (control !== undefined) this.#releaseControl(control);
       if (outcome === OUTCOME_OK || outcome === OUTCOME_LARGE) sink.deliver(seq, true, value);
-      else sink.deliver(seq, false, this.#taskError(value as RemoteError, this.#functionOf[id]));
+      else if (outcome === OUTCOME_SKIPPED) {
+        sink.deliver(seq, false, new PoolClosedError("The task was skipped"));
+      } else sink.deliver(seq, false, this.#taskError(value as RemoteError, this.#functionOf[id]));
       if (this.#outstanding === 0) this.#idleCheck();
       return;
     }

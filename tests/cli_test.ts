@@ -339,6 +339,28 @@ Deno.test("Scheduler: jobs that become ready later go before ready ones of lower
   assert.deepStrictEqual(started, ["a", "b", "x", "c", "d", "y", "e"]);
 });
 
+Deno.test("Scheduler: a job whose arguments cannot be sent fails alone; a filtered file runs its own jobs", async () => {
+  const { Scheduler, validateJobFile } = await import("../mod.ts");
+  const task = `${TASKS}#noop`;
+  const checked = validateJobFile({
+    jobs: [
+      { id: "left-out", task, args: [0] },
+      { id: "fn", task, args: [() => 1] },
+      ...Array.from({ length: 200 }, (_, i) => ({ id: `n${i}`, task, args: [i] })),
+    ],
+  }, "/tmp/jobs.json");
+  assert(checked.ok);
+  const file = { ...checked.file, jobs: checked.file.jobs.slice(1) };
+  const results = await new Scheduler(file, { workers: 2, capacity: 2 }).run();
+  assert.strictEqual(results.length, 201);
+  assert.strictEqual(results[0].id, "fn");
+  assert.strictEqual(results[0].status, "failed");
+  assert.match(results[0].error!, /Cannot send the task's arguments/);
+  results.slice(1).forEach((r, i) => {
+    assert.deepStrictEqual([r.id, r.status, r.result], [`n${i}`, "succeeded", i]);
+  });
+});
+
 // -- Signals --
 
 /** Starts the CLI, waits until `ready(stderr)` holds, sends `signals` SIGINTs, and collects the end. */
