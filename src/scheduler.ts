@@ -126,11 +126,20 @@ export class Scheduler {
     this.#workers = options.workers ?? file.workers ?? (navigator.hardwareConcurrency || 1);
     this.#capacity = options.capacity ?? file.capacity ??
       Math.max(this.#workers * 2, DEFAULT_CAPACITY);
-    const byId = new Map<string, Entry>();
-    for (const job of file.jobs) {
+    const jobs = file.jobs;
+    const entries = this.#entries;
+    // Only the jobs named in an `after` need finding by id: a map of those
+    // alone, not of every job (this runs once, in code still cold).
+    const named = new Map<string, Entry | undefined>();
+    for (let i = 0; i < jobs.length; i++) {
+      const after = jobs[i].after;
+      for (let k = 0; k < after.length; k++) named.set(after[k], undefined);
+    }
+    for (let i = 0; i < jobs.length; i++) {
+      const job = jobs[i];
       const entry: Entry = {
         job,
-        at: this.#entries.length,
+        at: i,
         waitingFor: job.after.length,
         dependents: undefined,
         attempts: 0,
@@ -138,12 +147,14 @@ export class Scheduler {
         spec: undefined,
         result: undefined,
       };
-      this.#entries.push(entry);
-      byId.set(job.id, entry);
+      entries.push(entry);
+      if (named.size > 0 && named.has(job.id)) named.set(job.id, entry);
     }
-    for (const entry of this.#entries) {
-      for (const dep of entry.job.after) {
-        const before = byId.get(dep);
+    if (named.size === 0) return;
+    for (const entry of entries) {
+      const after = entry.job.after;
+      for (let k = 0; k < after.length; k++) {
+        const before = named.get(after[k]);
         if (before === undefined) continue; // never ready: reported "not-run"
         if (before.dependents === undefined) before.dependents = [entry];
         else before.dependents.push(entry);
