@@ -309,55 +309,66 @@ export function validateJobFile(data: unknown, path: string): Validation {
     return { ok: false, problems };
   }
   const jobs: Job[] = [];
-  const firstIndex = new Map<string, number>();
+  // Every valid job by its id: the known ids, for duplicates, dependencies and cycles.
+  const byId = new Map<string, Job>();
   const tasks = new Map<string, ParsedTask>();
-  data.jobs.forEach((raw: unknown, index: number) => {
-    const at = `jobs[${index}]`;
+  const list: unknown[] = data.jobs;
+  // For speed, a plain loop rather than forEach with a callback, and a job's
+  // path ("jobs[3]") is built only for a problem. Like forEach, it skips holes.
+  for (let index = 0, count = list.length; index < count; index++) {
+    const raw = list[index];
+    if (raw === undefined && !(index in list)) continue;
     if (!isObject(raw)) {
-      report(at, `expected a job object, got ${typeName(raw)}`);
-      return;
+      report(`jobs[${index}]`, `expected a job object, got ${typeName(raw)}`);
+      continue;
     }
-    unknownFields(raw, JOB_FIELDS, at, report);
+    unknownJobFields(raw, index, report);
     const id = raw.id;
     if (typeof id !== "string" || id === "") {
       report(
-        `${at}.id`,
+        `jobs[${index}].id`,
         id === undefined
           ? "missing: every job needs a unique id"
           : `expected a non-empty string, got ${typeName(id)}`,
       );
-      return;
+      continue;
     }
-    if (firstIndex.has(id)) {
+    const first = byId.get(id);
+    if (first !== undefined) {
       report(
-        `${at}.id`,
-        `duplicate id "${id}" (also jobs[${firstIndex.get(id)}]); ids must be unique`,
+        `jobs[${index}].id`,
+        `duplicate id "${id}" (also jobs[${first.index}]); ids must be unique`,
       );
-      return;
+      continue;
     }
-    firstIndex.set(id, index);
-    const job: Job = {
-      id,
-      index,
-      kind: "task",
-      args: [],
-      after: [],
-      priority: numberField(raw, "priority", at, report) ?? base.priority,
-      retries: optionalInteger(raw, "retries", at, 0, 100, report) ?? base.retries,
-      backoff: durationField(raw, "backoff", at, report) ?? base.backoff,
-      timeout: durationField(raw, "timeout", at, report) ?? base.timeout,
-    };
+    // For speed, a field that is not there takes the default without a call.
+    const priority = raw.priority === undefined
+      ? base.priority
+      : numberField(raw, "priority", index, report) ?? base.priority;
+    const retries = raw.retries === undefined
+      ? base.retries
+      : optionalInteger(raw, "retries", index, 0, 100, report) ?? base.retries;
+    const backoff = raw.backoff === undefined
+      ? base.backoff
+      : durationField(raw, "backoff", index, report) ?? base.backoff;
+    const timeout = raw.timeout === undefined
+      ? base.timeout
+      : durationField(raw, "timeout", index, report) ?? base.timeout;
+    const after: string[] = [];
+    let job: Job;
     const hasTask = raw.task !== undefined;
     const hasCommand = raw.command !== undefined;
     if (hasTask === hasCommand) {
       report(
-        at,
+        `jobs[${index}]`,
         hasTask
           ? 'has both "task" and "command"; keep one'
           : 'needs "task" ("./file.ts#export") or "command" (["program", "arg"])',
       );
+      // The file has a problem, so this job is never returned: only its id
+      // and dependencies matter (for the checks below).
+      job = { id, index, kind: "task", args: [], after, priority, retries, backoff, timeout };
     } else if (hasTask) {
-      job.kind = "task";
       // Thousands of jobs name the same few tasks: parse and resolve each once.
       let task: ParsedTask | undefined;
       if (typeof raw.task === "string") {
@@ -366,69 +377,102 @@ export function validateJobFile(data: unknown, path: string): Validation {
       }
       if (task === undefined || task.name === "") {
         report(
-          `${at}.task`,
+          `jobs[${index}].task`,
           `expected "path/to/module.ts#exportName", got ${show(raw.task)}`,
         );
-      } else {
-        if (task.module === "") {
-          report(`${at}.task`, `cannot make a module URL of ${show(task.specifier)}`);
-        }
-        job.module = task.module;
-        job.name = task.name;
+      } else if (task.module === "") {
+        report(`jobs[${index}].task`, `cannot make a module URL of ${show(task.specifier)}`);
       }
+      let args: unknown[] = [];
       if (raw.args !== undefined && !Array.isArray(raw.args)) {
-        report(`${at}.args`, `expected an array of arguments, got ${typeName(raw.args)}`);
-      } else if (Array.isArray(raw.args)) job.args = raw.args;
-      if (raw.cwd !== undefined) report(`${at}.cwd`, 'only command jobs take "cwd"');
-      if (raw.env !== undefined) report(`${at}.env`, 'only command jobs take "env"');
+        report(`jobs[${index}].args`, `expected an array of arguments, got ${typeName(raw.args)}`);
+      } else if (Array.isArray(raw.args)) args = raw.args;
+      if (raw.cwd !== undefined) report(`jobs[${index}].cwd`, 'only command jobs take "cwd"');
+      if (raw.env !== undefined) report(`jobs[${index}].env`, 'only command jobs take "env"');
+      // For speed, the job is made with all its fields at once (adding
+      // fields later costs a second allocation per job). When the task is
+      // not valid, a problem was reported and the job is never returned.
+      job = {
+        id,
+        index,
+        kind: "task",
+        args,
+        after,
+        priority,
+        retries,
+        backoff,
+        timeout,
+        module: task?.module,
+        name: task?.name,
+      };
     } else {
-      job.kind = "command";
       const command = raw.command;
+      let valid: string[] | undefined;
       if (
         !Array.isArray(command) || command.length === 0 ||
         command.some((part) => typeof part !== "string")
       ) {
         report(
-          `${at}.command`,
+          `jobs[${index}].command`,
           `expected a non-empty array of strings such as ["gzip", "-k", "big.log"], got ${
             JSON.stringify(command)
           }`,
         );
-      } else job.command = command as string[];
+      } else valid = command as string[];
       if (raw.args !== undefined) {
-        report(`${at}.args`, 'only task jobs take "args"; put them in "command"');
+        report(`jobs[${index}].args`, 'only task jobs take "args"; put them in "command"');
       }
+      let cwd: string | undefined = dir;
       if (raw.cwd !== undefined) {
         if (typeof raw.cwd !== "string") {
-          report(`${at}.cwd`, `expected a path, got ${typeName(raw.cwd)}`);
-        } else job.cwd = resolvePath(raw.cwd, dir);
-      } else job.cwd = dir;
+          report(`jobs[${index}].cwd`, `expected a path, got ${typeName(raw.cwd)}`);
+          cwd = undefined;
+        } else cwd = resolvePath(raw.cwd, dir);
+      }
+      // As for tasks, all fields at once; with a problem, the job is never returned.
+      job = {
+        id,
+        index,
+        kind: "command",
+        args: [],
+        after,
+        priority,
+        retries,
+        backoff,
+        timeout,
+        command: valid,
+        cwd,
+      };
       if (raw.env !== undefined) {
         if (!isObject(raw.env) || Object.values(raw.env).some((v) => typeof v !== "string")) {
-          report(`${at}.env`, "expected an object of string values");
+          report(`jobs[${index}].env`, "expected an object of string values");
         } else job.env = raw.env as Record<string, string>;
       }
     }
     if (raw.after !== undefined) {
       if (!Array.isArray(raw.after)) {
-        report(`${at}.after`, `expected an array of job ids, got ${typeName(raw.after)}`);
+        report(`jobs[${index}].after`, `expected an array of job ids, got ${typeName(raw.after)}`);
       } else {
         for (let k = 0; k < raw.after.length; k++) {
           const dep: unknown = raw.after[k];
           if (typeof dep !== "string") {
-            report(`${at}.after[${k}]`, `expected a job id, got ${typeName(dep)}`);
-          } else if (dep === id) report(`${at}.after[${k}]`, `a job cannot wait for itself`);
-          else job.after.push(dep);
+            report(`jobs[${index}].after[${k}]`, `expected a job id, got ${typeName(dep)}`);
+          } else if (dep === id) {
+            report(`jobs[${index}].after[${k}]`, `a job cannot wait for itself`);
+          } else after.push(dep);
         }
       }
     }
+    byId.set(id, job);
     jobs.push(job);
-  });
-  // Every job in `jobs` has its id in `firstIndex`: it is the set of known ids.
-  for (const job of jobs) {
+  }
+  // Every job in `jobs` has its id in `byId`: it is the set of known ids.
+  // (An index rather than for-of: no iterator, in code that runs cold.)
+  for (let j = 0; j < jobs.length; j++) {
+    const job = jobs[j];
     for (let k = 0; k < job.after.length; k++) {
       const dep = job.after[k];
-      if (firstIndex.has(dep)) continue;
+      if (byId.has(dep)) continue;
       const hint = suggest(dep, jobs.map((job) => job.id));
       // Its place in the file: entries that were not ids are not in `job.after`.
       const at = (data.jobs as Record<string, unknown[]>[])[job.index].after.indexOf(dep);
@@ -589,10 +633,45 @@ function unknownFields(
   }
 }
 
+/** For speed, a Set: each job's every key is looked up in it. */
+const JOB_FIELD_SET = new Set(JOB_FIELDS);
+
+/**
+ * {@linkcode unknownFields} for job `index`, without its allocations (this
+ * runs for every job): for-in walks the keys without making an array of
+ * them, and without an iterator. It gives an object's own keys first, in the
+ * same order as `Object.keys`, then inherited ones, which are skipped.
+ */
+function unknownJobFields(
+  object: Record<string, unknown>,
+  index: number,
+  report: (at: string, message: string) => void,
+): void {
+  for (const key in object) {
+    if (JOB_FIELD_SET.has(key) || !Object.hasOwn(object, key)) continue;
+    const hint = suggest(key, JOB_FIELDS);
+    report(
+      `jobs[${index}].${key}`,
+      `unknown field "${key}"${
+        hint ? `; did you mean "${hint}"?` : `; known fields: ${JOB_FIELDS.join(", ")}`
+      }`,
+    );
+  }
+}
+
+/**
+ * The path of field `key` in `at`: an object's path, "" for the top level,
+ * or a job's index (for speed, a job's path is made only for a problem).
+ */
+function fieldPath(at: string | number, key: string): string {
+  if (typeof at === "number") return `jobs[${at}].${key}`;
+  return at === "" ? key : `${at}.${key}`;
+}
+
 function optionalInteger(
   object: Record<string, unknown>,
   key: string,
-  at: string,
+  at: string | number,
   min: number,
   max: number,
   report: (at: string, message: string) => void,
@@ -601,7 +680,7 @@ function optionalInteger(
   if (value === undefined) return undefined;
   if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
     report(
-      at === "" ? key : `${at}.${key}`,
+      fieldPath(at, key),
       `expected an integer from ${min} to ${max}, got ${typeName(value)}`,
     );
     return undefined;
@@ -612,13 +691,13 @@ function optionalInteger(
 function numberField(
   object: Record<string, unknown>,
   key: string,
-  at: string,
+  at: string | number,
   report: (at: string, message: string) => void,
 ): number | undefined {
   const value = object[key];
   if (value === undefined) return undefined;
   if (typeof value !== "number" || !Number.isFinite(value)) {
-    report(`${at}.${key}`, `expected a number, got ${typeName(value)}`);
+    report(fieldPath(at, key), `expected a number, got ${typeName(value)}`);
     return undefined;
   }
   return value;
@@ -627,7 +706,7 @@ function numberField(
 function durationField(
   object: Record<string, unknown>,
   key: string,
-  at: string,
+  at: string | number,
   report: (at: string, message: string) => void,
 ): number | undefined {
   const value = object[key];
@@ -635,7 +714,7 @@ function durationField(
   const ms = parseDuration(value);
   if (ms === undefined) {
     report(
-      `${at}.${key}`,
+      fieldPath(at, key),
       `expected a duration such as "500ms", "30s", "2m" or a number of ms, got ${typeName(value)}`,
     );
   }
