@@ -482,7 +482,7 @@ export function validateJobFile(data: unknown, path: string): Validation {
       );
     }
   }
-  const cycle = findCycle(jobs);
+  const cycle = findCycle(jobs, byId, list.length);
   if (cycle) report(`jobs[${cycle.index}].after`, `dependency cycle: ${cycle.path.join(" → ")}`);
   if (problems.length > 0) return { ok: false, problems };
   return { ok: true, file: { path, workers, capacity, jobs } };
@@ -795,37 +795,48 @@ function editDistance(a: string, b: string): number {
   return previous[b.length];
 }
 
-/** A dependency cycle among jobs (only their known dependencies), as `a → b → a`. */
-function findCycle(jobs: Job[]): { index: number; path: string[] } | undefined {
-  const byId = new Map<string, Job>();
-  for (const job of jobs) byId.set(job.id, job);
-  const state = new Map<string, 1 | 2>(); // 1: on the path, 2: done
-  for (const root of jobs) {
+/**
+ * A dependency cycle among jobs (only their known dependencies), as `a → b → a`.
+ * For speed, it looks ids up in validation's own map of them, `byId`, and
+ * keeps each job's state in a typed array indexed by its position in the
+ * file (`count` is the file's number of jobs): no maps of its own.
+ */
+function findCycle(
+  jobs: Job[],
+  byId: Map<string, Job>,
+  count: number,
+): { index: number; path: string[] } | undefined {
+  const state = new Uint8Array(count); // 0: not seen, 1: on the path, 2: done
+  // An explicit stack (a long chain must not overflow the call stack), empty
+  // again after each walk: each root reuses it.
+  const path: Job[] = [];
+  const next: number[] = [];
+  for (let j = 0; j < jobs.length; j++) {
+    const root = jobs[j];
     // A job that waits for nothing is on no cycle: no walk, no state.
-    if (root.after.length === 0 || state.has(root.id)) continue;
-    // An explicit stack (a long chain must not overflow the call stack).
-    const path: string[] = [root.id];
-    const next: number[] = [0];
-    state.set(root.id, 1);
+    if (root.after.length === 0 || state[root.index] !== 0) continue;
+    path.push(root);
+    next.push(0);
+    state[root.index] = 1;
     while (path.length > 0) {
-      const id = path[path.length - 1];
-      const deps = byId.get(id)!.after;
+      const job = path[path.length - 1];
       const k = next[next.length - 1]++;
-      if (k >= deps.length) {
-        state.set(id, 2);
+      if (k >= job.after.length) {
+        state[job.index] = 2;
         path.pop();
         next.pop();
         continue;
       }
-      const dep = deps[k];
-      if (!byId.has(dep)) continue;
-      const seen = state.get(dep);
+      const dep = byId.get(job.after[k]);
+      if (dep === undefined) continue;
+      const seen = state[dep.index];
       if (seen === 1) {
-        const cycle = [...path.slice(path.indexOf(dep)), dep];
-        return { index: byId.get(cycle[0])!.index, path: cycle };
+        const cycle = path.slice(path.indexOf(dep)).map((job) => job.id);
+        cycle.push(dep.id);
+        return { index: dep.index, path: cycle };
       }
-      if (seen === undefined) {
-        state.set(dep, 1);
+      if (seen === 0) {
+        state[dep.index] = 1;
         path.push(dep);
         next.push(0);
       }
