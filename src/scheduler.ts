@@ -102,9 +102,15 @@ export class Scheduler {
   readonly #options: SchedulerOptions;
   readonly #workers: number;
   readonly #capacity: number;
-  /** One per job, in file order: all the per-job state (no Map lookup per job). */
-  readonly #entries: Entry[] = [];
-  readonly #ready = new ReadyQueue();
+  readonly #jobs: Job[];
+  /**
+   * All the per-job state, by position in the file (no Map lookup per job).
+   * A job's entry is made when it is first needed: in the constructor for
+   * jobs that wait or are waited for, else when it starts (this runs once,
+   * in code still cold; 10,000 objects made there showed).
+   */
+  readonly #entries: Array<Entry | undefined>;
+  readonly #ready: ReadyQueue;
   readonly #children = new Set<Deno.ChildProcess>();
   readonly #retryTimers = new Map<Entry, ReturnType<typeof setTimeout>>();
   #pool: WorkerPool | null = null;
@@ -126,33 +132,25 @@ export class Scheduler {
     this.#workers = options.workers ?? file.workers ?? (navigator.hardwareConcurrency || 1);
     this.#capacity = options.capacity ?? file.capacity ??
       Math.max(this.#workers * 2, DEFAULT_CAPACITY);
-    const jobs = file.jobs;
-    const entries = this.#entries;
+    const jobs = this.#jobs = file.jobs;
+    this.#entries = new Array(jobs.length);
+    this.#ready = new ReadyQueue(jobs);
     // Only the jobs named in an `after` need finding by id: a map of those
-    // alone, not of every job (this runs once, in code still cold).
+    // alone, not of every job.
     const named = new Map<string, Entry | undefined>();
     for (let i = 0; i < jobs.length; i++) {
       const after = jobs[i].after;
       for (let k = 0; k < after.length; k++) named.set(after[k], undefined);
     }
-    for (let i = 0; i < jobs.length; i++) {
-      const job = jobs[i];
-      const entry: Entry = {
-        job,
-        at: i,
-        waitingFor: job.after.length,
-        dependents: undefined,
-        attempts: 0,
-        began: 0,
-        spec: undefined,
-        result: undefined,
-      };
-      entries.push(entry);
-      if (named.size > 0 && named.has(job.id)) named.set(job.id, entry);
-    }
     if (named.size === 0) return;
-    for (const entry of entries) {
-      const after = entry.job.after;
+    for (let i = 0; i < jobs.length; i++) {
+      const id = jobs[i].id;
+      if (named.has(id)) named.set(id, this.#entry(i));
+    }
+    for (let i = 0; i < jobs.length; i++) {
+      const after = jobs[i].after;
+      if (after.length === 0) continue;
+      const entry = this.#entry(i);
       for (let k = 0; k < after.length; k++) {
         const before = named.get(after[k]);
         if (before === undefined) continue; // never ready: reported "not-run"
@@ -184,14 +182,30 @@ export class Scheduler {
       capacity: this.#capacity,
       name: "taskpool cli",
     });
-    const first: Entry[] = [];
-    for (const entry of this.#entries) if (entry.waitingFor === 0) first.push(entry);
-    this.#ready.start(first);
+    this.#ready.start();
     const finished = new Promise<void>((resolve) => this.#done = resolve);
     this.#pump();
     await finished;
     await this.#pool.close();
-    return this.#entries.map((entry) => entry.result!);
+    return this.#entries.map((entry) => entry!.result!);
+  }
+
+  /** The entry of the job at position `at`, made on first use. */
+  #entry(at: number): Entry {
+    let entry = this.#entries[at];
+    if (entry === undefined) {
+      const job = this.#jobs[at];
+      entry = this.#entries[at] = {
+        job,
+        at,
+        waitingFor: job.after.length,
+        dependents: undefined,
+        attempts: 0,
+        began: 0,
+        result: undefined,
+      };
+    }
+    return entry;
   }
 
   /** Starts nothing new; what is queued and running finishes. The rest is reported `not-run`. */
@@ -218,17 +232,20 @@ export class Scheduler {
   /** Starts ready jobs while there is room; resolves the run once nothing is left to happen. */
   #pump(): void {
     const limit = this.#workers + this.#capacity;
-    while (!this.#stopping && this.#running < limit && this.#ready.size > 0) {
-      const entry = this.#ready.peek()!;
-      if (entry.job.kind === "command" && this.#commands >= this.#workers) break;
-      this.#ready.pop();
-      this.#start(entry);
+    const ready = this.#ready;
+    while (!this.#stopping && this.#running < limit) {
+      const at = ready.peek();
+      if (at < 0) break;
+      if (this.#jobs[at].kind === "command" && this.#commands >= this.#workers) break;
+      ready.pop();
+      this.#start(this.#entry(at));
     }
     if (
       this.#running === 0 && this.#retryTimers.size === 0 &&
-      (this.#stopping || this.#ready.size === 0)
+      (this.#stopping || ready.peek() < 0)
     ) {
-      for (const entry of this.#entries) {
+      for (let at = 0; at < this.#jobs.length; at++) {
+        const entry = this.#entry(at);
         if (entry.result === undefined) {
           this.#finish(entry, "not-run", {
             error: this.#stopping ? "not started: the run was stopped" : "never became ready",
@@ -248,19 +265,20 @@ export class Scheduler {
     this.#options.onStart?.(job, entry.attempts);
     entry.began = this.#now();
     if (job.kind === "task") {
-      entry.spec ??= { module: job.module, name: job.name!, args: job.args, timeout: job.timeout };
+      // The job is its own task spec: module, name, args and timeout.
+      const spec = job as TaskSpec;
       let queued = false;
       try {
         // No promise per task: the outcome comes to #sink (a third less
         // main-thread time per task, like the pool's map()).
-        queued = pushTask(this.#pool!, entry.spec, this.#sink, entry.at);
+        queued = pushTask(this.#pool!, spec, this.#sink, entry.at);
       } catch {
         // run() rejects with the same error, later: a job that cannot start
         // ends in a microtask, not inside this loop.
       }
       if (!queued) {
         // Callbacks, not async functions: this runs once per job, 10,000s of times.
-        this.#pool!.run(entry.spec).then(
+        this.#pool!.run(spec).then(
           (result) => this.#ended(entry, { ok: true, result }),
           (error) => this.#ended(entry, { ok: false, error: errorText(error) }),
         );
@@ -276,7 +294,7 @@ export class Scheduler {
   /** Where the pool delivers the outcomes of task jobs, from its result pump. */
   readonly #sink: Sink = {
     deliver: (seq, ok, value) => {
-      const entry = this.#entries[seq];
+      const entry = this.#entries[seq]!;
       try {
         this.#ended(entry, ok ? { ok, result: value } : { ok, error: errorText(value) });
       } catch (error) {
@@ -367,7 +385,6 @@ export class Scheduler {
     if (details.exitCode !== undefined) result.exitCode = details.exitCode;
     if (details.output !== undefined) result.output = details.output;
     entry.result = result;
-    entry.spec = undefined;
     this.#finished++;
     this.#options.onFinish?.(result);
   }
@@ -390,59 +407,83 @@ interface Entry {
   attempts: number;
   /** When the current attempt started (`performance.now()`, read by batch). */
   began: number;
-  /** The pool's task spec of a task job, made at its first attempt. */
-  spec: TaskSpec | undefined;
   /** How it ended, once it has. */
   result: JobResult | undefined;
 }
 
 /**
- * The ready jobs, higher priority first, then file order. Most become ready
- * at the start, and they usually are in that order already (one priority):
- * they are a sorted array read by a cursor. Only jobs that become ready
- * later (dependents, retries) go through a heap. A heap of all of them cost
- * the run phase ~20 % of its time in profiles (10,000 jobs, ~13 levels per pop).
+ * The ready jobs (as positions in the file), higher priority first, then
+ * file order. Most are ready at the start, and they usually are in that
+ * order already (one priority): then this reads the file's own job array
+ * with a cursor, skipping the jobs that wait, with no copy of it. Jobs that
+ * become ready later (dependents, retries) go through a heap. A heap of all
+ * of them cost the run phase ~20 % of its time in profiles (10,000 jobs,
+ * ~13 levels per pop).
  */
 class ReadyQueue {
-  #first: Entry[] = [];
-  #head = 0;
+  readonly #jobs: Job[];
+  /** The positions of the jobs ready at the start, sorted, when file order is not their order. */
+  #sorted: number[] | null = null;
+  /** Next place to look in the file (or in `#sorted`). */
+  #cursor = 0;
   readonly #later = new Heap();
 
-  /** Takes the jobs ready at the start (in file order). */
-  start(entries: Entry[]): void {
-    for (let i = 1; i < entries.length; i++) {
-      if (!before(entries[i - 1], entries[i])) {
-        entries.sort((a, b) => (before(a, b) ? -1 : 1));
-        break;
+  constructor(jobs: Job[]) {
+    this.#jobs = jobs;
+    this.#cursor = jobs.length; // nothing until start()
+  }
+
+  /** Takes the jobs that wait for nothing as ready. */
+  start(): void {
+    const jobs = this.#jobs;
+    this.#cursor = 0;
+    // File order is their order unless a priority rises along the file.
+    let last = Infinity;
+    for (let i = 0; i < jobs.length; i++) {
+      const job = jobs[i];
+      if (job.after.length > 0) continue;
+      if (job.priority > last) {
+        const sorted: number[] = [];
+        for (let k = 0; k < jobs.length; k++) if (jobs[k].after.length === 0) sorted.push(k);
+        sorted.sort((a, b) => (rank(jobs[a], jobs[b]) ? -1 : 1));
+        this.#sorted = sorted;
+        return;
       }
+      last = job.priority;
     }
-    this.#first = entries;
-    this.#head = 0;
   }
 
-  get size(): number {
-    return this.#first.length - this.#head + this.#later.size;
+  /** The position of the first job that is ready, or -1 if none is. */
+  peek(): number {
+    const first = this.#first();
+    const later = this.#later.peek();
+    if (first < 0) return later === undefined ? -1 : later.at;
+    if (later === undefined || rank(this.#jobs[first], later.job)) return first;
+    return later.at;
   }
 
-  peek(): Entry | undefined {
-    const a = this.#first[this.#head];
-    const b = this.#later.peek();
-    if (a === undefined) return b;
-    return b === undefined || before(a, b) ? a : b;
+  /** Takes the job `peek()` named. */
+  pop(): void {
+    const first = this.#first();
+    const later = this.#later.peek();
+    if (first >= 0 && (later === undefined || rank(this.#jobs[first], later.job))) this.#cursor++;
+    else this.#later.pop();
   }
 
-  pop(): Entry | undefined {
-    const a = this.#first[this.#head];
-    const b = this.#later.peek();
-    if (a !== undefined && (b === undefined || before(a, b))) {
-      this.#first[this.#head++] = undefined!; // let it go once it has run
-      return a;
-    }
-    return this.#later.pop();
-  }
-
+  /** Adds a job that became ready. */
   push(entry: Entry): void {
     this.#later.push(entry);
+  }
+
+  /** The next job ready at the start that has not been taken, or -1; moves the cursor to it. */
+  #first(): number {
+    const sorted = this.#sorted;
+    if (sorted !== null) return this.#cursor < sorted.length ? sorted[this.#cursor] : -1;
+    const jobs = this.#jobs;
+    let at = this.#cursor;
+    while (at < jobs.length && jobs[at].after.length > 0) at++;
+    this.#cursor = at;
+    return at < jobs.length ? at : -1;
   }
 }
 
@@ -492,8 +533,14 @@ class Heap {
   }
 }
 
+/** Whether entry `a` goes before entry `b`. */
 function before(a: Entry, b: Entry): boolean {
-  const p = a.job.priority;
-  const q = b.job.priority;
-  return p > q || (p === q && a.job.index < b.job.index);
+  return rank(a.job, b.job);
+}
+
+/** Whether job `a` goes before job `b` among ready jobs: higher priority, then file order. */
+function rank(a: Job, b: Job): boolean {
+  const p = a.priority;
+  const q = b.priority;
+  return p > q || (p === q && a.index < b.index);
 }

@@ -347,18 +347,24 @@ Deno.test("Scheduler: a job whose arguments cannot be sent fails alone; a filter
       { id: "left-out", task, args: [0] },
       { id: "fn", task, args: [() => 1] },
       ...Array.from({ length: 200 }, (_, i) => ({ id: `n${i}`, task, args: [i] })),
+      { id: "orphan", task, args: [1], after: ["left-out"] },
     ],
   }, "/tmp/jobs.json");
   assert(checked.ok);
   const file = { ...checked.file, jobs: checked.file.jobs.slice(1) };
   const results = await new Scheduler(file, { workers: 2, capacity: 2 }).run();
-  assert.strictEqual(results.length, 201);
+  assert.strictEqual(results.length, 202);
   assert.strictEqual(results[0].id, "fn");
   assert.strictEqual(results[0].status, "failed");
   assert.match(results[0].error!, /Cannot send the task's arguments/);
-  results.slice(1).forEach((r, i) => {
+  results.slice(1, 201).forEach((r, i) => {
     assert.deepStrictEqual([r.id, r.status, r.result], [`n${i}`, "succeeded", i]);
   });
+  // Its dependency is not in the file: it never becomes ready.
+  assert.deepStrictEqual(
+    [results[201].id, results[201].status, results[201].error],
+    ["orphan", "not-run", "never became ready"],
+  );
 });
 
 // -- Signals --
