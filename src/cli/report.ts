@@ -9,6 +9,9 @@ import type { JobResult } from "../scheduler.ts";
 
 const encoder = new TextEncoder();
 
+/** Lines made and written at once, at most (else every 50 ms). */
+const LINES_PER_BATCH = 2048;
+
 /** How a line per job names each status. */
 const MARKS: Record<JobResult["status"], string> = {
   succeeded: "ok",
@@ -58,6 +61,8 @@ export class Reporter {
   #out = "";
   #errText = "";
   #flushTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Jobs ended whose line is not made yet (see `finished`). */
+  readonly #lines: JobResult[] = [];
 
   constructor(options: ReporterOptions) {
     this.#options = options;
@@ -90,11 +95,31 @@ export class Reporter {
       if (this.#flushTimer === undefined) this.#flushTimer = setTimeout(() => this.flush(), 50);
     }
     if (!this.#options.live) {
-      let line = this.#paint(MARKS[status], status) + " " + result.id;
-      if (duration !== undefined) line += " (" + seconds(duration) + ")";
-      if (result.error) line += ": " + result.error;
-      this.#err(line + "\n");
+      // Its line is made with the next batch, in one loop: made here,
+      // between tasks, the lines of the 10,000-job bench cost ~4 ms more of
+      // the main thread's time.
+      this.#lines.push(result);
+      if (this.#lines.length >= LINES_PER_BATCH) this.flush();
+      else if (this.#flushTimer === undefined) {
+        this.#flushTimer = setTimeout(() => this.flush(), 50);
+      }
     }
+  }
+
+  /** Moves the lines of the jobs ended since the last batch into the text for stderr. */
+  #renderLines(): void {
+    const lines = this.#lines;
+    if (lines.length === 0) return;
+    let text = "";
+    for (let i = 0; i < lines.length; i++) {
+      const result = lines[i];
+      text += this.#paint(MARKS[result.status], result.status) + " " + result.id;
+      if (result.duration !== undefined) text += " (" + seconds(result.duration) + ")";
+      if (result.error) text += ": " + result.error;
+      text += "\n";
+    }
+    lines.length = 0;
+    this.#errText += text;
   }
 
   /** Writes a line on stderr (clearing the progress line first), now. */
@@ -105,6 +130,7 @@ export class Reporter {
 
   /** Writes what is buffered. */
   flush(): void {
+    this.#renderLines();
     clearTimeout(this.#flushTimer);
     this.#flushTimer = undefined;
     if (this.#out !== "") writeAll(Deno.stdout, this.#out);
@@ -151,6 +177,7 @@ export class Reporter {
   }
 
   #err(text: string): void {
+    this.#renderLines(); // the lines of jobs that ended before come first
     this.#errText += this.#options.live ? `\r\x1b[2K${text}` : text;
     if (this.#flushTimer === undefined) {
       // Soon, and at most every 50 ms: a terminal still sees lines live.
