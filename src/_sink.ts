@@ -12,8 +12,9 @@ import type { TaskSpec, WorkerPool } from "./pool.ts";
 export interface Sink {
   /**
    * One task ended: `ok` with its value, or not with its error (a
-   * `TaskError`, `TimeoutError`, `PoolClosedError`…). Called by the pool's
-   * result pump, synchronously: it must not throw.
+   * `TaskError`, `TimeoutError`, `PoolClosedError`…). Called synchronously
+   * by the pool: from its result pump, and from `terminate()`, a task's
+   * timeout and the handling of a dead worker. It must not throw.
    */
   deliver(seq: number, ok: boolean, value: unknown): void;
 }
@@ -26,8 +27,8 @@ export const sinkAccess: {
 /**
  * Queues `task` on `pool` if it fits now, its outcome to go to
  * `sink.deliver(seq, …)`. False when it does not fit (the queue is full, or
- * submits are waiting for room): nothing was queued, and the caller falls
- * back on `pool.run`. Throws what `pool.run` would reject with.
+ * submits are waiting for room): nothing was queued or kept, and the caller
+ * falls back on `pool.run`. Throws what `pool.run` would reject with.
  */
 export function pushTask(pool: WorkerPool, task: TaskSpec, sink: Sink, seq: number): boolean {
   return sinkAccess.push!(pool, task, sink, seq);

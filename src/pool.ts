@@ -1466,10 +1466,19 @@ export class WorkerPool implements AsyncDisposable {
   #pushTo(task: TaskSpec, sink: Sink, seq: number): boolean {
     const index = this.#indexOf(task);
     if (this.#waitingLive > 0) return false; // after the submits waiting for room
-    const form = this.#encodeArgs(task, task.args ?? []);
     const control = this.#controlFor(task);
+    let form;
+    try {
+      form = this.#encodeArgs(task, task.args ?? []);
+    } catch (error) {
+      if (control !== undefined) this.#releaseControl(control);
+      throw error;
+    }
     if (this.#push(index, form, control, sink, seq) !== null) return true;
-    if (control !== undefined) this.#releaseControl(control); // its timer must not linger
+    // Nothing may linger for a task that was not queued: its timer, and
+    // arguments too large for a slot, kept for the worker to fetch.
+    if (control !== undefined) this.#releaseControl(control);
+    if (form === FORM_LARGE) this.#parcels.delete(this.#enc.num);
     return false;
   }
 

@@ -66,9 +66,6 @@ export interface SchedulerOptions {
   onFinish?: (result: JobResult) => void;
 }
 
-/** The epoch time of `performance.now()`'s 0. */
-const TIME_ORIGIN = performance.timeOrigin;
-
 /** Tasks queued in the pool by default (at least): enough to keep the workers busy. */
 const DEFAULT_CAPACITY = 64;
 
@@ -78,9 +75,10 @@ const DEFAULT_CAPACITY = 64;
  * Each job appears exactly once in the results. A job runs only after all
  * of its `after` jobs succeeded; if one of them failed (for good), it is
  * `skipped`. Among ready jobs, higher `priority` starts first, then file
- * order. A failed attempt is retried `retries` times, after `backoff`
- * doubled per retry, with ±50 % jitter. Tasks and commands together run at
- * most `workers` at a time (tasks may also wait in the pool's queue).
+ * order (the order of `file.jobs`). A failed attempt is retried `retries`
+ * times, after `backoff` doubled per retry, with ±50 % jitter. Tasks and
+ * commands together run at most `workers` at a time (tasks may also wait in
+ * the pool's queue).
  *
  * @example Run two dependent jobs
  * ```ts
@@ -106,8 +104,9 @@ export class Scheduler {
   /**
    * All the per-job state, by position in the file (no Map lookup per job).
    * A job's entry is made when it is first needed: in the constructor for
-   * jobs that wait or are waited for, else when it starts (this runs once,
-   * in code still cold; 10,000 objects made there showed).
+   * jobs that wait or are waited for, else when it starts or, never
+   * started, when the run ends (the constructor runs once, in code still
+   * cold; 10,000 objects made there showed).
    */
   readonly #entries: Array<Entry | undefined>;
   readonly #ready: ReadyQueue;
@@ -201,6 +200,7 @@ export class Scheduler {
         waitingFor: job.after.length,
         dependents: undefined,
         attempts: 0,
+        start: 0,
         began: 0,
         result: undefined,
       };
@@ -263,7 +263,8 @@ export class Scheduler {
     this.#running++;
     if (job.kind === "command") this.#commands++;
     this.#options.onStart?.(job, entry.attempts);
-    entry.began = this.#now();
+    entry.start = Date.now();
+    entry.began = performance.now();
     if (job.kind === "task") {
       // The job is its own task spec: module, name, args and timeout.
       const spec = job as TaskSpec;
@@ -307,28 +308,12 @@ export class Scheduler {
     },
   };
 
-  /**
-   * `performance.now()`, read once per batch of starts and ends: the pool
-   * delivers results by batches, and a clock read per start and per end
-   * showed in profiles. Exact to the time a batch takes (tens of µs).
-   */
-  #now(): number {
-    if (this.#clock < 0) {
-      this.#clock = performance.now();
-      queueMicrotask(this.#resetClock);
-    }
-    return this.#clock;
-  }
-
-  #clock = -1;
-  readonly #resetClock = () => this.#clock = -1;
-
   #ended(entry: Entry, outcome: Outcome): void {
     const job = entry.job;
     this.#running--;
     if (job.kind === "command") this.#commands--;
-    outcome.start = Math.floor(TIME_ORIGIN + entry.began);
-    outcome.duration = this.#now() - entry.began;
+    outcome.start = entry.start;
+    outcome.duration = performance.now() - entry.began;
     if (outcome.ok) {
       this.#finish(entry, "succeeded", outcome);
       if (entry.dependents !== undefined) {
@@ -405,7 +390,8 @@ interface Entry {
   dependents: Entry[] | undefined;
   /** Attempts started. */
   attempts: number;
-  /** When the current attempt started (`performance.now()`, read by batch). */
+  /** When the current attempt started: ms since the epoch, and `performance.now()`. */
+  start: number;
   began: number;
   /** How it ended, once it has. */
   result: JobResult | undefined;
@@ -445,7 +431,7 @@ class ReadyQueue {
       if (job.priority > last) {
         const sorted: number[] = [];
         for (let k = 0; k < jobs.length; k++) if (jobs[k].after.length === 0) sorted.push(k);
-        sorted.sort((a, b) => (rank(jobs[a], jobs[b]) ? -1 : 1));
+        sorted.sort((a, b) => (rank(jobs[a], a, jobs[b], b) ? -1 : 1));
         this.#sorted = sorted;
         return;
       }
@@ -458,7 +444,7 @@ class ReadyQueue {
     const first = this.#first();
     const later = this.#later.peek();
     if (first < 0) return later === undefined ? -1 : later.at;
-    if (later === undefined || rank(this.#jobs[first], later.job)) return first;
+    if (later === undefined || rank(this.#jobs[first], first, later.job, later.at)) return first;
     return later.at;
   }
 
@@ -466,8 +452,11 @@ class ReadyQueue {
   pop(): void {
     const first = this.#first();
     const later = this.#later.peek();
-    if (first >= 0 && (later === undefined || rank(this.#jobs[first], later.job))) this.#cursor++;
-    else this.#later.pop();
+    if (
+      first >= 0 && (later === undefined || rank(this.#jobs[first], first, later.job, later.at))
+    ) {
+      this.#cursor++;
+    } else this.#later.pop();
   }
 
   /** Adds a job that became ready. */
@@ -535,12 +524,16 @@ class Heap {
 
 /** Whether entry `a` goes before entry `b`. */
 function before(a: Entry, b: Entry): boolean {
-  return rank(a.job, b.job);
+  return rank(a.job, a.at, b.job, b.at);
 }
 
-/** Whether job `a` goes before job `b` among ready jobs: higher priority, then file order. */
-function rank(a: Job, b: Job): boolean {
+/**
+ * Whether job `a` (at position `atA` of the file's jobs) goes before job `b`
+ * among ready jobs: higher priority, then file order (the position, which
+ * is `index` unless the jobs of a file were filtered or reordered).
+ */
+function rank(a: Job, atA: number, b: Job, atB: number): boolean {
   const p = a.priority;
   const q = b.priority;
-  return p > q || (p === q && a.index < b.index);
+  return p > q || (p === q && atA < atB);
 }

@@ -367,6 +367,30 @@ Deno.test("Scheduler: a job whose arguments cannot be sent fails alone; a filter
   );
 });
 
+Deno.test("Scheduler: a start time and a duration are the job's own, however long a callback before it took", async () => {
+  const { Scheduler, validateJobFile } = await import("../mod.ts");
+  const checked = validateJobFile({
+    jobs: [
+      { id: "a", task: `${TASKS}#noop`, args: [1] },
+      { id: "b", task: `${TASKS}#stamp`, args: [100], after: ["a"] },
+    ],
+  }, "/tmp/jobs.json");
+  assert(checked.ok);
+  const results = await new Scheduler(checked.file, {
+    workers: 1,
+    onFinish: (result) => {
+      // A slow callback (a user's hook, a blocked write) between a's end and b's start.
+      if (result.id !== "a") return;
+      const until = performance.now() + 200;
+      while (performance.now() < until) { /* busy */ }
+    },
+  }).run();
+  const b = results[1];
+  const ran = b.result as number;
+  assert(ran - b.start! < 50, `start ${ran - b.start!} ms before the task ran`);
+  assert(b.duration! >= 100 && b.duration! < 190, `duration ${b.duration} ms for a 100 ms task`);
+});
+
 // -- Signals --
 
 /** Starts the CLI, waits until `ready(stderr)` holds, sends `signals` SIGINTs, and collects the end. */
