@@ -1,4 +1,5 @@
 import assert from "node:assert";
+import { withDir } from "./_temp.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const TASKS = new URL("./fixtures/cli_tasks.ts", import.meta.url).pathname;
@@ -37,15 +38,6 @@ async function cli(args: string[], cwd?: string): Promise<Run> {
 /** The JSON Lines of a `--json` run, one per job. */
 function jsonLines(stdout: string): Array<Record<string, unknown>> {
   return stdout.trim().split("\n").filter((l) => l !== "").map((line) => JSON.parse(line));
-}
-
-async function withDir(body: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await body(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 // -- Usage --

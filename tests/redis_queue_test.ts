@@ -6,6 +6,7 @@ import { RedisClient } from "../src/redis/client.ts";
 import { type QueueResult, RedisQueue } from "../src/redis/queue.ts";
 import { type JobFile, validateJobFile } from "../src/job_file.ts";
 import { redisTest, startRedisServer, uniqueKey } from "./_redis.ts";
+import { withDir } from "./_temp.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const TASKS = new URL("./fixtures/cli_tasks.ts", import.meta.url).pathname;
@@ -128,8 +129,7 @@ redisTest(
   "RedisQueue: dependencies hold across consumers; a failure skips its dependents",
   async (url) => {
     const name = uniqueKey("deps");
-    const dir = await Deno.makeTempDir();
-    try {
+    await withDir(async (dir) => {
       const log = `${dir}/log`;
       await using queue = await RedisQueue.connect({ url, queue: name });
       const receipt = await queue.push(jobs([
@@ -162,9 +162,7 @@ redisTest(
       assert.match(outcomes.find((r) => r.id === "y")!.error!, /"x" was skipped/);
       const counts = await queue.counts();
       assert.deepStrictEqual([counts.blocked, counts.queued, counts.processing], [0, 0, 0]);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 );
 
@@ -172,8 +170,7 @@ redisTest(
   "RedisQueue: retries run again with the attempt count; exhausted ones reach the dead list",
   async (url) => {
     const name = uniqueKey("retry");
-    const dir = await Deno.makeTempDir();
-    try {
+    await withDir(async (dir) => {
       await using queue = await RedisQueue.connect({ url, queue: name });
       const receipt = await queue.push(jobs([
         { id: "flaky", task: "#flaky", args: [`${dir}/counter`, 2], retries: 3, backoff: 20 },
@@ -206,9 +203,7 @@ redisTest(
       } finally {
         client.close();
       }
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 );
 
@@ -610,8 +605,7 @@ redisTest(
 
 redisTest("push --wait reports every job once and exits like a local run", async (url) => {
   const name = uniqueKey("wait");
-  const dir = await Deno.makeTempDir();
-  try {
+  await withDir(async (dir) => {
     const path = `${dir}/jobs.json`;
     await Deno.writeTextFile(
       path,
@@ -659,15 +653,12 @@ redisTest("push --wait reports every job once and exits like a local run", async
     assert.strictEqual(invalid.code, 2);
     assert.match(invalid.stderr, /nothing was pushed/);
     assert.deepStrictEqual(await queue.counts(), before);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 redisTest("push --wait: SIGINT stops waiting with 130 and the jobs stay queued", async (url) => {
   const name = uniqueKey("waitint");
-  const dir = await Deno.makeTempDir();
-  try {
+  await withDir(async (dir) => {
     const path = `${dir}/jobs.json`;
     await Deno.writeTextFile(path, JSON.stringify({ jobs: [{ id: "a", command: ["true"] }] }));
     const child = spawnCli(["push", "--redis", url, "--queue", name, "--wait", path]);
@@ -678,9 +669,7 @@ redisTest("push --wait: SIGINT stops waiting with 130 and the jobs stay queued",
     assert.strictEqual(run.code, 130, run.stderr);
     assert.match(run.stderr, /the jobs stay queued/);
     assert.strictEqual((await queue.counts()).queued, 1);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("consume and push: a wrong URL, a refused connection, no URL: one line each", async () => {
