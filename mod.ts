@@ -19,7 +19,7 @@
  * @module
  */
 
-export * from "./src/channel.ts";
+export * from "./src/channel/mod.ts";
 export * from "./src/errors.ts";
 export * from "./src/pool.ts";
 export * from "./src/task_signal.ts";

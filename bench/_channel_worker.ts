@@ -1,5 +1,5 @@
 // Producer or consumer of one channel run of bench/channel_bench.ts.
-import { SyncReceiver, SyncSender } from "../src/channel.ts";
+import { SyncReceiver, SyncSender } from "../src/channel/mod.ts";
 import {
   type Go,
   idOf,

@@ -1,5 +1,5 @@
 // Payloads and the protocol shared by bench/channel_bench.ts and its workers.
-import type { ChannelEndDescriptor } from "../src/channel.ts";
+import type { ChannelEndDescriptor } from "../src/channel/mod.ts";
 
 /** What one message carries. */
 export type PayloadKind = "number" | "json" | "bytes";

@@ -6,7 +6,7 @@
 // --quick: 2 runs per case instead of 5. --debug: workers report progress and
 // the main thread logs it (to find where a run hangs).
 import { parseArgs } from "node:util";
-import { syncChannel, type SyncSender } from "../src/channel.ts";
+import { syncChannel, type SyncSender } from "../src/channel/mod.ts";
 import {
   HEAD,
   RECEIVERS,
@@ -16,7 +16,7 @@ import {
   SEND_WAITERS,
   SENDERS,
   TAIL,
-} from "../src/_layout.ts";
+} from "../src/channel/_layout.ts";
 import {
   BYTES_LEN,
   type Init,
@@ -239,7 +239,7 @@ function runChannel(row: Row): Promise<Outcome> {
   return orchestrate(participants, () => channelState(tx, buffer));
 }
 
-/** For a hung run: the channel's counters, read from its memory (layout in src/_layout.ts). */
+/** For a hung run: the channel's counters, read from its memory (layout in src/channel/_layout.ts). */
 function channelState(tx: SyncSender<unknown>, buffer: SharedArrayBuffer): string {
   const i32 = new Int32Array(buffer);
   const words = {

@@ -10,7 +10,9 @@ const perProducer = 50_000;
 const [tx, rx] = syncChannel<{ worker: number; n: number }>(64);
 
 const source = `
-  import { SyncSender } from ${JSON.stringify(new URL("../src/channel.ts", import.meta.url).href)};
+  import { SyncSender } from ${
+  JSON.stringify(new URL("../src/channel/mod.ts", import.meta.url).href)
+};
   self.onmessage = async ({ data }) => {
     const tx = await SyncSender.from(data.end);
     for (let n = 0; n < ${perProducer}; n++) tx.sendSync({ worker: data.worker, n });

@@ -12,9 +12,10 @@
  * @module
  */
 
-import { decodeLarge, Encoder, TooLargeError } from "./_codec.ts";
-import { RECV_EPOCH, RECV_WAITERS, SEND_EPOCH, SEND_WAITERS, SENDERS } from "./_layout.ts";
-import { CLOSED, DISCONNECTED, EMPTY, FULL, PAUSED, ringFor, waitAsync } from "./_ring.ts";
+import { decodeLarge, Encoder, TooLargeError } from "./channel/_codec.ts";
+import { RECV_EPOCH, RECV_WAITERS, SEND_EPOCH, SEND_WAITERS, SENDERS } from "./channel/_layout.ts";
+import { CLOSED, DISCONNECTED, EMPTY, FULL, PAUSED, ringFor } from "./channel/_ring.ts";
+import { waitAsync } from "./channel/_wait.ts";
 import { readEntry } from "./_table.ts";
 import {
   FORM_LARGE,

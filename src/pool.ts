@@ -5,9 +5,11 @@
  */
 
 import { PoolClosedError, TaskError, TimeoutError, WorkerCrashedError } from "./errors.ts";
-import { decodeLarge, Encoder, TooLargeError } from "./_codec.ts";
-import { RECV_EPOCH, RECV_WAITERS, SENDERS } from "./_layout.ts";
-import { createBuffer, EMPTY, OK, type Ring, ringFor, spinPop, waitAsync } from "./_ring.ts";
+import { decodeLarge, Encoder, TooLargeError } from "./channel/_codec.ts";
+import { RECV_EPOCH, RECV_WAITERS, SENDERS } from "./channel/_layout.ts";
+import { createBuffer } from "./channel/_buffer.ts";
+import { EMPTY, OK, type Ring, ringFor } from "./channel/_ring.ts";
+import { spinPop, waitAsync } from "./channel/_wait.ts";
 import { createTable, TableWriter } from "./_table.ts";
 import { type Sink, sinkAccess } from "./_sink.ts";
 import {

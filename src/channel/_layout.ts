@@ -27,8 +27,10 @@
  * `TAIL - HEAD < capacity`; `HEAD` only grows, so a
  * stale read can only make the channel look fuller, never overfill it.
  *
- * ## Waiting (an event count per direction; nobody spins)
- * Receivers sleep on `RECV_EPOCH`, senders on `SEND_EPOCH`. A waiter:
+ * ## Waiting (an event count per direction)
+ * A waiting call first polls its operation for up to `SPIN` µs (a bounded
+ * poll: a peer that answers within it costs no wake-up), then sleeps:
+ * receivers on `RECV_EPOCH`, senders on `SEND_EPOCH`. A sleeper:
  * 1. reads `key = load(EPOCH)`, 2. `add(WAITERS, 1)`, 3. retries its
  * operation, 4. if it still cannot proceed, `wait(EPOCH, key)`, 5. `sub(WAITERS, 1)`.
  * A publisher makes its change (a publish, a release, a close), then reads
@@ -111,7 +113,7 @@ export const HOLDERS = 96;
 export const MAX_HOLDERS = 64;
 /** Int32s per holder record. */
 export const HOLDER_INTS = 4;
-/** Holder record: `FREE`, `CLAIMING`, `HELD` or `REAPING`. */
+/** Holder record: `HOLDER_FREE`, `HOLDER_CLAIMING`, `HOLDER_HELD` or `HOLDER_REAPING`. */
 export const H_STATE = 0;
 /** Holder record: bumped on every claim, so a lock name is never reused. */
 export const H_GEN = 1;
@@ -120,14 +122,14 @@ export const H_SENDERS = 2;
 /** Holder record: receiver ends this holder owns. */
 export const H_RECEIVERS = 3;
 
-/** Holder states. */
-export const FREE = 0;
-/** The thread has claimed the record and asked for its lock. */
-export const CLAIMING = 1;
-/** The thread holds its lock: if the lock comes free, the thread is gone. */
-export const HELD = 2;
-/** A survivor is returning a dead holder's ends. */
-export const REAPING = 3;
+/** Holder state: the record is not in use. */
+export const HOLDER_FREE = 0;
+/** Holder state: the thread has claimed the record and asked for its lock. */
+export const HOLDER_CLAIMING = 1;
+/** Holder state: the thread holds its lock: if the lock comes free, the thread is gone. */
+export const HOLDER_HELD = 2;
+/** Holder state: a survivor is returning a dead holder's ends. */
+export const HOLDER_REAPING = 3;
 
 // -- Slot meta records --
 
@@ -148,7 +150,7 @@ export const S_AUX1 = 4;
 /** Slot meta: a third word the sender attaches (the pool's queue time). */
 export const S_AUX2 = 5;
 
-/** Largest capacity accepted. */
+/** Largest channel capacity accepted. */
 export const MAX_CAPACITY = 1 << 24;
 /** Largest buffer accepted, in bytes. */
 export const MAX_BYTES = 1 << 30;

@@ -11,21 +11,21 @@
  * Each worker thread that holds ends of a channel owns one holder record in
  * the channel's buffer (`_layout.ts`): `STATE`, `GEN`, and how many sender and
  * receiver ends it holds. The thread:
- * 1. claims a record with `compareExchange(STATE, FREE, CLAIMING)` and bumps
+ * 1. claims a record with `compareExchange(STATE, HOLDER_FREE, HOLDER_CLAIMING)` and bumps
  *    `GEN`, which names its lock `taskpool.channel.<id>.<record>.<gen>`;
- * 2. asks for that lock and, once granted, stores `STATE = HELD` (the lock is
+ * 2. asks for that lock and, once granted, stores `STATE = HOLDER_HELD` (the lock is
  *    then kept until the thread lets go of its last end, or dies);
  * 3. counts each end it opens in the record as well as in the global counts;
- * 4. when its last end closes, stores `STATE = FREE` and only then releases
+ * 4. when its last end closes, stores `STATE = HOLDER_FREE` and only then releases
  *    the lock.
  *
  * A survivor that has waited longer than a grace period asks for the lock of
  * every record in use. Being granted a lock means its holder released it or
- * died. If the record still has the same `GEN` and is `HELD`, the holder died
- * (a live holder stores `FREE` before releasing): the survivor moves it to
- * `REAPING` with a compare-exchange (so only one survivor reaps), subtracts
- * its ends from the global counts, stores `FREE` and wakes every waiter. If
- * the record is still `CLAIMING`, its thread has not been granted the lock
+ * died. If the record still has the same `GEN` and is `HOLDER_HELD`, the holder died
+ * (a live holder stores `HOLDER_FREE` before releasing): the survivor moves it to
+ * `HOLDER_REAPING` with a compare-exchange (so only one survivor reaps), subtracts
+ * its ends from the global counts, stores `HOLDER_FREE` and wakes every waiter. If
+ * the record is still `HOLDER_CLAIMING`, its thread has not been granted the lock
  * yet (it may be alive and busy): the survivor lets the lock go and looks
  * again later. The main thread takes no record: when it dies, so does the
  * process.
@@ -40,18 +40,18 @@
  */
 
 import {
-  CLAIMING,
-  FREE,
   H_GEN,
   H_RECEIVERS,
   H_SENDERS,
   H_STATE,
-  HELD,
+  HOLDER_CLAIMING,
+  HOLDER_FREE,
+  HOLDER_HELD,
   HOLDER_INTS,
+  HOLDER_REAPING,
   HOLDERS,
   ID,
   MAX_HOLDERS,
-  REAPING,
   RECEIVERS,
   SENDERS,
 } from "./_layout.ts";
@@ -65,7 +65,7 @@ export interface Holder {
   readonly record: number;
   /** Ends this thread holds through the record. */
   ends: number;
-  /** Resolves once the lock is held (`STATE = HELD`). */
+  /** Resolves once the lock is held (`STATE = HOLDER_HELD`). */
   readonly ready: Promise<void>;
   /** Lets the lock go. */
   release(): void;
@@ -130,7 +130,7 @@ export function detach(
   );
   if (--holder.ends > 0) return;
   holders.delete(channelKey(i32));
-  Atomics.store(i32, holder.record + H_STATE, FREE);
+  Atomics.store(i32, holder.record + H_STATE, HOLDER_FREE);
   holder.release();
 }
 
@@ -138,7 +138,7 @@ function claim(i32: Int32Array): Holder {
   for (let n = 0; n < MAX_HOLDERS; n++) {
     const record = HOLDERS + n * HOLDER_INTS;
     if (
-      Atomics.compareExchange(i32, record + H_STATE, FREE, CLAIMING) !== FREE
+      Atomics.compareExchange(i32, record + H_STATE, HOLDER_FREE, HOLDER_CLAIMING) !== HOLDER_FREE
     ) continue;
     const gen = Atomics.add(i32, record + H_GEN, 1) + 1;
     let release!: () => void;
@@ -153,7 +153,7 @@ function claim(i32: Int32Array): Holder {
     const ready = new Promise<void>((resolve) => granted = resolve);
     locks.request(lockName(i32, record, gen), () => {
       if (!released) {
-        Atomics.compareExchange(i32, record + H_STATE, CLAIMING, HELD);
+        Atomics.compareExchange(i32, record + H_STATE, HOLDER_CLAIMING, HOLDER_HELD);
       }
       granted();
       return held;
@@ -168,7 +168,7 @@ function claim(i32: Int32Array): Holder {
 /** True when some worker thread holds ends of the channel. */
 export function anyHolder(i32: Int32Array): boolean {
   for (let n = 0; n < MAX_HOLDERS; n++) {
-    if (Atomics.load(i32, HOLDERS + n * HOLDER_INTS + H_STATE) !== FREE) {
+    if (Atomics.load(i32, HOLDERS + n * HOLDER_INTS + H_STATE) !== HOLDER_FREE) {
       return true;
     }
   }
@@ -195,7 +195,7 @@ export function releaseEventLoop(): void {
 
 /** How long a wait lasts before it starts watching for dead holders, in ms. */
 export const WATCH_AFTER_MS = 50;
-/** How long a watcher waits before it looks again at a record still `CLAIMING`, in ms. */
+/** How long a watcher waits before it looks again at a record still `HOLDER_CLAIMING`, in ms. */
 const RECHECK_MS = 100;
 
 /**
@@ -229,7 +229,7 @@ export class Watch {
       const record = HOLDERS + n * HOLDER_INTS;
       if (record === this.#own) continue;
       const state = Atomics.load(i32, record + H_STATE);
-      if (state !== HELD && state !== CLAIMING) continue;
+      if (state !== HOLDER_HELD && state !== HOLDER_CLAIMING) continue;
       this.#watch(record, Atomics.load(i32, record + H_GEN));
     }
   }
@@ -255,7 +255,7 @@ export class Watch {
     const i32 = this.#i32;
     if (Atomics.load(i32, record + H_GEN) !== gen) return; // released and reused
     const state = Atomics.load(i32, record + H_STATE);
-    if (state === CLAIMING) {
+    if (state === HOLDER_CLAIMING) {
       // Its thread has not been granted the lock yet; let it have it.
       setTimeout(() => {
         this.#watched.delete(name);
@@ -264,8 +264,8 @@ export class Watch {
       return;
     }
     if (
-      state === HELD &&
-      Atomics.compareExchange(i32, record + H_STATE, HELD, REAPING) === HELD
+      state === HOLDER_HELD &&
+      Atomics.compareExchange(i32, record + H_STATE, HOLDER_HELD, HOLDER_REAPING) === HOLDER_HELD
     ) {
       reap(i32, record);
       this.#wakeEveryone();
@@ -279,5 +279,5 @@ function reap(i32: Int32Array, record: number): void {
   const receivers = Atomics.exchange(i32, record + H_RECEIVERS, 0);
   Atomics.sub(i32, SENDERS, senders);
   Atomics.sub(i32, RECEIVERS, receivers);
-  Atomics.store(i32, record + H_STATE, FREE);
+  Atomics.store(i32, record + H_STATE, HOLDER_FREE);
 }

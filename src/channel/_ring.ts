@@ -1,29 +1,23 @@
 /**
- * The machinery under a channel: the per-thread view of its buffer (`Ring`),
- * the ring operations, and the wait loops. `channel.ts` builds the public
- * ends on it; the worker pool drives it directly, with the three aux words each
- * message carries.
+ * The ring under a channel: the per-thread view of its buffer (`Ring`) and
+ * the lock-free operations on it (the protocol is in `_layout.ts`). The
+ * public ends (`sender.ts`, `receiver.ts`) build on it; the worker pool
+ * drives it directly, with the three aux words each message carries. Waiting
+ * is in `_wait.ts`.
  *
  * @module
  */
 
-import { TimeoutError } from "./errors.ts";
 import { decodeText, type Encoder, readSlot, TEXT } from "./_codec.ts";
 import {
-  bufferBytes,
   CAPACITY,
   dataOffset,
   HEAD,
   ID,
-  MAGIC,
-  MAGIC_WORD,
-  MAX_BYTES,
-  MAX_CAPACITY,
   RECEIVERS,
   RECV_EPOCH,
   RECV_WAITERS,
   RING,
-  ringSize,
   S_AUX0,
   S_AUX1,
   S_AUX2,
@@ -32,24 +26,18 @@ import {
   S_TAG,
   SEND_EPOCH,
   SEND_WAITERS,
-  SENDERS,
   SLOT_BYTES,
   SLOT_INTS,
   SLOTS,
   SPIN,
   TAIL,
 } from "./_layout.ts";
-import { anyHolder, holdEventLoop, releaseEventLoop, Watch, WATCH_AFTER_MS } from "./_lease.ts";
 
-/** Default bytes of payload per slot. */
-export const DEFAULT_SLOT_SIZE = 1024;
-/** How often a long wait looks for newly registered threads to watch, in ms. */
-export const RESCAN_MS = 1000;
-/** A push result. */
+/** A push result: the message is queued. */
 export const OK = 0;
-/** A push result. */
+/** A push result: no room. */
 export const FULL = 1;
-/** A push result. */
+/** A push result: every receiver is gone. */
 export const CLOSED = 2;
 /** A pool worker was asked to stop taking tasks. */
 export const PAUSED: unique symbol = Symbol("paused");
@@ -57,10 +45,6 @@ export const PAUSED: unique symbol = Symbol("paused");
 export const EMPTY: unique symbol = Symbol("empty");
 /** Every sender is gone and the queue is drained. */
 export const DISCONNECTED: unique symbol = Symbol("disconnected");
-/** A wait was aborted. */
-export const ABORTED: unique symbol = Symbol("aborted");
-/** A wait timed out. */
-export const EXPIRED: unique symbol = Symbol("expired");
 
 /** The views and constants of one channel, shared by the ends of one thread. */
 export class Ring {
@@ -307,6 +291,7 @@ export class Ring {
  */
 const rings = new Map<number, WeakRef<Ring>>();
 
+/** This thread's `Ring` of the channel in `buffer` (made on first use). */
 export function ringFor(buffer: SharedArrayBuffer): Ring {
   const i32 = new Int32Array(buffer, 0, ID + 2);
   const key = (i32[ID] >>> 0) * 4294967296 + (i32[ID + 1] >>> 0);
@@ -316,247 +301,4 @@ export function ringFor(buffer: SharedArrayBuffer): Ring {
   const ring = new Ring(buffer);
   rings.set(key, new WeakRef(ring));
   return ring;
-}
-
-export function checkCapacity(capacity: number): void {
-  if (!Number.isInteger(capacity) || capacity < 0 || capacity > MAX_CAPACITY) {
-    throw new RangeError(
-      `Cannot create channel as 'capacity' must be an integer from 0 to ${MAX_CAPACITY}: current value is ${
-        String(capacity)
-      }`,
-    );
-  }
-}
-
-export function checkSlotSize(slotSize: number): void {
-  if (!Number.isInteger(slotSize) || slotSize < 8 || slotSize > MAX_BYTES) {
-    throw new RangeError(
-      `Cannot create channel as 'slotSize' must be an integer from 8 to ${MAX_BYTES}: current value is ${
-        String(slotSize)
-      }`,
-    );
-  }
-}
-
-export function checkTimeout(timeout: number | undefined): void {
-  if (
-    timeout !== undefined &&
-    !(typeof timeout === "number" && timeout >= 0 && !Number.isNaN(timeout))
-  ) {
-    throw new RangeError(
-      `Cannot wait as 'timeout' must be a non-negative number of milliseconds: current value is ${
-        String(timeout)
-      }`,
-    );
-  }
-}
-
-/**
- * Polls `ring` for up to `ms` milliseconds; the message, or `EMPTY`. The
- * clock (an op call in Deno) is read once every 32 polls.
- */
-export function spinPop(ring: Ring, scratch: Uint8Array, ms: number): unknown {
-  const until = performance.now() + ms;
-  for (;;) {
-    for (let i = 0; i < 32; i++) {
-      const value = ring.pop(scratch);
-      if (value !== EMPTY) return value;
-    }
-    if (performance.now() >= until) return EMPTY;
-  }
-}
-
-/**
- * Retries `attempt` for up to `ms` milliseconds before a wait sleeps: a
- * bounded poll, so that a peer that answers within microseconds costs no
- * wake-up (tens of µs on these machines). Returns `again` if nothing came.
- */
-function spinAttempt<R>(attempt: () => R, again: R, ms: number): R {
-  const until = performance.now() + ms;
-  for (;;) {
-    for (let i = 0; i < 16; i++) {
-      const result = attempt();
-      if (result !== again) return result;
-    }
-    if (performance.now() >= until) return again;
-  }
-}
-
-/**
- * Allocates and initialises a channel's buffer, with one sender and one
- * receiver counted. Throws a `RangeError` naming a bad argument.
- */
-export function createBuffer(capacity: number, slotSize: number, spin = 0): SharedArrayBuffer {
-  checkCapacity(capacity);
-  checkSlotSize(slotSize);
-  const slotBytes = Math.ceil(slotSize / 8) * 8;
-  const ring = ringSize(capacity);
-  const bytes = bufferBytes(ring, slotBytes);
-  if (bytes > MAX_BYTES) {
-    throw new RangeError(
-      `Cannot create channel as 'capacity' × 'slotSize' needs ${bytes} bytes, more than ${MAX_BYTES}: current values are ${capacity} and ${slotSize}`,
-    );
-  }
-  const buffer = new SharedArrayBuffer(bytes);
-  const i32 = new Int32Array(buffer);
-  i32[MAGIC_WORD] = MAGIC;
-  i32[CAPACITY] = capacity;
-  i32[RING] = ring;
-  i32[SLOT_BYTES] = slotBytes;
-  i32[SPIN] = spin;
-  crypto.getRandomValues(i32.subarray(ID, ID + 2));
-  for (let s = 0; s < ring; s++) i32[SLOTS + s * SLOT_INTS + S_SEQ] = s;
-  i32[SENDERS] = 1;
-  i32[RECEIVERS] = 1;
-  return buffer;
-}
-
-/** True when `buffer` looks like a channel's buffer. */
-export function isChannelBuffer(buffer: unknown): buffer is SharedArrayBuffer {
-  return buffer instanceof SharedArrayBuffer && buffer.byteLength >= dataOffset(2) &&
-    new Int32Array(buffer, 0, MAGIC_WORD + 1)[MAGIC_WORD] === MAGIC;
-}
-/**
- * Runs `attempt` until it returns something other than `again`, sleeping on
- * `epoch` in between with `Atomics.waitAsync` (the protocol is in
- * `_layout.ts`). After `WATCH_AFTER_MS` it also watches for dead threads.
- */
-export async function waitAsync<R>(
-  core: Ring,
-  epoch: number,
-  waiters: number,
-  again: R,
-  attempt: () => R,
-  options: { signal?: AbortSignal; timeout?: number },
-  what: string,
-): Promise<R> {
-  const { signal, timeout } = options;
-  checkTimeout(timeout);
-  signal?.throwIfAborted();
-  if (core.spinMs > 0) {
-    const polled = spinAttempt(attempt, again, core.spinMs);
-    if (polled !== again) return polled;
-  }
-  const i32 = core.i32;
-  const local = epoch === RECV_EPOCH ? core.localRecv : core.localSend;
-  const start = performance.now();
-  // The deadline is a timer, not waitAsync's own timeout: a pending
-  // waitAsync does not keep the event loop alive, a timer does.
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let onAbort: (() => void) | undefined;
-  const expired = timeout === undefined
-    ? undefined
-    : new Promise<typeof EXPIRED>((resolve) => timer = setTimeout(resolve, timeout, EXPIRED));
-  const aborted = signal === undefined ? undefined : new Promise<typeof ABORTED>((resolve) => {
-    signal.addEventListener("abort", onAbort = () => resolve(ABORTED), { once: true });
-  });
-  let watch: Watch | undefined;
-  let holding = false;
-  try {
-    for (;;) {
-      const key = Atomics.load(i32, epoch);
-      Atomics.add(i32, waiters, 1);
-      const result = attempt();
-      if (result !== again) {
-        Atomics.sub(i32, waiters, 1);
-        return result;
-      }
-      // Short slices only to look for dead threads (see `_lease.ts`).
-      let slice: number | undefined;
-      if (!holding && anyHolder(i32)) {
-        holding = true;
-        holdEventLoop();
-      }
-      if (watch !== undefined) {
-        watch.rescan();
-        slice = RESCAN_MS;
-      } else if (performance.now() - start < WATCH_AFTER_MS) {
-        slice = WATCH_AFTER_MS;
-      } else if (anyHolder(i32)) {
-        watch = new Watch(i32, core.wakeEveryone);
-        slice = RESCAN_MS;
-      } else {
-        slice = RESCAN_MS; // a worker may open an end later
-      }
-      const waited = Atomics.waitAsync(i32, epoch, key, slice);
-      let outcome: unknown = waited.value;
-      if (waited.async) {
-        let wake!: () => void;
-        const woken = new Promise<string>((resolve) => wake = () => resolve("ok"));
-        local.push(wake);
-        const racers: Promise<unknown>[] = [waited.value, woken];
-        if (expired !== undefined) racers.push(expired);
-        if (aborted !== undefined) racers.push(aborted);
-        outcome = await Promise.race(racers);
-        const at = local.indexOf(wake);
-        if (at !== -1) local.splice(at, 1);
-      }
-      Atomics.sub(i32, waiters, 1);
-      if (outcome === ABORTED || outcome === EXPIRED) {
-        // The abandoned waitAsync is still queued in V8: wake everyone, so
-        // that no notify(1) is spent on it.
-        core.wakeAll(epoch);
-        if (outcome === ABORTED) throw signal!.reason;
-        const last = attempt();
-        if (last !== again) return last;
-        throw new TimeoutError(`Timed out after ${timeout} ms waiting to ${what}`);
-      }
-    }
-  } finally {
-    if (holding) releaseEventLoop();
-    watch?.stop();
-    clearTimeout(timer);
-    if (onAbort !== undefined) signal!.removeEventListener("abort", onAbort);
-  }
-}
-
-/** Resolves with `ABORTED` when `signal` aborts, else with `promise`'s value. */
-export function abortable<V>(
-  promise: Promise<V>,
-  signal: AbortSignal,
-): Promise<V | typeof ABORTED> {
-  if (signal.aborted) return Promise.resolve(ABORTED);
-  return new Promise((resolve) => {
-    const onAbort = () => resolve(ABORTED);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then((value) => {
-      signal.removeEventListener("abort", onAbort);
-      resolve(value);
-    });
-  });
-}
-
-/** The blocking twin of {@linkcode waitAsync}, for workers (`Atomics.wait`). */
-export function waitSync<R>(
-  core: Ring,
-  epoch: number,
-  waiters: number,
-  again: R,
-  attempt: () => R,
-  options: { timeout?: number },
-  what: string,
-): R {
-  const { timeout } = options;
-  checkTimeout(timeout);
-  if (core.spinMs > 0) {
-    const polled = spinAttempt(attempt, again, Math.min(core.spinMs, timeout ?? Infinity));
-    if (polled !== again) return polled;
-  }
-  const i32 = core.i32;
-  const deadline = timeout === undefined ? Infinity : performance.now() + timeout;
-  for (;;) {
-    const key = Atomics.load(i32, epoch);
-    Atomics.add(i32, waiters, 1);
-    const result = attempt();
-    const now = performance.now();
-    if (result !== again || now >= deadline) {
-      Atomics.sub(i32, waiters, 1);
-      if (result !== again) return result;
-      throw new TimeoutError(
-        `Timed out after ${timeout} ms waiting to ${what}`,
-      );
-    }
-    Atomics.wait(i32, epoch, key, deadline - now);
-    Atomics.sub(i32, waiters, 1);
-  }
 }
