@@ -21,8 +21,7 @@
 
 export * from "./src/channel/mod.ts";
 export * from "./src/errors.ts";
-export * from "./src/pool.ts";
-export * from "./src/task_signal.ts";
+export * from "./src/pool/mod.ts";
 export * from "./src/job_file.ts";
 export * from "./src/scheduler.ts";
 export * from "./src/redis/queue.ts";

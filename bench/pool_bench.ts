@@ -11,7 +11,7 @@
 // pools, warms them up, and runs taskpool and the baseline back to back (the
 // order alternates between repetitions); the tables show medians.
 import { parseArgs } from "node:util";
-import { WorkerPool } from "../src/pool.ts";
+import { WorkerPool } from "../src/pool/mod.ts";
 import { WorkerCrashedError } from "../src/errors.ts";
 import { BaselinePool } from "./_baseline_pool.ts";
 import type { TransferRequest } from "./_transfer_worker.ts";

@@ -71,13 +71,17 @@ export function checkMs(value: unknown, action: string, name: string, rule: MsRu
 
 /**
  * A value as a short text for a message: JSON where JSON can say it
- * (strings quoted), else `String(value)`; never throws (cycles, BigInts,
- * symbols). Cut to `limit` characters with an ellipsis.
+ * (strings quoted), numbers and anything else as `String(value)`; never
+ * throws (cycles, BigInts, symbols). Cut to `limit` characters with an
+ * ellipsis.
  */
 export function describe(value: unknown, limit = Infinity): string {
   let text: string;
   try {
-    text = typeof value === "symbol" ? value.toString() : JSON.stringify(value) ?? String(value);
+    // Numbers as String() gives them: JSON would say null for NaN and Infinity.
+    text = typeof value === "number" || typeof value === "symbol"
+      ? String(value)
+      : JSON.stringify(value) ?? String(value);
   } catch {
     try {
       text = String(value);

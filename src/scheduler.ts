@@ -8,9 +8,9 @@
  */
 
 import type { Job, JobFile } from "./job_file.ts";
-import { type TaskSpec, WorkerPool } from "./pool.ts";
+import type { TaskSpec } from "./pool/types.ts";
+import { PoolCore, type Sink } from "./pool/_core.ts";
 import { runCommand, terminateTree } from "./_command.ts";
-import { pushTask, type Sink } from "./_sink.ts";
 
 /** How an attempt went. */
 type Outcome = Partial<JobResult> & { ok: boolean };
@@ -112,7 +112,7 @@ export class Scheduler {
   readonly #ready: ReadyQueue;
   readonly #children = new Set<Deno.ChildProcess>();
   readonly #retryTimers = new Map<Entry, ReturnType<typeof setTimeout>>();
-  #pool: WorkerPool | null = null;
+  #pool: PoolCore | null = null;
   #finished = 0;
   #running = 0;
   #commands = 0;
@@ -176,7 +176,7 @@ export class Scheduler {
    * @returns One result per job.
    */
   async run(): Promise<JobResult[]> {
-    this.#pool = new WorkerPool({
+    this.#pool = new PoolCore({
       workers: this.#workers,
       capacity: this.#capacity,
       name: "taskpool cli",
@@ -272,14 +272,14 @@ export class Scheduler {
       try {
         // No promise per task: the outcome comes to #sink, as the pool's
         // map() does (the run phase of the 10,000-job bench took ~8 % less).
-        queued = pushTask(this.#pool!, spec, this.#sink, entry.at);
+        queued = this.#pool!.tryPush(spec, [], this.#sink, entry.at) !== null;
       } catch {
         // run() rejects with the same error, later: a job that cannot start
         // ends in a microtask, not inside this loop.
       }
       if (!queued) {
         // Callbacks, not async functions: this runs once per job, 10,000s of times.
-        this.#pool!.run(spec).then(
+        this.#pool!.run(spec, []).then(
           (result) => this.#ended(entry, { ok: true, result }),
           (error) => this.#ended(entry, { ok: false, error: errorText(error) }),
         );

@@ -178,13 +178,13 @@ Deno.test("a running task that ignores its signal is stopped by terminating its 
   assert.notStrictEqual(await pool.run("workerId"), before);
 });
 
-Deno.test("execute() and submitWith() take a signal and a timeout too", async () => {
+Deno.test("execute() and submit() take a signal and a timeout in their task-object form", async () => {
   await using pool = new WorkerPool({ workers: 1, module: FAULTS, abortGrace: 10 });
   await assert.rejects(
-    pool.executeWith({ timeout: 30 }, () => new Promise(() => {})),
+    pool.execute({ fn: () => new Promise(() => {}), timeout: 30 }),
     TimeoutError,
   );
-  const handle = await pool.submitWith({ timeout: 30 }, "hang");
+  const handle = await pool.submit({ name: "hang", timeout: 30 });
   await assert.rejects(handle.result, TimeoutError);
   assert.strictEqual(await pool.execute(() => 5), 5);
 });
@@ -231,12 +231,19 @@ Deno.test("crashes among many workers that race for tasks lose only the crashed 
 
 Deno.test("a submit waiting for room is queued even when every outstanding task was cancelled", async () => {
   const pool = new WorkerPool({ workers: 1, capacity: 1, module: FAULTS, abortGrace: 300 });
-  const running = pool.run({ name: "hang", timeout: 50 });
+  // Cancelled by signals, in an order the test chooses: timeouts would race
+  // the start of the pool on a busy machine.
+  const stopRunning = new AbortController();
+  const stopQueued = new AbortController();
+  const running = pool.run({ name: "hang", signal: stopRunning.signal });
+  const runningRejected = assert.rejects(running, TimeoutError);
   await until(() => pool.stats.running === 1);
-  const queued = pool.run({ name: "echo", args: [1], timeout: 10 });
+  const queued = pool.run({ name: "echo", args: [1], signal: stopQueued.signal });
   const waiting = pool.submit("echo", "C");
+  stopQueued.abort(new TimeoutError("queued: cancelled"));
   await assert.rejects(queued, TimeoutError);
-  await assert.rejects(running, TimeoutError);
+  stopRunning.abort(new TimeoutError("running: cancelled"));
+  await runningRejected;
   assert.strictEqual(await (await waiting).result, "C");
   await pool.close();
 });

@@ -325,13 +325,13 @@ Deno.test("WorkerPool.submit() waits for room, then resolves with a handle", asy
   assert.deepStrictEqual(await Promise.all([queued.result, third.result]), ["b", "c"]);
 });
 
-Deno.test("WorkerPool.submitWith() gives up waiting for room on abort and queues nothing", async () => {
+Deno.test("WorkerPool.submit() gives up waiting for room on abort and queues nothing", async () => {
   await using pool = new WorkerPool({ workers: 1, capacity: 1, module: TASKS });
   const running = pool.run("sleep", 30);
   await until(() => pool.stats.running === 1);
   await pool.submit("echo", 1);
   const controller = new AbortController();
-  const waiting = pool.submitWith({ signal: controller.signal }, "echo", 2);
+  const waiting = pool.submit({ name: "echo", args: [2], signal: controller.signal });
   controller.abort(new Error("changed my mind"));
   await assert.rejects(waiting, /changed my mind/);
   await running;
@@ -344,7 +344,7 @@ Deno.test("WorkerPool.close() returns when the only waiting submits were aborted
   const running = pool.run("sleep", 20);
   const queued = pool.run("echo", 1);
   const controller = new AbortController();
-  const waiting = pool.submitWith({ signal: controller.signal }, "echo", 2);
+  const waiting = pool.submit({ name: "echo", args: [2], signal: controller.signal });
   controller.abort();
   await assert.rejects(waiting, { name: "AbortError" });
   await pool.close();

@@ -8,7 +8,7 @@
 
 import type { Job, JobFile } from "../job_file.ts";
 import type { JobResult } from "../scheduler.ts";
-import { WorkerPool } from "../pool.ts";
+import { WorkerPool } from "../pool/worker_pool.ts";
 import { runCommand, terminateTree } from "../_command.ts";
 import {
   RedisClient,

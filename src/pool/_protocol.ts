@@ -15,8 +15,11 @@
  * - payload: the arguments, by `form`.
  *
  * ## Result messages (the result ring; any worker → main thread)
- * - aux0: the task's ticket; aux1: `OUTCOME_OK`, `OUTCOME_ERROR` or `OUTCOME_SKIPPED`;
- * - payload: the return value, or a {@linkcode RemoteError}.
+ * - aux0: the task's ticket; aux1: `OUTCOME_OK`, `OUTCOME_ERROR`,
+ *   `OUTCOME_SKIPPED` or `OUTCOME_LARGE`;
+ * - payload: the return value, a {@linkcode RemoteError}, or nothing (a
+ *   skipped task, or a large result whose value comes by `postMessage`: see
+ *   `_parcels.ts`).
  *
  * ## Which worker holds which task (the crash and cancel protocol)
  * A worker stores a task's id in its `W_TASK` word *before* it claims the
@@ -56,6 +59,12 @@
  *
  * @module
  */
+
+/**
+ * Where a worker puts the running task's signal for `taskSignal()`: a global
+ * under a registered symbol, so that any copy of the module sees it.
+ */
+export const SIGNAL_SLOT: symbol = Symbol.for("taskpool.taskSignal");
 
 /** Bits of a ticket that hold the task id. */
 export const TICKET_SHIFT = 20;

@@ -12,10 +12,11 @@
  * @module
  */
 
-import { decodeLarge, Encoder, TooLargeError } from "./channel/_codec.ts";
-import { RECV_EPOCH, RECV_WAITERS, SEND_EPOCH, SEND_WAITERS, SENDERS } from "./channel/_layout.ts";
-import { CLOSED, DISCONNECTED, EMPTY, FULL, PAUSED, ringFor } from "./channel/_ring.ts";
-import { waitAsync } from "./channel/_wait.ts";
+import { describe } from "../_util.ts";
+import { decodeLarge, Encoder, TooLargeError } from "../channel/_codec.ts";
+import { RECV_EPOCH, RECV_WAITERS, SEND_EPOCH, SEND_WAITERS, SENDERS } from "../channel/_layout.ts";
+import { CLOSED, DISCONNECTED, EMPTY, FULL, PAUSED, ringFor } from "../channel/_ring.ts";
+import { waitAsync } from "../channel/_wait.ts";
 import { readEntry } from "./_table.ts";
 import {
   FORM_LARGE,
@@ -30,6 +31,7 @@ import {
   OUTCOME_SKIPPED,
   type ParcelMessage,
   type RemoteError,
+  SIGNAL_SLOT,
   SIGNALLED,
   type StartMessage,
   statsFloatOffset,
@@ -45,7 +47,6 @@ import {
   W_TASK,
   W_WAIT_MS,
 } from "./_protocol.ts";
-import { SIGNAL_SLOT } from "./task_signal.ts";
 
 /** Longest run of synchronous tasks before the worker lets its event loop turn, ms. */
 const YIELD_MS = 10;
@@ -297,7 +298,7 @@ function encodeOutcome(enc: Encoder, outcome: number, value: unknown, ticket: nu
       const reason = error instanceof Error ? error.message : String(error);
       remote = toRemote(new TypeError(`The task's return value cannot be sent back: ${reason}`), 0);
     }
-    const message = String(remote.message ?? describeValue(remote.value));
+    const message = String(remote.message ?? describe(remote.value));
     for (const limit of [4096, 1024, 160]) {
       try {
         enc.encode(
@@ -323,14 +324,6 @@ function encodeOutcome(enc: Encoder, outcome: number, value: unknown, ticket: nu
 
 function clip(text: string, limit: number): string {
   return text.length <= limit ? text : `${text.slice(0, limit)}…`;
-}
-
-function describeValue(value: unknown): string {
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return String(value);
-  }
 }
 
 const modules = new Map<string, Promise<Record<string, unknown>>>();

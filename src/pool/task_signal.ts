@@ -4,8 +4,7 @@
  * @module
  */
 
-/** Where the worker puts the running task's signal (a global, so any copy of this module sees it). */
-export const SIGNAL_SLOT: symbol = Symbol.for("taskpool.taskSignal");
+import { SIGNAL_SLOT } from "./_protocol.ts";
 
 const never: AbortSignal = new AbortController().signal;
 

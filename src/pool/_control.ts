@@ -1,0 +1,88 @@
+/**
+ * The cancellation state of one task that has a timeout or a signal: its
+ * timer and its abort listener, made when the task is submitted and released
+ * exactly once, when it settles (or is refused). A task with neither has no
+ * control at all, so the common case costs nothing.
+ *
+ * @module
+ */
+
+import { TimeoutError } from "../errors.ts";
+import { checkMs } from "../_util.ts";
+import type { TaskHandle } from "./types.ts";
+
+/** The cancellation state of a task that has a timeout or a signal. */
+export interface Control {
+  /** The task id once queued, else -1. */
+  id: number;
+  /** While it waits for room: its place in the overflow (see `_submit.ts`). */
+  waiting: Waiting | undefined;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+/** A task waiting for room in the ring, encoded (the overflow of `_submit.ts`). */
+export interface Waiting {
+  index: number;
+  form: number;
+  tag: number;
+  len: number;
+  num: number;
+  bytes: Uint8Array;
+  /** Resolves the submit; `undefined` once it was refused or cancelled. */
+  accept: ((handle: TaskHandle<unknown>) => void) | undefined;
+  refuse: (error: unknown) => void;
+  control: Control | undefined;
+}
+
+/** The options that make a control: a task's own, or the pool's default timeout. */
+export interface Cancellation {
+  signal?: AbortSignal;
+  timeout?: number;
+}
+
+/**
+ * The control of a task with a timeout or a signal; `undefined` (no cost)
+ * otherwise. `cancel` runs when the timeout expires or the signal aborts.
+ * Throws the signal's reason when it has already aborted, and a `RangeError`
+ * for a bad timeout.
+ */
+export function controlFor(
+  options: Cancellation | undefined,
+  defaultTimeout: number | undefined,
+  cancel: (control: Control, reason: unknown) => void,
+): Control | undefined {
+  const timeout = options?.timeout === undefined
+    ? defaultTimeout
+    : checkMs(options.timeout, "run the task", "timeout");
+  const signal = options?.signal;
+  if (timeout === undefined && signal === undefined) return undefined;
+  signal?.throwIfAborted();
+  const control: Control = {
+    id: -1,
+    waiting: undefined,
+    timer: undefined,
+    signal,
+    onAbort: undefined,
+  };
+  if (timeout !== undefined) {
+    control.timer = setTimeout(
+      () => cancel(control, new TimeoutError(`The task timed out after ${timeout} ms`)),
+      timeout,
+    );
+  }
+  if (signal !== undefined) {
+    control.onAbort = () => cancel(control, signal.reason);
+    signal.addEventListener("abort", control.onAbort, { once: true });
+  }
+  return control;
+}
+
+/** Clears a control's timer and abort listener. */
+export function releaseControl(control: Control): void {
+  clearTimeout(control.timer);
+  if (control.onAbort !== undefined) {
+    control.signal!.removeEventListener("abort", control.onAbort);
+  }
+}

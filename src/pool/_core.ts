@@ -1,0 +1,315 @@
+/**
+ * The engine of a worker pool: it makes the rings and the parts (tasks,
+ * submit, workers, result pump), wires them together through `PoolHooks`,
+ * and runs a pool's life (open, closing, closed; terminate). `WorkerPool` is
+ * its public face; the scheduler and the Redis consumer use it directly for
+ * tasks whose outcomes go to a sink instead of a promise each.
+ *
+ * @module
+ */
+
+import { PoolClosedError } from "../errors.ts";
+import { createBuffer } from "../channel/_buffer.ts";
+import { RECV_EPOCH, SENDERS } from "../channel/_layout.ts";
+import { ringFor } from "../channel/_ring.ts";
+import { type Cancellation, type Control, controlFor, releaseControl } from "./_control.ts";
+import { Functions } from "./_functions.ts";
+import type { PoolHooks, PoolStatus } from "./_hooks.ts";
+import { poolSettings } from "./_options.ts";
+import { Parcels } from "./_parcels.ts";
+import { ResultPump } from "./_results.ts";
+import { Submitter } from "./_submit.ts";
+import { type Sink, TaskTable } from "./_tasks.ts";
+import { Workers } from "./_workers.ts";
+import type { PoolStats, TaskHandle, TaskSpec, WorkerPoolOptions } from "./types.ts";
+
+export type { Sink } from "./_tasks.ts";
+
+/** Something to wake when the pool closes (a `map()` run waiting for results). */
+export interface Waker {
+  wakeUp(): void;
+}
+
+/** A running pool's engine. Main thread only. */
+export class PoolCore implements PoolHooks {
+  /** The pool's name, for messages. */
+  readonly name: string;
+  /** Tasks that may wait in the queue. */
+  readonly capacity: number;
+  readonly status: PoolStatus = { state: "open", terminated: false };
+  readonly tasks: TaskTable;
+  readonly functions: Functions;
+  readonly submit: Submitter;
+  readonly workers: Workers;
+  readonly pump: ResultPump;
+  /** `map()` runs going on, woken when the pool closes. */
+  readonly wakers: Set<Waker> = new Set();
+  readonly #timeout: number | undefined;
+  #closing: Promise<void> | null = null;
+  #onIdle: (() => void) | null = null;
+
+  /**
+   * Checks the options and starts the workers.
+   *
+   * @param options The pool's options (see `WorkerPoolOptions`).
+   */
+  constructor(options: WorkerPoolOptions) {
+    const settings = poolSettings(options);
+    const { workers, capacity, slotSize } = settings;
+    this.name = settings.name;
+    this.capacity = capacity;
+    this.#timeout = settings.timeout;
+    const taskBuffer = createBuffer(capacity, slotSize);
+    // A worker must never find the result ring full for long: make it roomy.
+    const resultCapacity = Math.max(64, 2 * (capacity + workers));
+    const resultBuffer = createBuffer(resultCapacity, slotSize);
+    new Int32Array(resultBuffer)[SENDERS] = workers;
+    const taskRing = ringFor(taskBuffer);
+    const resultRing = ringFor(resultBuffer);
+    // Ids in use at once: queued + held by workers + results not yet read + spare.
+    const parcels = new Parcels();
+    this.tasks = new TaskTable(capacity + 2 * workers + resultCapacity + 64, parcels);
+    this.functions = new Functions(settings.module);
+    const epoch = performance.timeOrigin + performance.now();
+    this.submit = new Submitter(taskRing, capacity, epoch, this.tasks, parcels, this);
+    const label = (index: number) => this.functions.label(index);
+    this.workers = new Workers(workers, settings, {
+      kind: "start",
+      tasks: taskBuffer,
+      results: resultBuffer,
+      table: this.functions.buffer,
+      flags: this.tasks.flags.buffer as SharedArrayBuffer,
+      epoch,
+      spin: settings.spin,
+    }, {
+      taskRing,
+      tasks: this.tasks,
+      parcels,
+      label,
+      status: this.status,
+      hooks: this,
+    });
+    this.pump = new ResultPump(resultRing, settings.spin / 1000, {
+      tasks: this.tasks,
+      parcels,
+      submit: this.submit,
+      workers: this.workers,
+      label,
+      status: this.status,
+      hooks: this,
+    });
+  }
+
+  /** Throws a `PoolClosedError` unless the pool takes tasks. */
+  checkOpen(): void {
+    if (this.status.state !== "open") {
+      throw new PoolClosedError(
+        this.status.terminated
+          ? "Cannot submit a task: the pool was terminated"
+          : "Cannot submit a task: the pool is closed (close() was called); create a new pool",
+      );
+    }
+  }
+
+  /** The control of a task with a timeout or a signal (or the pool's default timeout). */
+  controlFor(options: Cancellation | undefined): Control | undefined {
+    return controlFor(options, this.#timeout, this.cancel);
+  }
+
+  /**
+   * Queues a task (an export name or spec, or an execute() function's
+   * index): its handle now, or a promise of it once there is room.
+   */
+  enqueue(
+    task: string | TaskSpec | number,
+    args: unknown[],
+    options: Cancellation | undefined,
+  ): TaskHandle<unknown> | Promise<TaskHandle<unknown>> {
+    this.checkOpen();
+    const index = typeof task === "number" ? task : this.functions.indexOf(task);
+    const submit = this.submit;
+    const form = submit.encodeArgs(task, args);
+    let control;
+    try {
+      control = this.controlFor(options);
+    } catch (error) {
+      submit.discard(form);
+      throw error;
+    }
+    return submit.queue(index, form, control);
+  }
+
+  /** The outcome of a task, queued now or once there is room (`WorkerPool.prototype.run`). */
+  run(task: string | TaskSpec, args: unknown[]): Promise<unknown> {
+    try {
+      const queued = this.enqueue(task, args, typeof task === "string" ? undefined : task);
+      return "result" in queued ? queued.result : queued.then((h) => h.result);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Queues a task if there is room now (and no submit waits for room):
+   * its handle, or `null`. With a `sink`, its outcome goes to
+   * `sink.deliver(seq, …)` instead of a promise. Nothing is kept for a task
+   * that was not queued.
+   */
+  tryPush(
+    task: string | TaskSpec,
+    args: unknown[],
+    sink?: Sink,
+    seq = 0,
+  ): TaskHandle<unknown> | null {
+    this.checkOpen();
+    const index = this.functions.indexOf(task);
+    const submit = this.submit;
+    const form = submit.encodeArgs(task, args);
+    let handle: TaskHandle<unknown> | null = null;
+    let control: Control | undefined;
+    try {
+      // Behind the submits waiting for room: full.
+      if (submit.waitingLive === 0) {
+        control = this.controlFor(typeof task === "string" ? undefined : task);
+        handle = submit.push(index, form, control, sink, seq);
+      }
+    } finally {
+      if (handle === null) {
+        // Nothing may linger for a task that was not queued: its timer, and
+        // arguments too large for a slot, kept for the worker to fetch.
+        if (control !== undefined) releaseControl(control);
+        submit.discard(form);
+      }
+    }
+    return handle;
+  }
+
+  /** A snapshot of the pool's counters. */
+  stats(): PoolStats {
+    const totals = this.workers.totals();
+    return {
+      workers: totals.workers,
+      idle: totals.workers - totals.running,
+      running: totals.running,
+      queued: this.submit.ring.len(),
+      completed: totals.completed,
+      failed: totals.failed,
+      cancelled: this.tasks.cancelled,
+      crashed: this.tasks.crashed,
+      stuck: totals.stuck,
+      waitTime: totals.waitTime,
+      runTime: totals.runTime,
+    };
+  }
+
+  /** Stops taking tasks, lets every queued and running one finish, then ends the workers. */
+  close(): Promise<void> {
+    if (this.#closing !== null) return this.#closing;
+    if (this.status.state === "open") this.status.state = "closing";
+    // A map() waiting for room that will not come now ends with PoolClosedError.
+    for (const waker of this.wakers) waker.wakeUp();
+    this.#closing = (async () => {
+      if (
+        !this.status.terminated && (this.tasks.outstanding > 0 || this.submit.waitingLive > 0)
+      ) {
+        await new Promise<void>((resolve) => this.#onIdle = resolve);
+      }
+      this.#shutdown();
+    })();
+    return this.#closing;
+  }
+
+  /** Ends at once: every task not finished and every waiting submit rejects. */
+  terminate(): void {
+    if (this.status.terminated) return;
+    this.status.terminated = true;
+    const tasks = this.tasks;
+    for (let id = 0; id < tasks.idsUsed; id++) {
+      if (tasks.isPending(id)) {
+        tasks.deliver(
+          id,
+          false,
+          new PoolClosedError("The task did not finish: the pool was terminated"),
+        );
+      }
+    }
+    this.submit.refuseWaiting(() =>
+      new PoolClosedError("Cannot submit a task: the pool was terminated")
+    );
+    this.#shutdown();
+    // Wake the result pump: it sees the pool terminated.
+    this.pump.ring.wakeAll(RECV_EPOCH);
+    this.idleCheck();
+  }
+
+  #shutdown(): void {
+    this.status.state = "closed";
+    for (const waker of this.wakers) waker.wakeUp(); // they see the pool closed
+    // Workers see the end of the task ring once it is drained; they are
+    // idle by now, so terminating them loses nothing.
+    const ring = this.submit.ring;
+    Atomics.store(ring.i32, SENDERS, 0);
+    ring.wakeAll(RECV_EPOCH);
+    this.workers.shutdown();
+  }
+
+  // -- PoolHooks: how the parts reach each other --
+
+  /** Starts the result pump. */
+  startPump(): void {
+    this.pump.start();
+  }
+
+  /** Wakes the result pump. */
+  kick(): void {
+    this.pump.kick();
+  }
+
+  /** Settles every result that is ready now. */
+  drain(): number {
+    return this.pump.drain();
+  }
+
+  /** Resolves a pending close() once nothing is outstanding or waiting. */
+  idleCheck(): void {
+    if (
+      this.#onIdle !== null && this.tasks.outstanding === 0 && this.submit.waitingLive === 0
+    ) {
+      const onIdle = this.#onIdle;
+      this.#onIdle = null;
+      onIdle();
+    }
+  }
+
+  /** A large result's value arrived. */
+  largeResult(ticket: number, value: unknown): void {
+    this.pump.largeResult(ticket, value);
+  }
+
+  /**
+   * Cancels a task wherever it is: waiting for room (it is withdrawn), in
+   * the queue (marked to be skipped: a worker that claims it from now on
+   * skips it, see `_protocol.ts`), or running (its worker is asked to stop,
+   * and replaced after the grace). Its outcome is the `reason`, at once.
+   */
+  readonly cancel = (control: Control, reason: unknown): void => {
+    const tasks = this.tasks;
+    const waiting = control.waiting;
+    if (waiting !== undefined) {
+      if (this.submit.withdraw(waiting, reason)) {
+        tasks.cancelled++;
+        this.idleCheck();
+      }
+      return;
+    }
+    const id = control.id;
+    if (id < 0 || !tasks.isPending(id) || tasks.controlOf(id) !== control) return;
+    const ticket = tasks.ticketOf(id);
+    tasks.cancelled++;
+    tasks.markSkipped(id);
+    tasks.deliver(id, false, reason);
+    this.workers.stopTask(ticket, reason);
+    this.kick();
+    this.idleCheck();
+  };
+}

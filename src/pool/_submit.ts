@@ -1,0 +1,321 @@
+/**
+ * Submitting tasks: encode the arguments, push them into the task ring, and
+ * park what finds no room in the overflow, which the result pump moves into
+ * the ring as workers free slots.
+ *
+ * ## Bursts: one wake-up for many tasks
+ * The first task of a burst (the tasks submitted in one turn of the main
+ * thread) wakes a sleeping worker at once; the rest of the burst is pushed in
+ * a ring batch (`Ring.beginBatch`, see `channel/_layout.ts`) that wakes the
+ * sleepers once, when the burst ends: in a microtask at the end of the turn,
+ * or at a push `BURST_US` after it began (a loop that prepares each task in
+ * the turn), or when the result pump closes it before it polls. A notify per
+ * task would cost a system call each, while the woken workers are still on
+ * their way.
+ *
+ * @module
+ */
+
+import { TooLargeError } from "../channel/_codec.ts";
+import { Encoder } from "../channel/_codec.ts";
+import { OK, type Ring } from "../channel/_ring.ts";
+import { type Control, releaseControl, type Waiting } from "./_control.ts";
+import type { PoolHooks } from "./_hooks.ts";
+import type { Parcels } from "./_parcels.ts";
+import {
+  FORM_ARRAY,
+  FORM_LARGE,
+  FORM_NONE,
+  FORM_ONE,
+  INDEX_SHIFT,
+  micros,
+  SIGNALLED,
+} from "./_protocol.ts";
+import type { Sink, TaskTable } from "./_tasks.ts";
+import type { TaskHandle, TaskSpec } from "./types.ts";
+
+/** Longest a burst of submits defers waking workers, µs. */
+const BURST_US = 2000;
+
+/** What `push` returns for a task whose outcome goes to a sink: it has no promise of its own. */
+const SINK_HANDLE: TaskHandle<unknown> = { result: Promise.resolve() };
+
+/** The submit side of one pool. Main thread only. */
+export class Submitter {
+  /** The task ring (main thread → workers). */
+  readonly ring: Ring;
+  /** Tasks that may wait in the ring. */
+  readonly capacity: number;
+  /** `map()` runs that send inputs when there is room (see `refill`). */
+  readonly feeders: Set<() => void> = new Set();
+  /** Entries of the overflow not yet queued, refused or cancelled. */
+  waitingLive = 0;
+
+  readonly #tasks: TaskTable;
+  readonly #parcels: Parcels;
+  readonly #hooks: PoolHooks;
+  readonly #epoch: number;
+  readonly #enc: Encoder;
+  /** Tasks waiting for room, in call order; `#overflowHead` is the first not yet handled. */
+  readonly #overflow: Waiting[] = [];
+  #overflowHead = 0;
+  /** When the open burst began, µs since the pool's epoch. */
+  #burstStart = 0;
+  /** A microtask to end the burst is queued. */
+  #burstQueued = false;
+
+  /**
+   * @param ring The task ring.
+   * @param capacity Tasks that may wait in it.
+   * @param epoch The pool's time origin (ms), for queue times.
+   * @param tasks The pool's tasks by id.
+   * @param parcels Where arguments too large for a slot wait.
+   * @param hooks The rest of the pool.
+   */
+  constructor(
+    ring: Ring,
+    capacity: number,
+    epoch: number,
+    tasks: TaskTable,
+    parcels: Parcels,
+    hooks: PoolHooks,
+  ) {
+    this.ring = ring;
+    this.capacity = capacity;
+    this.#epoch = epoch;
+    this.#tasks = tasks;
+    this.#parcels = parcels;
+    this.#hooks = hooks;
+    this.#enc = new Encoder(ring.slotBytes);
+  }
+
+  /**
+   * Encodes a task's arguments into the encoder and returns their form.
+   * Arguments too large for a slot are stashed as a parcel (the encoder then
+   * holds its key). Throws a `TypeError` or `RangeError` for arguments that
+   * cannot be sent.
+   */
+  encodeArgs(task: string | TaskSpec | number, args: unknown[]): number {
+    const list = typeof task === "object" ? task.args ?? [] : args;
+    if (!Array.isArray(list)) throw new TypeError("Cannot run the task: 'args' must be an array");
+    try {
+      if (list.length === 0) {
+        this.#enc.encode(undefined);
+        return FORM_NONE;
+      }
+      if (list.length === 1) {
+        this.#enc.encode(list[0]);
+        return FORM_ONE;
+      }
+      this.#enc.encode(list);
+      return FORM_ARRAY;
+    } catch (error) {
+      if (error instanceof TooLargeError) {
+        // Too large for a slot: the worker fetches it by postMessage (a copy,
+        // in the same encoding); the slot carries the key.
+        const form = list.length === 1 ? FORM_ONE : FORM_ARRAY;
+        this.#enc.encode(this.#parcels.stash(form, error.tag, error.data));
+        return FORM_LARGE;
+      }
+      const reason = (error as Error).message.replace(/^Cannot send (the value|a)/, "it is");
+      const Kind = error instanceof RangeError ? RangeError : TypeError;
+      throw new Kind(
+        `Cannot send the task's arguments: ${
+          reason.replace("syncChannel(capacity, { slotSize", "new WorkerPool({ slotSize")
+        }`,
+        { cause: error },
+      );
+    }
+  }
+
+  /**
+   * Drops what `encodeArgs` kept for a task that was not queued after all
+   * (the parcel of arguments too large for a slot).
+   */
+  discard(form: number): void {
+    if (form === FORM_LARGE) this.#parcels.drop(this.#enc.num);
+  }
+
+  /**
+   * Queues the encoded task now, or parks it until there is room. Returns
+   * its handle, or a promise of it.
+   */
+  queue(
+    index: number,
+    form: number,
+    control: Control | undefined,
+  ): TaskHandle<unknown> | Promise<TaskHandle<unknown>> {
+    if (this.waitingLive === 0) {
+      const handle = this.push(index, form, control);
+      if (handle !== null) return handle;
+    }
+    return this.#waitForRoom(index, form, control);
+  }
+
+  /**
+   * Queues the encoded task if there is room; its handle, or `null` when
+   * the ring is full or every id is in use. With a `sink`, the outcome goes
+   * to `sink.deliver(seq, …)` and the handle has no promise of its own.
+   */
+  push(
+    index: number,
+    form: number,
+    control: Control | undefined,
+    sink?: Sink,
+    seq = 0,
+  ): TaskHandle<unknown> | null {
+    const tasks = this.#tasks;
+    const id = tasks.alloc();
+    if (id < 0) return null;
+    const aux1 = (index << INDEX_SHIFT) | (control === undefined ? 0 : SIGNALLED) | form;
+    const ring = this.ring;
+    const now = micros(this.#epoch);
+    // A burst that has lasted a while (a loop that prepares each task in
+    // this turn) wakes its workers now: they would sleep until the turn ends.
+    if (ring.batching && now - this.#burstStart > BURST_US) ring.endBatch();
+    if (ring.push(this.#enc, tasks.ticketOf(id), aux1, now) !== OK) {
+      tasks.unalloc(id);
+      return null;
+    }
+    if (!ring.batching) {
+      // The first task of a burst woke a sleeping worker at once; the rest
+      // wake them once, when the burst ends (see the module doc).
+      ring.beginBatch();
+      this.#burstStart = now;
+      if (!this.#burstQueued) {
+        this.#burstQueued = true;
+        queueMicrotask(this.endBurst);
+      }
+    }
+    tasks.open(id, index, control, form === FORM_LARGE ? this.#enc.num : 0);
+    this.#hooks.startPump();
+    if (sink !== undefined) {
+      tasks.sendTo(id, sink, seq); // map() and the scheduler: no promise per task
+      return SINK_HANDLE;
+    }
+    return { result: tasks.promise(id) };
+  }
+
+  /** Wakes workers for the tasks of a burst of submits, if it is still open. */
+  readonly endBurst = (): void => {
+    this.#burstQueued = false;
+    if (this.ring.batching) this.ring.endBatch();
+  };
+
+  /**
+   * Opens a burst for the tasks that settled results' callbacks will submit
+   * (the result pump calls it before it lets them run); false if one was open.
+   */
+  openBurst(): boolean {
+    if (this.ring.batching) return false;
+    this.ring.beginBatch();
+    this.#burstStart = micros(this.#epoch);
+    return true;
+  }
+
+  /** Closes a burst that `openBurst()` opened, if it is still open. */
+  closeBurst(): void {
+    if (this.ring.batching) this.ring.endBatch();
+  }
+
+  /** Queues waiting tasks and map() inputs while there is room, waking workers once for all. */
+  refill(): void {
+    if (this.waitingLive === 0 && this.feeders.size === 0) return;
+    this.ring.beginBatch();
+    this.#burstStart = Infinity; // this batch ends below, however long it takes
+    try {
+      if (this.waitingLive > 0) this.#flush();
+      for (const feed of this.feeders) feed();
+    } finally {
+      this.ring.endBatch();
+    }
+  }
+
+  /** Whether waiting submits would fit in the ring now. */
+  roomForWaiting(): boolean {
+    return this.waitingLive > 0 && this.ring.len() < this.capacity;
+  }
+
+  /**
+   * Takes a waiting task out of the overflow (its control was cancelled);
+   * false if it had already been queued or refused.
+   */
+  withdraw(waiting: Waiting, reason: unknown): boolean {
+    if (waiting.accept === undefined) return false;
+    waiting.accept = undefined; // #flush skips it
+    this.waitingLive--;
+    if (waiting.form === FORM_LARGE) this.#parcels.drop(waiting.num);
+    if (waiting.control !== undefined) releaseControl(waiting.control);
+    waiting.refuse(reason);
+    return true;
+  }
+
+  /** Rejects every waiting task (terminate). */
+  refuseWaiting(error: () => Error): void {
+    for (let i = this.#overflowHead; i < this.#overflow.length; i++) {
+      const waiting = this.#overflow[i];
+      if (waiting.accept === undefined) continue;
+      if (waiting.control !== undefined) releaseControl(waiting.control);
+      if (waiting.form === FORM_LARGE) this.#parcels.drop(waiting.num);
+      waiting.refuse(error());
+    }
+    this.#overflow.length = 0;
+    this.#overflowHead = 0;
+    this.waitingLive = 0;
+  }
+
+  /**
+   * Parks the encoded task behind earlier waiting ones; the result pump
+   * queues it when a worker frees a slot. Resolves with its handle then.
+   */
+  #waitForRoom(
+    index: number,
+    form: number,
+    control: Control | undefined,
+  ): Promise<TaskHandle<unknown>> {
+    const enc = this.#enc;
+    enc.own(); // later submits reuse the encoder while this one waits
+    return new Promise<TaskHandle<unknown>>((resolve, reject) => {
+      const waiting: Waiting = {
+        index,
+        form,
+        tag: enc.tag,
+        len: enc.len,
+        num: enc.num,
+        bytes: enc.bytes,
+        accept: resolve,
+        refuse: reject,
+        control,
+      };
+      if (control !== undefined) control.waiting = waiting;
+      this.#overflow.push(waiting);
+      this.waitingLive++;
+      this.#hooks.startPump();
+    });
+  }
+
+  /** Moves waiting tasks into the ring while it has room. */
+  #flush(): void {
+    const overflow = this.#overflow;
+    const enc = this.#enc;
+    while (this.#overflowHead < overflow.length) {
+      const waiting = overflow[this.#overflowHead];
+      if (waiting.accept !== undefined) {
+        enc.tag = waiting.tag, enc.len = waiting.len, enc.num = waiting.num;
+        enc.bytes = waiting.bytes;
+        const handle = this.push(waiting.index, waiting.form, waiting.control);
+        if (handle === null) break;
+        this.waitingLive--;
+        waiting.accept(handle);
+      }
+      overflow[this.#overflowHead++] = undefined!;
+    }
+    if (this.#overflowHead === overflow.length) {
+      overflow.length = 0;
+      this.#overflowHead = 0;
+    } else if (this.#overflowHead > 1024 && this.#overflowHead * 2 > overflow.length) {
+      overflow.splice(0, this.#overflowHead);
+      this.#overflowHead = 0;
+    }
+  }
+}
