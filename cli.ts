@@ -20,7 +20,7 @@
 import { parseArgs } from "node:util";
 import { parseDuration, plan } from "./src/job_file.ts";
 import { loadJobFile } from "./src/cli/load.ts";
-import { Scheduler } from "./src/scheduler.ts";
+import { Scheduler } from "./src/run/scheduler.ts";
 import { Reporter } from "./src/cli/report.ts";
 
 const VERSION = "0.1.0";

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { JobResult } from "../scheduler.ts";
+import type { JobResult } from "../run/types.ts";
 
 const encoder = new TextEncoder();
 

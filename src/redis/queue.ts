@@ -7,9 +7,9 @@
  */
 
 import type { Job, JobFile } from "../job_file.ts";
-import type { JobResult } from "../scheduler.ts";
+import type { JobResult } from "../run/types.ts";
 import { WorkerPool } from "../pool/worker_pool.ts";
-import { runCommand, terminateTree } from "../_command.ts";
+import { runCommand, terminateTree } from "../run/_command.ts";
 import {
   RedisClient,
   type RedisClientOptions,
