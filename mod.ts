@@ -25,5 +25,4 @@ export * from "./src/pool.ts";
 export * from "./src/task_signal.ts";
 export * from "./src/job_file.ts";
 export * from "./src/scheduler.ts";
-export * from "./src/redis/queue.ts";
-export { type RedisClientOptions, RedisConnectionError, RedisError } from "./src/redis/client.ts";
+export * from "./src/redis/mod.ts";

@@ -5,7 +5,7 @@ import {
   RedisConnectionError,
   RedisError,
   type RedisReply,
-} from "../src/redis/client.ts";
+} from "../src/redis/mod.ts";
 import { INCOMPLETE, RespErrorReply, RespParser, type RespValue } from "../src/redis/_resp.ts";
 import { redisTest, startRedisServer, uniqueKey } from "./_redis.ts";
 

@@ -8,8 +8,7 @@
 import { parseArgs } from "node:util";
 import { type JobFile, parseDuration } from "../job_file.ts";
 import { loadJobFile } from "./load.ts";
-import { RedisConnectionError, RedisError } from "../redis/client.ts";
-import { RedisQueue } from "../redis/queue.ts";
+import { RedisConnectionError, RedisError, RedisQueue } from "../redis/mod.ts";
 import { Reporter } from "./report.ts";
 
 const COMMON = `  --redis <url>      redis://[user[:password]@]host[:port][/db] (rediss:// for TLS);

@@ -5,147 +5,15 @@
  * @module
  */
 
+import { RedisConnectionError, RedisError } from "../errors.ts";
 import { INCOMPLETE, RespErrorReply, RespParser, type RespValue, RespWriter } from "./_resp.ts";
+import { parseRedisUrl, type RedisUrl } from "./_url.ts";
 
 /** A decoded reply: simple and bulk strings, integers, nil, and (nested) arrays. */
 export type RedisReply = string | number | null | RedisReply[];
 
 /** One word of a command: strings are sent as UTF-8, numbers in decimal, bytes as they are. */
 export type RedisArg = string | number | Uint8Array;
-
-/**
- * An error reply from the server (`-ERR ...`), with the command that caused it.
- *
- * @example Catch a command the server refused
- * ```ts
- * import { RedisClient, RedisError } from "./client.ts";
- * import assert from "node:assert";
- *
- * const url = Deno.env.get("TASKPOOL_REDIS_URL"); // runs where a server is set
- * if (url) {
- *   await using redis = await RedisClient.connect(url);
- *   const error = await redis.send(["NOSUCHCOMMAND"]).catch((e) => e);
- *   assert(error instanceof RedisError);
- *   assert.strictEqual(error.command, "NOSUCHCOMMAND");
- * }
- * ```
- */
-export class RedisError extends Error {
-  /** The command's name, upper case, e.g. "LPUSH". */
-  readonly command: string;
-
-  /**
-   * Creates the error.
-   *
-   * @param command The command's name.
-   * @param reply The server's message, e.g. "WRONGTYPE Operation against a key ...".
-   */
-  constructor(command: string, reply: string) {
-    super(`Redis error for ${command}: ${reply}`);
-    this.name = "RedisError";
-    this.command = command;
-  }
-}
-
-/**
- * The server cannot be reached, the connection broke, the client was closed,
- * or a command got no reply in time. The message is one line and says what to fix.
- *
- * @example Catch an unreachable server
- * ```ts
- * import { RedisClient, RedisConnectionError } from "./client.ts";
- * import assert from "node:assert";
- *
- * await assert.rejects(RedisClient.connect("redis://127.0.0.1:1"), RedisConnectionError);
- * ```
- */
-export class RedisConnectionError extends Error {
-  /**
-   * Creates the error.
-   *
-   * @param message What failed and what to check.
-   * @param options The underlying error as `cause`, if any.
-   */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "RedisConnectionError";
-  }
-}
-
-/** Where and how to connect, from {@linkcode parseRedisUrl}. */
-export interface RedisUrl {
-  /** Host name or IP address (IPv6 without brackets). */
-  hostname: string;
-  /** TCP port. */
-  port: number;
-  /** Whether to use TLS (`rediss://`). */
-  tls: boolean;
-  /** ACL user for AUTH; absent means the default user. */
-  username?: string;
-  /** Password for AUTH; absent means no AUTH. */
-  password?: string;
-  /** Database index for SELECT. */
-  db: number;
-}
-
-const URL_EXAMPLE = "e.g. redis://127.0.0.1:6379/0 or rediss://user:password@host:6380/2";
-
-/**
- * Parses `redis://[user[:password]@]host[:port][/db]` or `rediss://...` (TLS).
- * The user and password are percent-decoded; the port defaults to 6379, the db to 0.
- *
- * @param url The URL.
- * @returns Its parts.
- * @throws {TypeError} When the URL is malformed, with a one-line message and a right example.
- *
- * @example Read a URL
- * ```ts
- * import { parseRedisUrl } from "./client.ts";
- * import assert from "node:assert";
- *
- * assert.deepStrictEqual(parseRedisUrl("rediss://worker:p%40ss@cache.local/2"), {
- *   hostname: "cache.local", port: 6379, tls: true, username: "worker", password: "p@ss", db: 2,
- * });
- * assert.throws(() => parseRedisUrl("http://localhost"), TypeError);
- * ```
- */
-export function parseRedisUrl(url: string): RedisUrl {
-  // Never echo a password into an error message.
-  const shown = String(url).replace(/\/\/([^@/]*):[^@/]*@/, "//$1:***@");
-  const fail = (what: string) =>
-    new TypeError(`Cannot use Redis URL "${shown}": ${what} (${URL_EXAMPLE})`);
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw fail("it is not a URL");
-  }
-  if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") {
-    throw fail("the scheme must be redis:// or rediss://");
-  }
-  const hostname = parsed.hostname.replace(/^\[(.*)\]$/, "$1");
-  if (hostname === "") throw fail("the host is missing");
-  const port = parsed.port === "" ? 6379 : Number(parsed.port);
-  if (!(port >= 1 && port <= 65535)) throw fail("the port must be from 1 to 65535");
-  const path = parsed.pathname.replace(/^\//, "");
-  if (path !== "" && !/^\d{1,5}$/.test(path)) throw fail("the path must be a database number");
-  if (parsed.search !== "" || parsed.hash !== "") throw fail("it cannot have a ?query or #hash");
-  let username: string | undefined;
-  let password: string | undefined;
-  try {
-    username = parsed.username === "" ? undefined : decodeURIComponent(parsed.username);
-    password = parsed.password === "" ? undefined : decodeURIComponent(parsed.password);
-  } catch {
-    throw fail("the user or password is not properly percent-encoded");
-  }
-  if (username !== undefined && password === undefined) {
-    throw fail("a user needs a password (user:password@)");
-  }
-  const result: RedisUrl = { hostname, port, tls: parsed.protocol === "rediss:", db: Number(path) };
-  if (username !== undefined) result.username = username;
-  if (password !== undefined) result.password = password;
-  return result;
-}
 
 /** Options of {@linkcode RedisClient.connect}. */
 export interface RedisClientOptions {
@@ -230,7 +98,7 @@ const CHECK_URL = "(check --redis or TASKPOOL_REDIS_URL)";
  *
  * @example Connect, send, close
  * ```ts
- * import { RedisClient } from "./client.ts";
+ * import { RedisClient } from "@taskpool/taskpool";
  * import assert from "node:assert";
  *
  * const url = Deno.env.get("TASKPOOL_REDIS_URL"); // runs where a server is set
@@ -283,7 +151,7 @@ export class RedisClient {
    *
    * @example A server that is not running
    * ```ts
-   * import { RedisClient, RedisConnectionError } from "./client.ts";
+   * import { RedisClient, RedisConnectionError } from "@taskpool/taskpool";
    * import assert from "node:assert";
    *
    * await assert.rejects(
@@ -319,7 +187,7 @@ export class RedisClient {
    *
    * @example Closed clients are not connected
    * ```ts
-   * import { RedisClient } from "./client.ts";
+   * import { RedisClient } from "@taskpool/taskpool";
    * import assert from "node:assert";
    *
    * const url = Deno.env.get("TASKPOOL_REDIS_URL"); // runs where a server is set
@@ -350,7 +218,7 @@ export class RedisClient {
    *
    * @example Pipeline a few commands
    * ```ts
-   * import { RedisClient } from "./client.ts";
+   * import { RedisClient } from "@taskpool/taskpool";
    * import assert from "node:assert";
    *
    * const url = Deno.env.get("TASKPOOL_REDIS_URL"); // runs where a server is set
@@ -401,7 +269,7 @@ export class RedisClient {
    *
    * @example A pending command is rejected
    * ```ts
-   * import { RedisClient, RedisConnectionError } from "./client.ts";
+   * import { RedisClient, RedisConnectionError } from "@taskpool/taskpool";
    * import assert from "node:assert";
    *
    * const url = Deno.env.get("TASKPOOL_REDIS_URL"); // runs where a server is set

@@ -10,13 +10,8 @@ import type { Job, JobFile } from "../job_file.ts";
 import type { JobResult } from "../scheduler.ts";
 import { WorkerPool } from "../pool.ts";
 import { runCommand, terminateTree } from "../_command.ts";
-import {
-  RedisClient,
-  type RedisClientOptions,
-  RedisConnectionError,
-  RedisError,
-  type RedisReply,
-} from "./client.ts";
+import { RedisConnectionError, RedisError } from "../errors.ts";
+import { RedisClient, type RedisClientOptions, type RedisReply } from "./client.ts";
 import {
   ACK,
   PROMOTE,
