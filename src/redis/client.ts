@@ -6,6 +6,7 @@
  */
 
 import { RedisConnectionError, RedisError } from "../errors.ts";
+import { backoff, checkMs, type MsRule } from "../_util.ts";
 import { INCOMPLETE, RespErrorReply, RespParser, type RespValue, RespWriter } from "./_resp.ts";
 import { parseRedisUrl, type RedisUrl } from "./_url.ts";
 
@@ -82,6 +83,12 @@ interface Link {
 /** Encoded bytes past which a tick's commands are written at once rather than at its end. */
 const FLUSH_AT = 1024 * 1024;
 const FIRST_RECONNECT_DELAY = 50;
+/**
+ * Every timeout and delay: at most setTimeout's limit (2^31 - 1 ms), past
+ * which it would fire at once. One object, as `send()` checks with it each time.
+ */
+const MS: MsRule = { max: 2 ** 31 - 1 };
+const POSITIVE_MS: MsRule = { ...MS, positive: true };
 const CHECK_URL = "(check --redis or TASKPOOL_REDIS_URL)";
 
 /**
@@ -166,10 +173,13 @@ export class RedisClient {
   ): Promise<RedisClient> {
     const parsed = typeof url === "string" ? parseRedisUrl(url) : url;
     for (const key of ["connectTimeout", "commandTimeout", "maxReconnectDelay"] as const) {
-      const error = options[key] === undefined
-        ? undefined
-        : badMs("create Redis client", key, options[key], key === "maxReconnectDelay");
-      if (error) throw error;
+      if (options[key] === undefined) continue;
+      checkMs(
+        options[key],
+        "create Redis client",
+        key,
+        key === "maxReconnectDelay" ? POSITIVE_MS : MS,
+      );
     }
     if (options.name !== undefined && !/^[!-~]+$/.test(options.name)) {
       throw new TypeError(
@@ -240,8 +250,11 @@ export class RedisClient {
       return Promise.reject(new TypeError("Cannot send a Redis command as 'args' is empty"));
     }
     const timeout = options.timeout ?? this.#options.commandTimeout;
-    const error = badMs("send a Redis command", "timeout", timeout);
-    if (error) return Promise.reject(error);
+    try {
+      checkMs(timeout, "send a Redis command", "timeout", MS);
+    } catch (error) {
+      return Promise.reject(error); // send() never throws: every failure is a rejection
+    }
     const first = args[0];
     const command = (first instanceof Uint8Array ? new TextDecoder().decode(first) : String(first))
       .toUpperCase();
@@ -381,7 +394,7 @@ export class RedisClient {
   #connectError(error: unknown, timedOut: boolean): RedisConnectionError {
     const { db, tls } = this.#url;
     const prefix = `cannot connect to Redis at ${this.#where}${tls ? " over TLS" : ""}`;
-    const message = (error instanceof Error ? error.message : String(error)).replace(/\s+/g, " ");
+    const message = oneLine(error);
     let why: string;
     if (timedOut) {
       const speaks = tls ? " and does it speak TLS" : "";
@@ -445,7 +458,7 @@ export class RedisClient {
         await writeAll(link.conn, link.writer.take());
       }
     } catch (error) {
-      this.#drop(link, describe(error));
+      this.#drop(link, oneLine(error));
     } finally {
       link.writing = false;
     }
@@ -463,7 +476,7 @@ export class RedisClient {
         }
       }
     } catch (error) {
-      this.#drop(link, describe(error));
+      this.#drop(link, oneLine(error));
     }
   }
 
@@ -538,17 +551,15 @@ export class RedisClient {
   }
 
   async #reconnect(): Promise<void> {
-    let delay = Math.min(FIRST_RECONNECT_DELAY, this.#options.maxReconnectDelay);
-    while (!this.#closed) {
-      await this.#sleep(delay / 2 + Math.random() * delay / 2);
+    for (let attempt = 1; !this.#closed; attempt++) {
+      await this.#sleep(backoff(attempt, FIRST_RECONNECT_DELAY, this.#options.maxReconnectDelay));
       if (this.#closed) return;
       try {
         const [conn, parser] = await this.#open();
         this.#attach(conn, parser);
         return;
       } catch (error) {
-        this.#lastError = describe(error);
-        delay = Math.min(delay * 2, this.#options.maxReconnectDelay);
+        this.#lastError = oneLine(error);
       }
     }
   }
@@ -566,20 +577,6 @@ export class RedisClient {
   }
 }
 
-/** The RangeError for a bad number of milliseconds, or undefined for a good one. */
-function badMs(
-  action: string,
-  key: string,
-  value: unknown,
-  positive = false,
-): RangeError | undefined {
-  if (typeof value === "number" && value < 2 ** 31 && (positive ? value > 0 : value >= 0)) return;
-  const what = positive ? "a positive" : "a non-negative";
-  return new RangeError(
-    `Cannot ${action} as '${key}' must be ${what} number of ms below 2^31: current value is ${value}`,
-  );
-}
-
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
 }
@@ -595,6 +592,10 @@ function findError(reply: RespValue): RespErrorReply | undefined {
   return undefined;
 }
 
-function describe(error: unknown): string {
+/**
+ * An error's message on one line, for the next message to quote. Not
+ * `_util.ts`'s `describe`, which would show an Error as JSON ("{}").
+ */
+function oneLine(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).replace(/\s+/g, " ");
 }
