@@ -7,6 +7,7 @@
  */
 
 import { type Job, validateJobFile } from "../job_file.ts";
+import { describe } from "../_util.ts";
 
 /** An entry checked by a consumer. */
 export type ParsedEntry =
@@ -66,10 +67,12 @@ export function parseEntry(raw: string, base: string): ParsedEntry {
   const id = typeof job.id === "string" ? job.id : "";
   const problems: string[] = [];
   if (typeof batch !== "string" || batch.includes("/")) {
-    problems.push(`batch: expected the id of a push (a string without "/"), got ${show(batch)}`);
+    problems.push(
+      `batch: expected the id of a push (a string without "/"), got ${describe(batch)}`,
+    );
   }
   if (typeof attempt !== "number" || !Number.isInteger(attempt) || attempt < 1) {
-    problems.push(`attempt: expected a positive integer, got ${show(attempt)}`);
+    problems.push(`attempt: expected a positive integer, got ${describe(attempt)}`);
   }
   if (after !== undefined && (!Array.isArray(after) || after.length > 0) && batch === "") {
     problems.push(
@@ -94,12 +97,4 @@ export function parseEntry(raw: string, base: string): ParsedEntry {
     attempt: attempt as number,
     value: value as Record<string, unknown>,
   };
-}
-
-function show(value: unknown): string {
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return String(value);
-  }
 }

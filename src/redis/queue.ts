@@ -24,6 +24,8 @@ import {
   type Script,
 } from "./_scripts.ts";
 import { entryOf, parseEntry } from "./_entry.ts";
+import { backoff, delay } from "../_util.ts";
+import { retryWait, withBlock } from "./_timing.ts";
 
 /** Options of {@linkcode RedisQueue.connect}. */
 export interface RedisQueueOptions extends RedisClientOptions {
@@ -318,7 +320,7 @@ export class RedisQueue {
           signal?.throwIfAborted();
           if (!(error instanceof RedisConnectionError)) throw error;
           options.onWarning?.(`${error.message}; retrying`);
-          await delay(backoff(failures++), signal);
+          await delay(retryWait(++failures), signal);
           continue;
         }
         for (const [id, fields] of streamRecords(reply)) {
@@ -600,7 +602,7 @@ export class RedisConsumer {
         // The move may have happened with its reply lost: look in our list once we can.
         this.#reconcile = true;
         this.#warn(`${error.message}; retrying`);
-        await delay(backoff(failures++));
+        await delay(retryWait(++failures));
         continue;
       }
       if (typeof reply !== "string") continue;
@@ -716,7 +718,7 @@ export class RedisConsumer {
     };
     if (!ok && attempt <= job.retries) {
       this.stats.retried++;
-      const wait = Math.round(job.backoff * 2 ** (attempt - 1) * (0.5 + Math.random()));
+      const wait = Math.round(backoff(attempt, job.backoff));
       const token = crypto.randomUUID().slice(0, 8);
       const next = `${token}|${JSON.stringify({ ...held.value, attempt: attempt + 1 })}`;
       this.#options.onRetry?.(job, attempt, result.error ?? "failed");
@@ -874,13 +876,13 @@ export class RedisConsumer {
    * when the consumer stops).
    */
   async #durable(what: string, write: () => Promise<unknown>): Promise<unknown> {
-    for (let failures = 0;; failures++) {
+    for (let retry = 1;; retry++) {
       try {
         return await write();
       } catch (error) {
         if (error instanceof RedisConnectionError && !this.#cancelled) {
           this.#warn(`cannot ${what}: ${error.message}; retrying`);
-          await delay(backoff(failures));
+          await delay(retryWait(retry));
           continue;
         }
         if (!this.#cancelled) this.#fail(error);
@@ -977,28 +979,4 @@ function parseResult(fields: Record<string, string>): QueueResult {
       attempts: 0,
     };
   }
-}
-
-/** A blocking command's timeout: its block time plus the command timeout (0: none). */
-function withBlock(blockMs: number, commandTimeout = 10_000): number {
-  return commandTimeout === 0 ? 0 : blockMs + commandTimeout;
-}
-
-/** 50 ms doubling to 2 s, with jitter. */
-function backoff(failures: number): number {
-  return Math.min(2000, 50 * 2 ** Math.min(failures, 6)) * (0.5 + Math.random());
-}
-
-function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }
