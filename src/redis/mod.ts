@@ -20,16 +20,9 @@
  * @module
  */
 
-export {
-  type ConsumeOptions,
-  type ConsumerStats,
-  type PushReceipt,
-  type QueueCounts,
-  type QueueResult,
-  RedisConsumer,
-  RedisQueue,
-  type RedisQueueOptions,
-} from "./queue.ts";
+export { type PushReceipt, type QueueCounts, RedisQueue, type RedisQueueOptions } from "./queue.ts";
+export { type ConsumeOptions, type ConsumerStats, RedisConsumer } from "./consumer.ts";
+export type { QueueResult } from "./_records.ts";
 export {
   type RedisArg,
   RedisClient,
