@@ -35,14 +35,15 @@ import type { RedisClient, RedisReply } from "./client.ts";
  * Lua that refuses keys of the wrong type before the script writes
  * anything: a script's writes are not undone when a later command fails, so
  * a WRONGTYPE halfway would lose the entry it had already removed.
- * `expect(index, type)` checks `KEYS[index]`.
+ * `expect(index, type)` checks `KEYS[index]`. (The CLI puts its --queue
+ * flag in the place of "another queue name".)
  */
 const EXPECT = `
 local function expect(i, want)
   local kind = redis.call('TYPE', KEYS[i]).ok
   if kind ~= want and kind ~= 'none' then
     error({ err = 'WRONGTYPE the key "' .. KEYS[i] .. '" holds a ' .. kind .. ', not a ' .. want ..
-      ': choose another --queue, or delete the key' })
+      ': choose another queue name, or delete the key' })
   end
 end
 `;

@@ -89,7 +89,8 @@ const FIRST_RECONNECT_DELAY = 50;
  */
 const MS: MsRule = { max: 2 ** 31 - 1 };
 const POSITIVE_MS: MsRule = { ...MS, positive: true };
-const CHECK_URL = "(check --redis or TASKPOOL_REDIS_URL)";
+/** What to check when no server answers (the CLI puts its --redis flag in its place). */
+const CHECK_URL = "(check the Redis URL)";
 
 /**
  * A connection to one Redis server, speaking RESP2.

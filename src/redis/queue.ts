@@ -156,8 +156,9 @@ export class RedisQueue {
     }
     const url = options.url ?? Deno.env.get("TASKPOOL_REDIS_URL");
     if (!url) {
+      // The CLI puts its --redis flag in the place of the 'url' option.
       throw new TypeError(
-        "no Redis URL: pass --redis redis://host:6379/0 or set TASKPOOL_REDIS_URL",
+        "no Redis URL: pass the 'url' option, e.g. redis://host:6379/0, or set TASKPOOL_REDIS_URL",
       );
     }
     const client = await RedisClient.connect(url, options);
