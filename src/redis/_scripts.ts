@@ -302,7 +302,7 @@ const shas = new Map<Script, Promise<string>>();
  *
  * @example Move the due retries of an empty queue
  * ```ts
- * import { RedisClient } from "./client.ts";
+ * import { RedisClient } from "@taskpool/taskpool";
  * import { queueKeys } from "./_keys.ts";
  * import { PROMOTE, runScript } from "./_scripts.ts";
  * import assert from "node:assert";
