@@ -24,5 +24,4 @@ export * from "./src/errors.ts";
 export * from "./src/pool/mod.ts";
 export * from "./src/job_file.ts";
 export * from "./src/run/mod.ts";
-export * from "./src/redis/queue.ts";
-export { type RedisClientOptions, RedisConnectionError, RedisError } from "./src/redis/client.ts";
+export * from "./src/redis/mod.ts";

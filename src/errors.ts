@@ -164,3 +164,62 @@ export class WorkerCrashedError extends Error {
     this.task = task;
   }
 }
+
+/**
+ * An error reply from the server (`-ERR ...`), with the command that caused it.
+ *
+ * @example Catch a command the server refused
+ * ```ts
+ * import { RedisClient, RedisError } from "@taskpool/taskpool";
+ * import assert from "node:assert";
+ *
+ * const url = Deno.env.get("TASKPOOL_REDIS_URL"); // runs where a server is set
+ * if (url) {
+ *   await using redis = await RedisClient.connect(url);
+ *   const error = await redis.send(["NOSUCHCOMMAND"]).catch((e) => e);
+ *   assert(error instanceof RedisError);
+ *   assert.strictEqual(error.command, "NOSUCHCOMMAND");
+ * }
+ * ```
+ */
+export class RedisError extends Error {
+  /** The command's name, upper case, e.g. "LPUSH". */
+  readonly command: string;
+
+  /**
+   * Creates the error.
+   *
+   * @param command The command's name.
+   * @param reply The server's message, e.g. "WRONGTYPE Operation against a key ...".
+   */
+  constructor(command: string, reply: string) {
+    super(`Redis error for ${command}: ${reply}`);
+    this.name = "RedisError";
+    this.command = command;
+  }
+}
+
+/**
+ * The server cannot be reached, the connection broke, the client was closed,
+ * or a command got no reply in time. The message is one line and says what to fix.
+ *
+ * @example Catch an unreachable server
+ * ```ts
+ * import { RedisClient, RedisConnectionError } from "@taskpool/taskpool";
+ * import assert from "node:assert";
+ *
+ * await assert.rejects(RedisClient.connect("redis://127.0.0.1:1"), RedisConnectionError);
+ * ```
+ */
+export class RedisConnectionError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param message What failed and what to check.
+   * @param options The underlying error as `cause`, if any.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "RedisConnectionError";
+  }
+}

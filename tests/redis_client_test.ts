@@ -5,7 +5,7 @@ import {
   RedisConnectionError,
   RedisError,
   type RedisReply,
-} from "../src/redis/client.ts";
+} from "../src/redis/mod.ts";
 import { INCOMPLETE, RespErrorReply, RespParser, type RespValue } from "../src/redis/_resp.ts";
 import { redisTest, startRedisServer, uniqueKey } from "./_redis.ts";
 
@@ -118,7 +118,7 @@ Deno.test("RedisClient.connect() reports a refused port in one line naming host 
     (error: Error) =>
       error instanceof RedisConnectionError && error.name === "RedisConnectionError" &&
       error.message ===
-        `cannot connect to Redis at 127.0.0.1:${port}: connection refused; is redis-server running? (check --redis or TASKPOOL_REDIS_URL)`,
+        `cannot connect to Redis at 127.0.0.1:${port}: connection refused; is redis-server running? (check the Redis URL)`,
   );
 });
 
@@ -186,7 +186,7 @@ Deno.test("RedisClient.connect() gives up on a server that does not answer in ti
       (error: Error) =>
         error instanceof RedisConnectionError &&
         error.message ===
-          `cannot connect to Redis at 127.0.0.1:${server.port}: no answer within 300 ms; is the host right? (check --redis or TASKPOOL_REDIS_URL)`,
+          `cannot connect to Redis at 127.0.0.1:${server.port}: no answer within 300 ms; is the host right? (check the Redis URL)`,
     );
     assert(Date.now() - start < 1500, "connectTimeout was not applied");
   } finally {

@@ -2,8 +2,7 @@
 // TASKPOOL_REDIS_URL (each test under its own queue name), or a private one
 // for tests that restart the server.
 import assert from "node:assert";
-import { RedisClient } from "../src/redis/client.ts";
-import { type QueueResult, RedisQueue } from "../src/redis/queue.ts";
+import { type QueueResult, RedisClient, RedisQueue } from "../src/redis/mod.ts";
 import { type JobFile, validateJobFile } from "../src/job_file.ts";
 import { redisTest, startRedisServer, uniqueKey } from "./_redis.ts";
 import { withDir } from "./_temp.ts";

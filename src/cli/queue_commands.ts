@@ -8,8 +8,7 @@
 import { parseArgs } from "node:util";
 import { type JobFile, parseDuration } from "../job_file.ts";
 import { loadJobFile } from "./load.ts";
-import { RedisConnectionError, RedisError } from "../redis/client.ts";
-import { RedisQueue } from "../redis/queue.ts";
+import { RedisConnectionError, RedisError, RedisQueue } from "../redis/mod.ts";
 import { Reporter } from "./report.ts";
 
 const COMMON = `  --redis <url>      redis://[user[:password]@]host[:port][/db] (rediss:// for TLS);
@@ -87,15 +86,32 @@ export async function main(command: "consume" | "push", args: string[]): Promise
     return command === "consume" ? await consume(values) : await push(values, flags.positionals);
   } catch (error) {
     if (error instanceof TypeError || error instanceof RangeError) {
-      err(`taskpool ${command}: ${error.message}`);
+      err(`taskpool ${command}: ${withFlags(error.message)}`);
       return 2;
     }
     if (error instanceof RedisConnectionError || error instanceof RedisError) {
-      err(`taskpool ${command}: ${error.message}`);
+      err(`taskpool ${command}: ${withFlags(error.message)}`);
       return 1;
     }
     throw error;
   }
+}
+
+/**
+ * The library's advice in this command line's terms: the library speaks of
+ * the `url` option and the queue's name, a user here types --redis and
+ * --queue. Each phrase is the library's exact wording (RedisQueue.connect,
+ * the RedisClient's connection errors, the scripts' WRONGTYPE check); a
+ * phrase not found is left as it is.
+ */
+function withFlags(message: string): string {
+  return message
+    .replaceAll(
+      "pass the 'url' option, e.g. redis://host:6379/0,",
+      "pass --redis redis://host:6379/0",
+    )
+    .replaceAll("(check the Redis URL)", "(check --redis or TASKPOOL_REDIS_URL)")
+    .replaceAll("choose another queue name,", "choose another --queue,");
 }
 
 /** A positive integer flag, or a RangeError that names it. */
@@ -151,7 +167,7 @@ async function consume(values: Record<string, string | boolean | undefined>): Pr
       reporter.note(`retry ${job.id} (attempt ${attempt} failed: ${error})`),
     onRecover: (moved, gone) =>
       reporter.note(`recovered ${moved} job(s) of dead consumer(s) ${gone.join(", ")}`),
-    onWarning: (message) => reporter.note(`taskpool consume: ${message}`),
+    onWarning: (message) => reporter.note(`taskpool consume: ${withFlags(message)}`),
   });
   reporter.note(`taskpool consume: ${consumer.id} consuming "${queue.name}"`);
   let interrupted = 0;
@@ -240,7 +256,7 @@ async function pushAndWait(
     const results = await queue.wait(receipt, {
       signal,
       onResult: (result) => reporter.finished(result),
-      onWarning: (message) => reporter.note(`taskpool push: ${message}`),
+      onWarning: (message) => reporter.note(`taskpool push: ${withFlags(message)}`),
     });
     reporter.summary();
     return results.every((r) => r.status === "succeeded") ? 0 : 1;

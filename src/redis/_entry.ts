@@ -7,6 +7,7 @@
  */
 
 import { type Job, validateJobFile } from "../job_file.ts";
+import { describe } from "../_util.ts";
 
 /** An entry checked by a consumer. */
 export type ParsedEntry =
@@ -17,6 +18,19 @@ export type ParsedEntry =
  * The entry of a validated job. Task modules and command directories under
  * `base` become relative (`./tasks/a.ts#run`), so that consumers on other
  * machines resolve them against their own checkout of the same code.
+ *
+ * @example A command job under the base directory
+ * ```ts
+ * import { entryOf } from "./_entry.ts";
+ * import { validateJobFile } from "../job_file.ts";
+ * import assert from "node:assert";
+ *
+ * const checked = validateJobFile({ jobs: [{ id: "a", command: ["make"], cwd: "web" }] }, "/src/jobs.json");
+ * assert(checked.ok);
+ * const entry = entryOf(checked.file.jobs[0], "/src", "b1");
+ * assert.strictEqual(entry.cwd, "./web");
+ * assert.strictEqual(entry.batch, "b1");
+ * ```
  */
 export function entryOf(job: Job, base: string, batch: string): Record<string, unknown> {
   const entry: Record<string, unknown> = { id: job.id };
@@ -50,6 +64,17 @@ function relative(pathOrUrl: string, base: string): string {
  * Checks an entry taken from the queue: JSON, then the job file's rules for
  * one job (paths resolve against `base`), then the queue's own fields.
  * Never throws: a bad entry comes back with every problem in one line.
+ *
+ * @example A good entry and a bad one
+ * ```ts
+ * import { parseEntry } from "./_entry.ts";
+ * import assert from "node:assert";
+ *
+ * const good = parseEntry('{"id":"a","command":["true"],"batch":"b1"}', "/src");
+ * assert(good.ok && good.job.id === "a" && good.attempt === 1);
+ * const bad = parseEntry('{"id":"a","attempt":0}', "/src");
+ * assert(!bad.ok && bad.error.includes("attempt: expected a positive integer, got 0"));
+ * ```
  */
 export function parseEntry(raw: string, base: string): ParsedEntry {
   let value: unknown;
@@ -66,10 +91,12 @@ export function parseEntry(raw: string, base: string): ParsedEntry {
   const id = typeof job.id === "string" ? job.id : "";
   const problems: string[] = [];
   if (typeof batch !== "string" || batch.includes("/")) {
-    problems.push(`batch: expected the id of a push (a string without "/"), got ${show(batch)}`);
+    problems.push(
+      `batch: expected the id of a push (a string without "/"), got ${describe(batch)}`,
+    );
   }
   if (typeof attempt !== "number" || !Number.isInteger(attempt) || attempt < 1) {
-    problems.push(`attempt: expected a positive integer, got ${show(attempt)}`);
+    problems.push(`attempt: expected a positive integer, got ${describe(attempt)}`);
   }
   if (after !== undefined && (!Array.isArray(after) || after.length > 0) && batch === "") {
     problems.push(
@@ -94,12 +121,4 @@ export function parseEntry(raw: string, base: string): ParsedEntry {
     attempt: attempt as number,
     value: value as Record<string, unknown>,
   };
-}
-
-function show(value: unknown): string {
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return String(value);
-  }
 }

@@ -47,6 +47,23 @@ interface Frame {
  * kept, and a bulk string's length is known from its header, so the buffer
  * grows once to hold it. Every byte is copied a bounded number of times,
  * however the replies are split across reads.
+ *
+ * @example A reply split across two reads
+ * ```ts
+ * import { INCOMPLETE, RespParser } from "./_resp.ts";
+ * import assert from "node:assert";
+ *
+ * const parser = new RespParser();
+ * const feed = (text: string) => {
+ *   const bytes = new TextEncoder().encode(text);
+ *   parser.space().set(bytes);
+ *   parser.commit(bytes.length);
+ * };
+ * feed("*2\r\n$5\r\nhel");
+ * assert.strictEqual(parser.next(), INCOMPLETE);
+ * feed("lo\r\n:42\r\n");
+ * assert.deepStrictEqual(parser.next(), ["hello", 42]);
+ * ```
  */
 export class RespParser {
   #buf = new Uint8Array(INITIAL_SIZE);
@@ -159,6 +176,21 @@ function integer(buf: Uint8Array, from: number, to: number): number {
 /**
  * Encodes commands into one growing buffer, so that a tick's commands leave
  * in one write. Strings are UTF-8, numbers their decimal form, bytes as is.
+ *
+ * @example Two commands in one buffer
+ * ```ts
+ * import { RespWriter } from "./_resp.ts";
+ * import assert from "node:assert";
+ *
+ * const writer = new RespWriter();
+ * writer.write(["PING"]);
+ * writer.write(["EXPIRE", "k", 10]);
+ * assert.strictEqual(
+ *   new TextDecoder().decode(writer.take()),
+ *   "*1\r\n$4\r\nPING\r\n*3\r\n$6\r\nEXPIRE\r\n$1\r\nk\r\n$2\r\n10\r\n",
+ * );
+ * assert.strictEqual(writer.length, 0);
+ * ```
  */
 export class RespWriter {
   #buf = new Uint8Array(0);

@@ -1,26 +1,14 @@
 /**
- * The queue's keys and the Lua scripts that move jobs between them. Every
- * step that touches more than one key is one script, so Redis runs it
- * atomically: a job is always in exactly one place.
- *
- * ## Keys (for a queue named `q`)
- *
- * | key                   | type   | holds                                                |
- * | --------------------- | ------ | ---------------------------------------------------- |
- * | `q`                   | list   | ready entries: producers LPUSH, consumers take RIGHT |
- * | `q:processing:<c>`    | list   | what consumer `c` holds (BLMOVE q → here)            |
- * | `q:consumers`         | set    | consumer ids that may hold jobs                      |
- * | `q:heartbeat:<c>`     | string | consumer `c` is alive while this exists (PX TTL)     |
- * | `q:delayed`           | zset   | retries, scored by the server time they are due      |
- * | `q:blocked`           | hash   | `batch/id` → entry of a job waiting for `after` jobs |
- * | `q:pending`           | hash   | `batch/id` → how many of its `after` jobs are left   |
- * | `q:dependents:<b/id>` | set    | `batch/id`s waiting for job `b/id`                   |
- * | `q:results`           | stream | one record per outcome: batch, id, status, data      |
- * | `q:dead`              | list   | entries that failed for good or were malformed       |
+ * The Lua scripts that move a queue's jobs between its keys (named in
+ * `_keys.ts`), and {@linkcode runScript}, which runs them. Every step that
+ * touches more than one key is one script, so Redis runs it atomically: a
+ * job is always in exactly one place. Each script's header lists its KEYS,
+ * its ARGV, what it returns and who calls it; KEYS and ARGV are 1-based, as
+ * in Lua.
  *
  * ## Why a job is never lost
  *
- * A consumer takes an entry with BLMOVE, which moves it from `q` into its
+ * (Keys as in `_keys.ts`'s table, for a queue named `q`.) A consumer takes an entry with BLMOVE, which moves it from `q` into its
  * own processing list in one step, so at every instant the entry is in `q`,
  * in a processing list, in `q:delayed`, or finished (its outcome in
  * `q:results` and the entry gone), never in none. {@linkcode ACK} records
@@ -40,57 +28,31 @@
  * @module
  */
 
-/** The key names of queue `name`. */
-export interface QueueKeys {
-  queue: string;
-  consumers: string;
-  delayed: string;
-  blocked: string;
-  pending: string;
-  results: string;
-  dead: string;
-  /** Prefix of `processing:<c>`, `heartbeat:<c>`, `dependents:<b/id>`. */
-  prefix: string;
-  processing(consumer: string): string;
-  heartbeat(consumer: string): string;
-}
-
-/** The keys of queue `name`. */
-export function queueKeys(name: string): QueueKeys {
-  const prefix = `${name}:`;
-  return {
-    queue: name,
-    consumers: `${prefix}consumers`,
-    delayed: `${prefix}delayed`,
-    blocked: `${prefix}blocked`,
-    pending: `${prefix}pending`,
-    results: `${prefix}results`,
-    dead: `${prefix}dead`,
-    prefix,
-    processing: (consumer) => `${prefix}processing:${consumer}`,
-    heartbeat: (consumer) => `${prefix}heartbeat:${consumer}`,
-  };
-}
+import { RedisError } from "../errors.ts";
+import type { RedisClient, RedisReply } from "./client.ts";
 
 /**
  * Lua that refuses keys of the wrong type before the script writes
  * anything: a script's writes are not undone when a later command fails, so
  * a WRONGTYPE halfway would lose the entry it had already removed.
- * `expect(index, type)` checks `KEYS[index]`.
+ * `expect(index, type)` checks `KEYS[index]`. (The CLI puts its --queue
+ * flag in the place of "another queue name".)
  */
 const EXPECT = `
 local function expect(i, want)
   local kind = redis.call('TYPE', KEYS[i]).ok
   if kind ~= want and kind ~= 'none' then
     error({ err = 'WRONGTYPE the key "' .. KEYS[i] .. '" holds a ' .. kind .. ', not a ' .. want ..
-      ': choose another --queue, or delete the key' })
+      ': choose another queue name, or delete the key' })
   end
 end
 `;
 
 /** A Lua script (its SHA-1 is computed once, for EVALSHA). */
 export interface Script {
+  /** What error messages call it: "the <name> script". */
   name: string;
+  /** The Lua text. */
   source: string;
 }
 
@@ -98,16 +60,22 @@ export interface Script {
  * Finishes a job: records its outcome and removes its entry, then either
  * releases the jobs waiting for it (success) or marks them skipped,
  * transitively (failure), and, when asked, takes the next entry into the
- * processing list: one round trip per job instead of two. Returns
- * `{ removed, next }`: removed is 1 if the entry was in the processing list,
- * -1 if it had been moved back to the queue (and was taken out again), 0 if
- * neither (another consumer holds the copy); next is the entry taken, or nil.
+ * processing list: one round trip per job instead of two.
  *
- * KEYS: processing, queue, results, dead, blocked, pending.
- * ARGV: entry, batch, id, status, data (JSON), dead record or "", key prefix,
- * results max length, take ("1" to take the next entry), again ("1" when
- * sent again after a lost reply: then an entry found nowhere means the first
- * run recorded it, and nothing is written twice).
+ * - KEYS: 1 the caller's processing list, 2 queue, 3 results, 4 dead,
+ *   5 blocked, 6 pending.
+ * - ARGV: 1 entry, 2 batch ("" for an entry pushed by hand), 3 job id,
+ *   4 status, 5 data (the outcome as JSON), 6 dead record or "", 7 key
+ *   prefix, 8 about how many records `results` keeps, 9 take ("1" to take
+ *   the next entry), 10 again ("1" when sent again after a lost reply: then
+ *   an entry found nowhere means the first run recorded it, and nothing is
+ *   written twice).
+ * - Returns `{ removed, next }`: removed is 1 if the entry was in the
+ *   processing list, -1 if it had been moved back to the queue (and was
+ *   taken out again), 0 if neither (another consumer holds the copy, or the
+ *   first run of a resent ACK did it all); next is the entry taken, or nil.
+ * - Called by `RedisConsumer` (consumer.ts) once per job it finishes:
+ *   succeeded, failed for good, or malformed.
  */
 export const ACK: Script = {
   name: "ack",
@@ -171,11 +139,15 @@ return { removed, next_entry() }`,
 /**
  * Schedules a job's next attempt: removes the entry (as ACK does) and adds
  * the next attempt's entry to `delayed`, due `delay` ms from the server's
- * clock. Returns 0 and schedules nothing if another consumer holds the copy.
- * A member of `delayed` is `<token>|<entry>`: two identical entries that
- * fail stay two retries (a sorted set holds a member once).
+ * clock. A member of `delayed` is `<token>|<entry>`: two identical entries
+ * that fail stay two retries (a sorted set holds a member once).
  *
- * KEYS: processing, queue, delayed. ARGV: entry, `<token>|<next entry>`, delay ms.
+ * - KEYS: 1 the caller's processing list, 2 queue, 3 delayed.
+ * - ARGV: 1 entry, 2 `<token>|<next attempt's entry>`, 3 delay in ms.
+ * - Returns 1 when scheduled; 0, scheduling nothing, if the entry was in
+ *   neither list (another consumer holds the copy).
+ * - Called by `RedisConsumer` (consumer.ts) when a failed attempt has
+ *   retries left.
  */
 export const RETRY: Script = {
   name: "retry",
@@ -191,10 +163,14 @@ return 1`,
 };
 
 /**
- * Moves retries that are due into the queue. Returns how many, and the ms
- * until the next one is due (-1 if none is left).
+ * Moves retries that are due into the queue.
  *
- * KEYS: delayed, queue. ARGV: most to move.
+ * - KEYS: 1 delayed, 2 queue.
+ * - ARGV: 1 the most entries to move.
+ * - Returns `{ moved, next }`: how many moved, and the ms until the next
+ *   one is due (-1 if none is left).
+ * - Called by `RedisConsumer` (consumer.ts) every second, and at the due
+ *   time of each retry it scheduled; it does not use the reply.
  */
 export const PROMOTE: Script = {
   name: "promote",
@@ -218,9 +194,14 @@ return { #due, math.max(0, tonumber(next[2]) - now) }`,
 /**
  * Moves the processing list of every registered consumer whose heartbeat
  * has expired back to the head of the queue (taken next), and forgets that
- * consumer. Returns the number of entries moved and the consumers.
+ * consumer.
  *
- * KEYS: consumers, queue. ARGV: key prefix, the caller's id (never recovered).
+ * - KEYS: 1 consumers, 2 queue.
+ * - ARGV: 1 key prefix, 2 the caller's id (never recovered).
+ * - Returns `{ moved, gone }`: the number of entries moved, and the ids of
+ *   the consumers forgotten.
+ * - Called by `RedisConsumer` (consumer.ts) when it starts, then every half
+ *   heartbeat.
  */
 export const RECOVER: Script = {
   name: "recover",
@@ -241,11 +222,17 @@ return { moved, gone }`,
 
 /**
  * Gives entries of the caller's processing list back to the head of the
- * queue: the ones named in ARGV (one copy each), or all of them when ARGV
- * is empty, and then, if `leave` is "1", deregisters the caller. Returns how
- * many moved.
+ * queue: the ones named in ARGV (one copy each), or all of them when none
+ * is named, and then, if `leave` is "1", deregisters the caller.
  *
- * KEYS: processing, queue, consumers, heartbeat. ARGV: consumer id, leave, entries…
+ * - KEYS: 1 the caller's processing list, 2 queue, 3 consumers, 4 the
+ *   caller's heartbeat.
+ * - ARGV: 1 the caller's id, 2 leave ("1" to deregister), 3… the entries
+ *   to give back (none: all).
+ * - Returns how many entries moved.
+ * - Called by `RedisConsumer` (consumer.ts) for entries it took but never
+ *   got (their replies were lost; leave "0"), and when it stops (all of
+ *   them; leave "1").
  */
 export const RELEASE: Script = {
   name: "release",
@@ -275,8 +262,11 @@ return moved`,
  * dependency can finish before its dependents are registered. Each job's
  * dependencies come without duplicates (the count must match the set).
  *
- * KEYS: queue, blocked, pending. ARGV: key prefix, JSON `{ ready: [entry],
- * blocked: [[key, entry, [dependency keys]]] }`.
+ * - KEYS: 1 queue, 2 blocked, 3 pending.
+ * - ARGV: 1 key prefix, 2 the batch as JSON: `{ ready: [entry], blocked:
+ *   [[key, entry, [dependency keys]]] }`, keys being `batch/id`.
+ * - Returns how many entries were queued ready.
+ * - Called by `RedisQueue.prototype.push` (queue.ts).
  */
 export const PUSH: Script = {
   name: "push",
@@ -294,3 +284,62 @@ for i = 1, #ready, 1000 do
 end
 return #ready`,
 };
+
+const shas = new Map<Script, Promise<string>>();
+
+/**
+ * Runs a script by its SHA-1 (EVALSHA), sending its text (EVAL) when the
+ * server does not know it, say after a restart; the server then keeps it
+ * for the next EVALSHA.
+ *
+ * @param client The connection to run it on.
+ * @param script One of this file's scripts.
+ * @param keys Its KEYS, in the order of its header.
+ * @param args Its ARGV, in the order of its header.
+ * @returns The script's reply.
+ * @throws {RedisError} When the script fails, its command named "the <name> script".
+ * @throws {RedisConnectionError} As {@linkcode RedisClient.send} does.
+ *
+ * @example Move the due retries of an empty queue
+ * ```ts
+ * import { RedisClient } from "@taskpool/taskpool";
+ * import { queueKeys } from "./_keys.ts";
+ * import { PROMOTE, runScript } from "./_scripts.ts";
+ * import assert from "node:assert";
+ *
+ * const url = Deno.env.get("TASKPOOL_REDIS_URL"); // runs where a server is set
+ * if (url) {
+ *   await using redis = await RedisClient.connect(url);
+ *   const keys = queueKeys(`doc:${crypto.randomUUID()}`);
+ *   assert.deepStrictEqual(await runScript(redis, PROMOTE, [keys.delayed, keys.queue], [1000]), [0, -1]);
+ * }
+ * ```
+ */
+export async function runScript(
+  client: RedisClient,
+  script: Script,
+  keys: string[],
+  args: (string | number)[],
+): Promise<RedisReply> {
+  let sha = shas.get(script);
+  if (sha === undefined) {
+    sha = crypto.subtle.digest("SHA-1", new TextEncoder().encode(script.source)).then((hash) =>
+      Array.from(new Uint8Array(hash), (b) => b.toString(16).padStart(2, "0")).join("")
+    );
+    shas.set(script, sha);
+  }
+  try {
+    try {
+      return await client.send(["EVALSHA", await sha, keys.length, ...keys, ...args]);
+    } catch (error) {
+      if (!(error instanceof RedisError) || !error.message.includes("NOSCRIPT")) throw error;
+      return await client.send(["EVAL", script.source, keys.length, ...keys, ...args]);
+    }
+  } catch (error) {
+    if (!(error instanceof RedisError)) throw error;
+    // Name the script, not EVALSHA, and drop the server's "script: <sha>" tail.
+    const reply = error.message.replace(/^Redis error for \w+: /, "")
+      .replace(/ script: [0-9a-f]{40}.*$/, "");
+    throw new RedisError(`the ${script.name} script`, reply);
+  }
+}

@@ -5,147 +5,16 @@
  * @module
  */
 
+import { RedisConnectionError, RedisError } from "../errors.ts";
+import { backoff, checkMs, type MsRule } from "../_util.ts";
 import { INCOMPLETE, RespErrorReply, RespParser, type RespValue, RespWriter } from "./_resp.ts";
+import { parseRedisUrl, type RedisUrl } from "./_url.ts";
 
 /** A decoded reply: simple and bulk strings, integers, nil, and (nested) arrays. */
 export type RedisReply = string | number | null | RedisReply[];
 
 /** One word of a command: strings are sent as UTF-8, numbers in decimal, bytes as they are. */
 export type RedisArg = string | number | Uint8Array;
-
-/**
- * An error reply from the server (`-ERR ...`), with the command that caused it.
- *
- * @example Catch a command the server refused
- * ```ts
- * import { RedisClient, RedisError } from "./client.ts";
- * import assert from "node:assert";
- *
- * const url = Deno.env.get("TASKPOOL_REDIS_URL"); // runs where a server is set
- * if (url) {
- *   await using redis = await RedisClient.connect(url);
- *   const error = await redis.send(["NOSUCHCOMMAND"]).catch((e) => e);
- *   assert(error instanceof RedisError);
- *   assert.strictEqual(error.command, "NOSUCHCOMMAND");
- * }
- * ```
- */
-export class RedisError extends Error {
-  /** The command's name, upper case, e.g. "LPUSH". */
-  readonly command: string;
-
-  /**
-   * Creates the error.
-   *
-   * @param command The command's name.
-   * @param reply The server's message, e.g. "WRONGTYPE Operation against a key ...".
-   */
-  constructor(command: string, reply: string) {
-    super(`Redis error for ${command}: ${reply}`);
-    this.name = "RedisError";
-    this.command = command;
-  }
-}
-
-/**
- * The server cannot be reached, the connection broke, the client was closed,
- * or a command got no reply in time. The message is one line and says what to fix.
- *
- * @example Catch an unreachable server
- * ```ts
- * import { RedisClient, RedisConnectionError } from "./client.ts";
- * import assert from "node:assert";
- *
- * await assert.rejects(RedisClient.connect("redis://127.0.0.1:1"), RedisConnectionError);
- * ```
- */
-export class RedisConnectionError extends Error {
-  /**
-   * Creates the error.
-   *
-   * @param message What failed and what to check.
-   * @param options The underlying error as `cause`, if any.
-   */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "RedisConnectionError";
-  }
-}
-
-/** Where and how to connect, from {@linkcode parseRedisUrl}. */
-export interface RedisUrl {
-  /** Host name or IP address (IPv6 without brackets). */
-  hostname: string;
-  /** TCP port. */
-  port: number;
-  /** Whether to use TLS (`rediss://`). */
-  tls: boolean;
-  /** ACL user for AUTH; absent means the default user. */
-  username?: string;
-  /** Password for AUTH; absent means no AUTH. */
-  password?: string;
-  /** Database index for SELECT. */
-  db: number;
-}
-
-const URL_EXAMPLE = "e.g. redis://127.0.0.1:6379/0 or rediss://user:password@host:6380/2";
-
-/**
- * Parses `redis://[user[:password]@]host[:port][/db]` or `rediss://...` (TLS).
- * The user and password are percent-decoded; the port defaults to 6379, the db to 0.
- *
- * @param url The URL.
- * @returns Its parts.
- * @throws {TypeError} When the URL is malformed, with a one-line message and a right example.
- *
- * @example Read a URL
- * ```ts
- * import { parseRedisUrl } from "./client.ts";
- * import assert from "node:assert";
- *
- * assert.deepStrictEqual(parseRedisUrl("rediss://worker:p%40ss@cache.local/2"), {
- *   hostname: "cache.local", port: 6379, tls: true, username: "worker", password: "p@ss", db: 2,
- * });
- * assert.throws(() => parseRedisUrl("http://localhost"), TypeError);
- * ```
- */
-export function parseRedisUrl(url: string): RedisUrl {
-  // Never echo a password into an error message.
-  const shown = String(url).replace(/\/\/([^@/]*):[^@/]*@/, "//$1:***@");
-  const fail = (what: string) =>
-    new TypeError(`Cannot use Redis URL "${shown}": ${what} (${URL_EXAMPLE})`);
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw fail("it is not a URL");
-  }
-  if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") {
-    throw fail("the scheme must be redis:// or rediss://");
-  }
-  const hostname = parsed.hostname.replace(/^\[(.*)\]$/, "$1");
-  if (hostname === "") throw fail("the host is missing");
-  const port = parsed.port === "" ? 6379 : Number(parsed.port);
-  if (!(port >= 1 && port <= 65535)) throw fail("the port must be from 1 to 65535");
-  const path = parsed.pathname.replace(/^\//, "");
-  if (path !== "" && !/^\d{1,5}$/.test(path)) throw fail("the path must be a database number");
-  if (parsed.search !== "" || parsed.hash !== "") throw fail("it cannot have a ?query or #hash");
-  let username: string | undefined;
-  let password: string | undefined;
-  try {
-    username = parsed.username === "" ? undefined : decodeURIComponent(parsed.username);
-    password = parsed.password === "" ? undefined : decodeURIComponent(parsed.password);
-  } catch {
-    throw fail("the user or password is not properly percent-encoded");
-  }
-  if (username !== undefined && password === undefined) {
-    throw fail("a user needs a password (user:password@)");
-  }
-  const result: RedisUrl = { hostname, port, tls: parsed.protocol === "rediss:", db: Number(path) };
-  if (username !== undefined) result.username = username;
-  if (password !== undefined) result.password = password;
-  return result;
-}
 
 /** Options of {@linkcode RedisClient.connect}. */
 export interface RedisClientOptions {
@@ -214,7 +83,14 @@ interface Link {
 /** Encoded bytes past which a tick's commands are written at once rather than at its end. */
 const FLUSH_AT = 1024 * 1024;
 const FIRST_RECONNECT_DELAY = 50;
-const CHECK_URL = "(check --redis or TASKPOOL_REDIS_URL)";
+/**
+ * Every timeout and delay: at most setTimeout's limit (2^31 - 1 ms), past
+ * which it would fire at once. One object, as `send()` checks with it each time.
+ */
+const MS: MsRule = { max: 2 ** 31 - 1 };
+const POSITIVE_MS: MsRule = { ...MS, positive: true };
+/** What to check when no server answers (the CLI puts its --redis flag in its place). */
+const CHECK_URL = "(check the Redis URL)";
 
 /**
  * A connection to one Redis server, speaking RESP2.
@@ -230,7 +106,7 @@ const CHECK_URL = "(check --redis or TASKPOOL_REDIS_URL)";
  *
  * @example Connect, send, close
  * ```ts
- * import { RedisClient } from "./client.ts";
+ * import { RedisClient } from "@taskpool/taskpool";
  * import assert from "node:assert";
  *
  * const url = Deno.env.get("TASKPOOL_REDIS_URL"); // runs where a server is set
@@ -283,7 +159,7 @@ export class RedisClient {
    *
    * @example A server that is not running
    * ```ts
-   * import { RedisClient, RedisConnectionError } from "./client.ts";
+   * import { RedisClient, RedisConnectionError } from "@taskpool/taskpool";
    * import assert from "node:assert";
    *
    * await assert.rejects(
@@ -298,10 +174,13 @@ export class RedisClient {
   ): Promise<RedisClient> {
     const parsed = typeof url === "string" ? parseRedisUrl(url) : url;
     for (const key of ["connectTimeout", "commandTimeout", "maxReconnectDelay"] as const) {
-      const error = options[key] === undefined
-        ? undefined
-        : badMs("create Redis client", key, options[key], key === "maxReconnectDelay");
-      if (error) throw error;
+      if (options[key] === undefined) continue;
+      checkMs(
+        options[key],
+        "create Redis client",
+        key,
+        key === "maxReconnectDelay" ? POSITIVE_MS : MS,
+      );
     }
     if (options.name !== undefined && !/^[!-~]+$/.test(options.name)) {
       throw new TypeError(
@@ -319,7 +198,7 @@ export class RedisClient {
    *
    * @example Closed clients are not connected
    * ```ts
-   * import { RedisClient } from "./client.ts";
+   * import { RedisClient } from "@taskpool/taskpool";
    * import assert from "node:assert";
    *
    * const url = Deno.env.get("TASKPOOL_REDIS_URL"); // runs where a server is set
@@ -350,7 +229,7 @@ export class RedisClient {
    *
    * @example Pipeline a few commands
    * ```ts
-   * import { RedisClient } from "./client.ts";
+   * import { RedisClient } from "@taskpool/taskpool";
    * import assert from "node:assert";
    *
    * const url = Deno.env.get("TASKPOOL_REDIS_URL"); // runs where a server is set
@@ -372,8 +251,11 @@ export class RedisClient {
       return Promise.reject(new TypeError("Cannot send a Redis command as 'args' is empty"));
     }
     const timeout = options.timeout ?? this.#options.commandTimeout;
-    const error = badMs("send a Redis command", "timeout", timeout);
-    if (error) return Promise.reject(error);
+    try {
+      checkMs(timeout, "send a Redis command", "timeout", MS);
+    } catch (error) {
+      return Promise.reject(error); // send() never throws: every failure is a rejection
+    }
     const first = args[0];
     const command = (first instanceof Uint8Array ? new TextDecoder().decode(first) : String(first))
       .toUpperCase();
@@ -401,7 +283,7 @@ export class RedisClient {
    *
    * @example A pending command is rejected
    * ```ts
-   * import { RedisClient, RedisConnectionError } from "./client.ts";
+   * import { RedisClient, RedisConnectionError } from "@taskpool/taskpool";
    * import assert from "node:assert";
    *
    * const url = Deno.env.get("TASKPOOL_REDIS_URL"); // runs where a server is set
@@ -513,7 +395,7 @@ export class RedisClient {
   #connectError(error: unknown, timedOut: boolean): RedisConnectionError {
     const { db, tls } = this.#url;
     const prefix = `cannot connect to Redis at ${this.#where}${tls ? " over TLS" : ""}`;
-    const message = (error instanceof Error ? error.message : String(error)).replace(/\s+/g, " ");
+    const message = oneLine(error);
     let why: string;
     if (timedOut) {
       const speaks = tls ? " and does it speak TLS" : "";
@@ -577,7 +459,7 @@ export class RedisClient {
         await writeAll(link.conn, link.writer.take());
       }
     } catch (error) {
-      this.#drop(link, describe(error));
+      this.#drop(link, oneLine(error));
     } finally {
       link.writing = false;
     }
@@ -595,7 +477,7 @@ export class RedisClient {
         }
       }
     } catch (error) {
-      this.#drop(link, describe(error));
+      this.#drop(link, oneLine(error));
     }
   }
 
@@ -670,17 +552,15 @@ export class RedisClient {
   }
 
   async #reconnect(): Promise<void> {
-    let delay = Math.min(FIRST_RECONNECT_DELAY, this.#options.maxReconnectDelay);
-    while (!this.#closed) {
-      await this.#sleep(delay / 2 + Math.random() * delay / 2);
+    for (let attempt = 1; !this.#closed; attempt++) {
+      await this.#sleep(backoff(attempt, FIRST_RECONNECT_DELAY, this.#options.maxReconnectDelay));
       if (this.#closed) return;
       try {
         const [conn, parser] = await this.#open();
         this.#attach(conn, parser);
         return;
       } catch (error) {
-        this.#lastError = describe(error);
-        delay = Math.min(delay * 2, this.#options.maxReconnectDelay);
+        this.#lastError = oneLine(error);
       }
     }
   }
@@ -698,20 +578,6 @@ export class RedisClient {
   }
 }
 
-/** The RangeError for a bad number of milliseconds, or undefined for a good one. */
-function badMs(
-  action: string,
-  key: string,
-  value: unknown,
-  positive = false,
-): RangeError | undefined {
-  if (typeof value === "number" && value < 2 ** 31 && (positive ? value > 0 : value >= 0)) return;
-  const what = positive ? "a positive" : "a non-negative";
-  return new RangeError(
-    `Cannot ${action} as '${key}' must be ${what} number of ms below 2^31: current value is ${value}`,
-  );
-}
-
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
 }
@@ -727,6 +593,10 @@ function findError(reply: RespValue): RespErrorReply | undefined {
   return undefined;
 }
 
-function describe(error: unknown): string {
+/**
+ * An error's message on one line, for the next message to quote. Not
+ * `_util.ts`'s `describe`, which would show an Error as JSON ("{}").
+ */
+function oneLine(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).replace(/\s+/g, " ");
 }

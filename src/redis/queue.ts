@@ -1,34 +1,22 @@
 /**
- * A job queue in Redis that several machines consume at once: at least
- * once, nothing lost when a consumer dies. The keys and the scripts that
- * move jobs between them are described in `_scripts.ts`.
+ * The producer side of the Redis queue: {@linkcode RedisQueue} connects,
+ * pushes job files, waits for their outcomes, counts, and starts consumers
+ * (`consumer.ts`). The keys are named in `_keys.ts`; the scripts that move
+ * jobs between them, and why no job is lost, are in `_scripts.ts`.
  *
  * @module
  */
 
-import type { Job, JobFile } from "../job_file.ts";
-import type { JobResult } from "../run/types.ts";
-import { WorkerPool } from "../pool/worker_pool.ts";
-import { runCommand, terminateTree } from "../run/_command.ts";
-import {
-  RedisClient,
-  type RedisClientOptions,
-  RedisConnectionError,
-  RedisError,
-  type RedisReply,
-} from "./client.ts";
-import {
-  ACK,
-  PROMOTE,
-  PUSH,
-  type QueueKeys,
-  queueKeys,
-  RECOVER,
-  RELEASE,
-  RETRY,
-  type Script,
-} from "./_scripts.ts";
-import { entryOf, parseEntry } from "./_entry.ts";
+import type { JobFile } from "../job_file.ts";
+import { RedisConnectionError } from "../errors.ts";
+import { delay } from "../_util.ts";
+import { RedisClient, type RedisClientOptions, type RedisReply } from "./client.ts";
+import { type ConsumeOptions, type ConsumerSettings, RedisConsumer } from "./consumer.ts";
+import { type QueueKeys, queueKeys } from "./_keys.ts";
+import { PUSH, runScript } from "./_scripts.ts";
+import { entryOf } from "./_entry.ts";
+import { parseResult, type QueueResult, streamRecords } from "./_records.ts";
+import { retryWait, withBlock } from "./_timing.ts";
 
 /** Options of {@linkcode RedisQueue.connect}. */
 export interface RedisQueueOptions extends RedisClientOptions {
@@ -58,76 +46,6 @@ export interface PushReceipt {
   from: string;
 }
 
-/** One job's outcome as recorded in `<queue>:results`. */
-export interface QueueResult extends JobResult {
-  /** The push it came in ("" for an entry pushed by hand). */
-  batch: string;
-  /** The consumer that ran it (absent for a job skipped because a dependency failed). */
-  consumer?: string;
-}
-
-/** Options of {@linkcode RedisQueue.prototype.consume}. */
-export interface ConsumeOptions {
-  /**
-   * Workers of the consumer's pool.
-   *
-   * @default {navigator.hardwareConcurrency}
-   */
-  workers?: number;
-  /**
-   * Tasks queued in the pool beyond the running ones. The consumer holds at
-   * most `workers + capacity` jobs, and takes one only when it has room.
-   *
-   * @default {workers * 2}
-   */
-  capacity?: number;
-  /**
-   * The directory that relative task modules and command directories of
-   * entries resolve against: a checkout of the code that pushed them.
-   *
-   * @default {the current directory}
-   */
-  base?: string;
-  /**
-   * Milliseconds the consumer's heartbeat lives: it is renewed every third
-   * of this, and a consumer silent for this long is presumed dead and its
-   * jobs are moved back to the queue.
-   *
-   * @default {10000}
-   */
-  heartbeat?: number;
-  /** The consumer's id (unique among the queue's consumers). @default {host:pid:random} */
-  id?: string;
-  /** Stops taking jobs when aborted; what is held finishes (as `stop()`). */
-  signal?: AbortSignal;
-  /** Called when an attempt starts. */
-  onStart?: (job: Job, attempt: number) => void;
-  /** Called once per job this consumer finishes: succeeded, failed for good, or malformed. */
-  onFinish?: (result: QueueResult) => void;
-  /** Called when a failed attempt is scheduled to run again. */
-  onRetry?: (job: Job, attempt: number, error: string) => void;
-  /** Called when this consumer moved a dead consumer's jobs back to the queue. */
-  onRecover?: (moved: number, consumers: string[]) => void;
-  /** Called with a one-line warning (the connection was lost, a write failed and is retried). */
-  onWarning?: (message: string) => void;
-}
-
-/** What a consumer did. */
-export interface ConsumerStats {
-  /** Entries taken from the queue. */
-  taken: number;
-  /** Jobs that succeeded. */
-  succeeded: number;
-  /** Jobs that failed for good (sent to the dead list). */
-  failed: number;
-  /** Failed attempts scheduled to run again. */
-  retried: number;
-  /** Malformed entries sent to the dead list. */
-  malformed: number;
-  /** Entries moved back to the queue from dead consumers. */
-  recovered: number;
-}
-
 /** How many entries each part of a queue holds. */
 export interface QueueCounts {
   /** Waiting in the list. */
@@ -144,15 +62,8 @@ export interface QueueCounts {
   consumers: number;
 }
 
-/** Seconds a BLMOVE blocks before it is re-issued. */
-const BLOCK_SECONDS = 2;
-/** Entries taken with one round trip after a blocking take (when there is room). */
-const TAKE_BATCH = 256;
-/** How often any consumer looks for due retries, ms (the one that scheduled a retry also wakes at its due time). */
-const PROMOTE_EVERY_MS = 1000;
 /** Milliseconds `wait()` blocks per XREAD. */
 const READ_BLOCK_MS = 1000;
-const DEFAULT_HEARTBEAT_MS = 10_000;
 const DEFAULT_MAX_RESULTS = 1_000_000;
 
 /**
@@ -175,19 +86,28 @@ const DEFAULT_MAX_RESULTS = 1_000_000;
  *   of higher `priority` go first; with several consumers, jobs may finish
  *   in any order.
  *
- * @example Push two jobs and wait for their outcomes
- * ```ts ignore
- * import { RedisQueue, validateJobFile } from "@taskpool/taskpool";
+ * @example Push two jobs, one after the other, and wait for their outcomes
+ * ```ts
+ * import { RedisClient, RedisQueue, validateJobFile } from "@taskpool/taskpool";
+ * import assert from "node:assert";
  *
- * await using queue = await RedisQueue.connect({ url: "redis://127.0.0.1:6379/0", queue: "jobs" });
- * const checked = validateJobFile({ jobs: [{ id: "hi", command: ["echo", "hi"] }] }, "./jobs.json");
- * if (!checked.ok) throw new Error("invalid");
- * const receipt = await queue.push(checked.file);
- * const consumer = queue.consume({ workers: 2 });
- * const [result] = await queue.wait(receipt);
- * consumer.stop();
- * await consumer.done;
- * console.log(result.status); // "succeeded"
+ * const url = Deno.env.get("TASKPOOL_REDIS_URL"); // runs where a server is set
+ * if (url) {
+ *   const name = `doc:${crypto.randomUUID()}`;
+ *   await using queue = await RedisQueue.connect({ url, queue: name });
+ *   const checked = validateJobFile({
+ *     jobs: [{ id: "build", command: ["true"] }, { id: "test", command: ["true"], after: ["build"] }],
+ *   }, "./jobs.json");
+ *   assert(checked.ok);
+ *   const receipt = await queue.push(checked.file);
+ *   const consumer = queue.consume({ workers: 2 });
+ *   const results = await queue.wait(receipt);
+ *   consumer.stop();
+ *   await consumer.done;
+ *   assert.deepStrictEqual(results.map((r) => r.status), ["succeeded", "succeeded"]);
+ *   await using redis = await RedisClient.connect(url);
+ *   await redis.send(["DEL", `${name}:results`]); // the only key a finished queue leaves
+ * }
  * ```
  */
 export class RedisQueue {
@@ -208,12 +128,6 @@ export class RedisQueue {
     this.#client = client;
     this.#keys = queueKeys(options.queue);
     this.#maxResults = options.maxResults ?? DEFAULT_MAX_RESULTS;
-    settings.set(this, {
-      url,
-      clientOptions: options,
-      keys: this.#keys,
-      maxResults: this.#maxResults,
-    });
   }
 
   /**
@@ -223,6 +137,14 @@ export class RedisQueue {
    * @returns The queue.
    * @throws {TypeError} When there is no URL, the URL is wrong, or the queue name is empty.
    * @throws {RedisConnectionError} When the server cannot be reached or refuses the password.
+   *
+   * @example A queue needs a name
+   * ```ts
+   * import { RedisQueue } from "@taskpool/taskpool";
+   * import assert from "node:assert";
+   *
+   * await assert.rejects(RedisQueue.connect({ url: "redis://127.0.0.1:1", queue: "" }), TypeError);
+   * ```
    */
   static async connect(options: RedisQueueOptions): Promise<RedisQueue> {
     if (typeof options.queue !== "string" || options.queue === "") {
@@ -234,8 +156,9 @@ export class RedisQueue {
     }
     const url = options.url ?? Deno.env.get("TASKPOOL_REDIS_URL");
     if (!url) {
+      // The CLI puts its --redis flag in the place of the 'url' option.
       throw new TypeError(
-        "no Redis URL: pass --redis redis://host:6379/0 or set TASKPOOL_REDIS_URL",
+        "no Redis URL: pass the 'url' option, e.g. redis://host:6379/0, or set TASKPOOL_REDIS_URL",
       );
     }
     const client = await RedisClient.connect(url, options);
@@ -323,7 +246,7 @@ export class RedisQueue {
           signal?.throwIfAborted();
           if (!(error instanceof RedisConnectionError)) throw error;
           options.onWarning?.(`${error.message}; retrying`);
-          await delay(backoff(failures++), signal);
+          await delay(retryWait(++failures), signal);
           continue;
         }
         for (const [id, fields] of streamRecords(reply)) {
@@ -349,9 +272,16 @@ export class RedisQueue {
    *
    * @param options Pool size, heartbeat, callbacks.
    * @returns The running consumer.
+   * @throws {RangeError} When `heartbeat` is not an integer of at least 100 ms.
    */
   consume(options: ConsumeOptions = {}): RedisConsumer {
-    return new RedisConsumer(this, options);
+    const settings: ConsumerSettings = {
+      url: this.#url,
+      clientOptions: this.#options,
+      keys: this.#keys,
+      maxResults: this.#maxResults,
+    };
+    return new RedisConsumer(settings, options);
   }
 
   /**
@@ -387,623 +317,4 @@ export class RedisQueue {
     this.close();
     return Promise.resolve();
   }
-}
-
-/** What a consumer needs of its queue, kept out of the public API. */
-const settings = new WeakMap<RedisQueue, {
-  url: string;
-  clientOptions: RedisClientOptions;
-  keys: QueueKeys;
-  maxResults: number;
-}>();
-
-/** A job this consumer holds. */
-interface Held {
-  raw: string;
-  job: Job;
-  batch: string;
-  attempt: number;
-  value: Record<string, unknown>;
-}
-
-/**
- * One consumer of a {@linkcode RedisQueue}: a {@linkcode WorkerPool} fed
- * from the queue. Made by {@linkcode RedisQueue.prototype.consume}.
- *
- * It holds at most `workers + capacity` jobs and takes one only when it has
- * room. `stop()` (or the `signal`) takes nothing more, lets what it holds
- * finish and be recorded, gives back anything taken but not started, and
- * deregisters; `done` then resolves. `cancel()` ends at once, leaving what
- * it holds in its processing list for another consumer to recover.
- */
-export class RedisConsumer {
-  /** The consumer's id; its processing list is `<queue>:processing:<id>`. */
-  readonly id: string;
-  /** Resolves with the stats once the consumer has stopped; rejects if it could not run. */
-  readonly done: Promise<ConsumerStats>;
-  /** What it did so far. */
-  readonly stats: ConsumerStats = {
-    taken: 0,
-    succeeded: 0,
-    failed: 0,
-    retried: 0,
-    malformed: 0,
-    recovered: 0,
-  };
-  readonly #url: string;
-  readonly #clientOptions: RedisClientOptions;
-  readonly #keys: QueueKeys;
-  readonly #processing: string;
-  readonly #maxResults: string;
-  readonly #options: ConsumeOptions;
-  readonly #workers: number;
-  readonly #limit: number;
-  readonly #ttl: number;
-  readonly #base: string;
-  readonly #held = new Map<string, number>();
-  readonly #children = new Set<Deno.ChildProcess>();
-  readonly #commandsWaiting: Held[] = [];
-  readonly #timers = new Set<ReturnType<typeof setTimeout>>();
-  #heldCount = 0;
-  #commands = 0;
-  #client: RedisClient | null = null;
-  #taker: RedisClient | null = null;
-  #pool: WorkerPool | null = null;
-  #stopping = false;
-  #cancelled = false;
-  #reconcile = false;
-  /** Acks in flight, each settled once its reply was handled (see `#reconcileHeld`). */
-  readonly #acks = new Set<Promise<void>>();
-  /** Seconds a BLMOVE blocks: below a third of the heartbeat (see `#takeLoop`). */
-  readonly #block: number;
-  /** The first Redis error that stopped the consumer. */
-  #failure: unknown;
-  #wake: (() => void) | null = null;
-  #cancelling: Promise<unknown> | undefined;
-
-  /**
-   * Starts consuming; {@linkcode RedisQueue.prototype.consume} is the same.
-   *
-   * @param queue The queue (its server and name; the consumer opens connections of its own).
-   * @param options Pool size, heartbeat, callbacks.
-   * @throws {RangeError} When `heartbeat` is below 100 ms.
-   */
-  constructor(queue: RedisQueue, options: ConsumeOptions = {}) {
-    const { url, clientOptions, keys, maxResults } = settings.get(queue)!;
-    this.#url = url;
-    this.#clientOptions = clientOptions;
-    this.#keys = keys;
-    this.#maxResults = String(maxResults);
-    this.#options = options;
-    this.id = options.id ??
-      `${Deno.hostname()}:${Deno.pid}:${crypto.randomUUID().slice(0, 8)}`;
-    this.#processing = keys.processing(this.id);
-    this.#workers = options.workers ?? (navigator.hardwareConcurrency || 1);
-    this.#limit = this.#workers + (options.capacity ?? this.#workers * 2);
-    this.#ttl = options.heartbeat ?? DEFAULT_HEARTBEAT_MS;
-    this.#base = options.base ?? Deno.cwd();
-    if (!Number.isInteger(this.#ttl) || this.#ttl < 100) {
-      throw new RangeError(
-        `Cannot consume as 'heartbeat' must be an integer of at least 100 ms: current value is ${this.#ttl}`,
-      );
-    }
-    this.#block = Math.min(BLOCK_SECONDS, Math.floor(this.#ttl / 3) / 1000);
-    options.signal?.addEventListener("abort", () => this.stop(), { once: true });
-    this.done = this.#run();
-  }
-
-  /** Jobs held now (running, queued in the pool, or being recorded). */
-  get held(): number {
-    return this.#heldCount;
-  }
-
-  /** Takes nothing more; what is held finishes and is recorded; then `done` resolves. Idempotent. */
-  stop(): void {
-    if (this.#stopping) return;
-    this.#stopping = true;
-    this.#taker?.close(); // ends a blocked BLMOVE now
-    this.#wake?.();
-  }
-
-  /**
-   * Ends at once: running tasks and commands are killed and nothing more is
-   * recorded; held jobs stay in the processing list, and the heartbeat is
-   * removed so that another consumer recovers them without waiting for it
-   * to expire.
-   */
-  cancel(): void {
-    if (this.#cancelled) return;
-    this.#cancelled = true;
-    this.stop();
-    this.#wake?.(); // a drain in progress ends now
-    this.#pool?.terminate();
-    for (const child of this.#children) terminateTree(child);
-    // Remove the heartbeat (briefly: the server may be down), then close, which
-    // ends every write still waiting for the server.
-    const client = this.#client;
-    this.#cancelling = client === null
-      ? undefined
-      : client.send(["DEL", this.#keys.heartbeat(this.id)], { timeout: 300 })
-        .catch(() => {}).finally(() => client.close());
-  }
-
-  async #run(): Promise<ConsumerStats> {
-    try {
-      this.#client = await RedisClient.connect(this.#url, this.#clientOptions);
-      this.#taker = await RedisClient.connect(this.#url, this.#clientOptions);
-    } catch (error) {
-      this.#client?.close();
-      throw error;
-    }
-    if (this.#cancelled) {
-      // Cancelled while connecting: nothing was registered or taken.
-      this.#client.close();
-      this.#taker.close();
-      return this.stats;
-    }
-    if (this.#stopping) this.#taker.close();
-    this.#pool = new WorkerPool({
-      workers: this.#workers,
-      capacity: this.#limit - this.#workers,
-      name: "taskpool consumer",
-    });
-    try {
-      await this.#beat();
-      this.#every(this.#ttl / 3, () => this.#beat());
-      await this.#recover();
-      this.#every(this.#ttl / 2, () => this.#recover());
-      this.#every(PROMOTE_EVERY_MS, () => this.#promote());
-      await this.#takeLoop();
-    } catch (error) {
-      this.#fail(error);
-    }
-    await this.#drained();
-    if (!this.#cancelled) {
-      // Give back what was taken but never reached us (a BLMOVE cut by stop()), and leave.
-      await this.#durable(
-        "give back and deregister",
-        () => this.#release([], true),
-      ).catch(() => {});
-    } else {
-      await this.#cancelling;
-    }
-    for (const timer of this.#timers) clearTimeout(timer);
-    this.#timers.clear();
-    if (this.#cancelled) this.#pool.terminate();
-    else await this.#pool.close();
-    this.#client.close();
-    this.#taker.close();
-    if (this.#failure !== undefined) throw this.#failure;
-    return this.stats;
-  }
-
-  /** Takes entries while there is room, until stopped. */
-  async #takeLoop(): Promise<void> {
-    const k = this.#keys;
-    let failures = 0;
-    while (!this.#stopping) {
-      // Here, and only here, no take is in flight (see `#reconcileHeld`).
-      if (this.#reconcile) await this.#reconcileHeld();
-      if (this.#heldCount >= this.#limit) {
-        await new Promise<void>((resolve) => this.#wake = resolve);
-        this.#wake = null;
-        continue;
-      }
-      let reply: RedisReply;
-      try {
-        // A BLMOVE ends (on the server) before our heartbeat could expire, so
-        // one that outlives us cannot move an entry into a list that another
-        // consumer has already recovered and no longer watches.
-        reply = await this.#taker!.send(
-          ["BLMOVE", k.queue, this.#processing, "RIGHT", "LEFT", this.#block],
-          { timeout: withBlock(this.#block * 1000, this.#clientOptions.commandTimeout) },
-        );
-        failures = 0;
-      } catch (error) {
-        if (this.#stopping) break;
-        if (!(error instanceof RedisConnectionError)) throw error;
-        // The move may have happened with its reply lost: look in our list once we can.
-        this.#reconcile = true;
-        this.#warn(`${error.message}; retrying`);
-        await delay(backoff(failures++));
-        continue;
-      }
-      if (typeof reply !== "string") continue;
-      this.#take(reply);
-      // One round trip for as many as there is room for.
-      const room = Math.min(this.#limit - this.#heldCount, TAKE_BATCH);
-      if (room <= 0 || this.#stopping) continue;
-      const more = await Promise.allSettled(
-        Array.from(
-          { length: room },
-          () => this.#taker!.send(["LMOVE", k.queue, this.#processing, "RIGHT", "LEFT"]),
-        ),
-      );
-      for (const outcome of more) {
-        if (outcome.status === "rejected") this.#reconcile = true;
-        else if (typeof outcome.value === "string") this.#take(outcome.value);
-      }
-    }
-  }
-
-  /**
-   * Gives back entries of our processing list that we do not hold: their
-   * replies were lost. Runs in the take loop between takes, so no take is in
-   * flight; the acks sent before the LRANGE (on the same connection, so run
-   * before it) are awaited first, so that what they took counts as held.
-   */
-  async #reconcileHeld(): Promise<void> {
-    const before = [...this.#acks];
-    let list: RedisReply;
-    try {
-      list = await this.#client!.send(["LRANGE", this.#processing, 0, -1]);
-    } catch {
-      return; // still down: the loop tries again after its next take
-    }
-    await Promise.allSettled(before);
-    this.#reconcile = false;
-    const counts = new Map(this.#held);
-    const orphans: string[] = [];
-    for (const raw of list as string[]) {
-      const held = counts.get(raw) ?? 0;
-      if (held > 0) counts.set(raw, held - 1);
-      else orphans.push(raw);
-    }
-    if (orphans.length > 0) {
-      await this.#durable("give back", () => this.#release(orphans, false)).catch(() => {});
-    }
-  }
-
-  #take(raw: string): void {
-    this.stats.taken++;
-    this.#heldCount++;
-    this.#held.set(raw, (this.#held.get(raw) ?? 0) + 1);
-    const parsed = parseEntry(raw, this.#base);
-    if (!parsed.ok) {
-      this.stats.malformed++;
-      const error = `malformed entry: ${parsed.error}`;
-      const result: QueueResult = {
-        id: parsed.id,
-        batch: parsed.batch,
-        status: "failed",
-        attempts: 0,
-        error,
-        consumer: this.id,
-      };
-      this.#options.onFinish?.(result);
-      this.#ack(raw, result, deadRecord(raw, error, this.id, 0));
-      return;
-    }
-    const held: Held = { raw, ...parsed };
-    if (held.job.kind === "command" && this.#commands >= this.#workers) {
-      this.#commandsWaiting.push(held);
-    } else this.#start(held);
-  }
-
-  #start(held: Held): void {
-    const { job, attempt } = held;
-    this.#options.onStart?.(job, attempt);
-    const start = Date.now();
-    const began = performance.now();
-    const ended = (ok: boolean, details: Partial<QueueResult>) =>
-      this.#ended(held, ok, { ...details, start, duration: performance.now() - began });
-    if (job.kind === "task") {
-      this.#pool!.run({ module: job.module, name: job.name!, args: job.args, timeout: job.timeout })
-        .then(
-          (result) => ended(true, { result }),
-          (error) => ended(false, { error: (error as Error)?.message ?? String(error) }),
-        );
-    } else {
-      this.#commands++;
-      runCommand(job, this.#children)
-        .then(
-          ({ ok, ...details }) => ended(ok, details),
-          (error) => ended(false, { error: String(error) }),
-        )
-        .finally(() => {
-          this.#commands--;
-          const next = this.#commandsWaiting.shift();
-          if (next) this.#start(next);
-        });
-    }
-  }
-
-  #ended(held: Held, ok: boolean, details: Partial<QueueResult>): void {
-    if (this.#cancelled) return; // left in the processing list for recovery
-    const { job, attempt, raw, batch } = held;
-    const result: QueueResult = {
-      id: job.id,
-      batch,
-      status: ok ? "succeeded" : "failed",
-      attempts: attempt,
-      ...details,
-      consumer: this.id,
-    };
-    if (!ok && attempt <= job.retries) {
-      this.stats.retried++;
-      const wait = Math.round(job.backoff * 2 ** (attempt - 1) * (0.5 + Math.random()));
-      const token = crypto.randomUUID().slice(0, 8);
-      const next = `${token}|${JSON.stringify({ ...held.value, attempt: attempt + 1 })}`;
-      this.#options.onRetry?.(job, attempt, result.error ?? "failed");
-      const k = this.#keys;
-      this.#durable(
-        `schedule the retry of ${job.id}`,
-        () =>
-          runScript(this.#client!, RETRY, [this.#processing, k.queue, k.delayed], [
-            raw,
-            next,
-            wait,
-          ]),
-      )
-        .then(() => this.#after(wait, () => this.#promote()), () => {})
-        .finally(() => this.#let(raw));
-      return;
-    }
-    if (ok) this.stats.succeeded++;
-    else this.stats.failed++;
-    this.#options.onFinish?.(result);
-    this.#ack(
-      raw,
-      result,
-      ok ? "" : deadRecord(JSON.stringify(held.value), result.error ?? "", this.id, attempt),
-    );
-  }
-
-  /**
-   * Records an outcome and removes the entry (one script), taking the next
-   * entry in the same step while not stopping; then lets the entry go. Its
-   * place is kept until the reply, so the next entry has room.
-   */
-  #ack(raw: string, result: QueueResult, dead: string): void {
-    const k = this.#keys;
-    let again = "0";
-    const handled = this.#durable(`record the outcome of ${result.id || "an entry"}`, () => {
-      const take = this.#stopping ? "0" : "1";
-      const sent = runScript(
-        this.#client!,
-        ACK,
-        [this.#processing, k.queue, k.results, k.dead, k.blocked, k.pending],
-        [
-          raw,
-          result.batch,
-          result.id,
-          result.status,
-          toJson(result),
-          dead,
-          k.prefix,
-          this.#maxResults,
-          take,
-          again,
-        ],
-      );
-      again = "1";
-      return sent.catch((error) => {
-        if (take === "1" && error instanceof RedisConnectionError) {
-          // A lost reply may have carried the next entry: the take loop looks
-          // in our list (woken now if it waits for room).
-          this.#reconcile = true;
-          this.#wake?.();
-        }
-        throw error;
-      });
-    })
-      .then((reply) => {
-        const next = Array.isArray(reply) ? reply[1] : null;
-        this.#let(raw);
-        if (typeof next === "string") this.#take(next);
-      }, () => this.#let(raw));
-    this.#acks.add(handled);
-    handled.finally(() => this.#acks.delete(handled));
-  }
-
-  /** Forgets a held entry, and wakes the taker (room) or the drain. */
-  #let(raw: string): void {
-    const n = this.#held.get(raw)! - 1;
-    if (n === 0) this.#held.delete(raw);
-    else this.#held.set(raw, n);
-    this.#heldCount--;
-    this.#wake?.();
-  }
-
-  /** Resolves once nothing is held (or at once when cancelled). */
-  async #drained(): Promise<void> {
-    while (this.#heldCount > 0 && !this.#cancelled) {
-      await new Promise<void>((resolve) => this.#wake = resolve);
-      this.#wake = null;
-    }
-  }
-
-  #beat(): Promise<unknown> {
-    const info = JSON.stringify({ host: Deno.hostname(), pid: Deno.pid, held: this.#heldCount });
-    return Promise.all([
-      this.#client!.send(["SET", this.#keys.heartbeat(this.id), info, "PX", this.#ttl]),
-      this.#client!.send(["SADD", this.#keys.consumers, this.id]),
-    ]);
-  }
-
-  async #recover(): Promise<void> {
-    const k = this.#keys;
-    const [moved, gone] = await runScript(this.#client!, RECOVER, [k.consumers, k.queue], [
-      k.prefix,
-      this.id,
-    ]) as [number, string[]];
-    if (gone.length > 0) {
-      this.stats.recovered += moved;
-      this.#options.onRecover?.(moved, gone);
-    }
-  }
-
-  async #promote(): Promise<void> {
-    const k = this.#keys;
-    await runScript(this.#client!, PROMOTE, [k.delayed, k.queue], [1000]);
-  }
-
-  #release(entries: string[], leave: boolean): Promise<RedisReply> {
-    const k = this.#keys;
-    return runScript(
-      this.#client!,
-      RELEASE,
-      [this.#processing, k.queue, k.consumers, k.heartbeat(this.id)],
-      [this.id, leave ? "1" : "0", ...entries],
-    );
-  }
-
-  /** Runs `task` every `ms` until the consumer ends; a failure is a warning. */
-  #every(ms: number, task: () => Promise<unknown>): void {
-    const tick = () => {
-      task().catch((error) => this.#warn(`${(error as Error).message}; retrying`))
-        .finally(() => {
-          if (!this.#done()) this.#after(ms, tick);
-        });
-    };
-    this.#after(ms, tick);
-  }
-
-  #after(ms: number, fn: () => void): void {
-    if (this.#done()) return;
-    const timer = setTimeout(() => {
-      this.#timers.delete(timer);
-      fn();
-    }, ms);
-    this.#timers.add(timer);
-  }
-
-  #done(): boolean {
-    return this.#cancelled || (this.#stopping && this.#heldCount === 0);
-  }
-
-  /**
-   * Runs a write until it succeeds: a lost connection is retried with
-   * backoff (the scripts are safe to run twice); a Redis error is reported
-   * and given up (the entry stays in the processing list, and is given back
-   * when the consumer stops).
-   */
-  async #durable(what: string, write: () => Promise<unknown>): Promise<unknown> {
-    for (let failures = 0;; failures++) {
-      try {
-        return await write();
-      } catch (error) {
-        if (error instanceof RedisConnectionError && !this.#cancelled) {
-          this.#warn(`cannot ${what}: ${error.message}; retrying`);
-          await delay(backoff(failures));
-          continue;
-        }
-        if (!this.#cancelled) this.#fail(error);
-        throw error;
-      }
-    }
-  }
-
-  #warn(message: string): void {
-    if (!this.#cancelled) this.#options.onWarning?.(message);
-  }
-
-  /**
-   * Stops the consumer for an error Redis will keep giving (a key of the
-   * wrong type, a script the server refuses): `done` rejects with it. What
-   * could not be recorded stays in the processing list and is given back.
-   */
-  #fail(error: unknown): void {
-    this.#failure ??= error;
-    this.stop();
-  }
-}
-
-// -- Helpers --
-
-const shas = new Map<Script, Promise<string>>();
-
-/** Runs a script by its SHA-1, loading it when the server does not know it (say, after a restart). */
-async function runScript(
-  client: RedisClient,
-  script: Script,
-  keys: string[],
-  args: (string | number)[],
-): Promise<RedisReply> {
-  let sha = shas.get(script);
-  if (sha === undefined) {
-    sha = crypto.subtle.digest("SHA-1", new TextEncoder().encode(script.source)).then((hash) =>
-      Array.from(new Uint8Array(hash), (b) => b.toString(16).padStart(2, "0")).join("")
-    );
-    shas.set(script, sha);
-  }
-  try {
-    try {
-      return await client.send(["EVALSHA", await sha, keys.length, ...keys, ...args]);
-    } catch (error) {
-      if (!(error instanceof RedisError) || !error.message.includes("NOSCRIPT")) throw error;
-      return await client.send(["EVAL", script.source, keys.length, ...keys, ...args]);
-    }
-  } catch (error) {
-    if (!(error instanceof RedisError)) throw error;
-    // Name the script, not EVALSHA, and drop the server's "script: <sha>" tail.
-    const reply = error.message.replace(/^Redis error for \w+: /, "")
-      .replace(/ script: [0-9a-f]{40}.*$/, "");
-    throw new RedisError(`the ${script.name} script`, reply);
-  }
-}
-
-/** A dead-list record: the entry, why, who, when. */
-function deadRecord(entry: string, error: string, consumer: string, attempts: number): string {
-  return JSON.stringify({ entry, error, attempts, consumer, at: new Date().toISOString() });
-}
-
-/** JSON of an outcome; a result JSON cannot hold becomes its string form. */
-function toJson(result: QueueResult): string {
-  try {
-    return JSON.stringify(result);
-  } catch {
-    return JSON.stringify({ ...result, result: String(result.result) });
-  }
-}
-
-/** The records of an XREAD reply: [id, fields]. */
-function* streamRecords(reply: RedisReply): Generator<[string, Record<string, string>]> {
-  if (!Array.isArray(reply)) return;
-  for (const stream of reply) {
-    const records = (stream as RedisReply[])[1] as RedisReply[];
-    for (const record of records) {
-      const [id, list] = record as [string, string[]];
-      const fields: Record<string, string> = {};
-      for (let i = 0; i + 1 < list.length; i += 2) fields[list[i]] = list[i + 1];
-      yield [id, fields];
-    }
-  }
-}
-
-function parseResult(fields: Record<string, string>): QueueResult {
-  try {
-    return JSON.parse(fields.data) as QueueResult;
-  } catch {
-    return {
-      id: fields.id,
-      batch: fields.batch,
-      status: fields.status as QueueResult["status"],
-      attempts: 0,
-    };
-  }
-}
-
-/** A blocking command's timeout: its block time plus the command timeout (0: none). */
-function withBlock(blockMs: number, commandTimeout = 10_000): number {
-  return commandTimeout === 0 ? 0 : blockMs + commandTimeout;
-}
-
-/** 50 ms doubling to 2 s, with jitter. */
-function backoff(failures: number): number {
-  return Math.min(2000, 50 * 2 ** Math.min(failures, 6)) * (0.5 + Math.random());
-}
-
-function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }

@@ -1,0 +1,80 @@
+/**
+ * The names of a queue's keys, spelled in one place for the producer, the
+ * consumer and the scripts' callers.
+ *
+ * ## Keys (for a queue named `q`)
+ *
+ * | key                   | type   | holds                                                |
+ * | --------------------- | ------ | ---------------------------------------------------- |
+ * | `q`                   | list   | ready entries: producers LPUSH, consumers take RIGHT |
+ * | `q:processing:<c>`    | list   | what consumer `c` holds (BLMOVE q → here)            |
+ * | `q:consumers`         | set    | consumer ids that may hold jobs                      |
+ * | `q:heartbeat:<c>`     | string | consumer `c` is alive while this exists (PX TTL)     |
+ * | `q:delayed`           | zset   | retries, scored by the server time they are due      |
+ * | `q:blocked`           | hash   | `batch/id` → entry of a job waiting for `after` jobs |
+ * | `q:pending`           | hash   | `batch/id` → how many of its `after` jobs are left   |
+ * | `q:dependents:<b/id>` | set    | `batch/id`s waiting for job `b/id`                   |
+ * | `q:results`           | stream | one record per outcome: batch, id, status, data      |
+ * | `q:dead`              | list   | entries that failed for good or were malformed       |
+ *
+ * The scripts build the names with a consumer id or a job key in them from
+ * {@linkcode QueueKeys.prefix}, so the two spellings must agree.
+ *
+ * @module
+ */
+
+/** The key names of queue `name`. */
+export interface QueueKeys {
+  /** The list of ready entries: the queue's own name. */
+  queue: string;
+  /** The set of consumer ids that may hold jobs. */
+  consumers: string;
+  /** The sorted set of retries, by due time. */
+  delayed: string;
+  /** The hash of jobs waiting for their `after` jobs. */
+  blocked: string;
+  /** The hash of how many `after` jobs each blocked job still waits for. */
+  pending: string;
+  /** The stream of outcomes. */
+  results: string;
+  /** The list of entries that failed for good or were malformed. */
+  dead: string;
+  /** Prefix of `processing:<c>`, `heartbeat:<c>`, `dependents:<b/id>`. */
+  prefix: string;
+  /** The processing list of a consumer. */
+  processing(consumer: string): string;
+  /** The heartbeat key of a consumer. */
+  heartbeat(consumer: string): string;
+}
+
+/**
+ * The keys of queue `name`.
+ *
+ * @param name The queue's name, which is also its list's key.
+ * @returns Every key name, and functions for the per-consumer ones.
+ *
+ * @example Name a consumer's processing list
+ * ```ts
+ * import { queueKeys } from "./_keys.ts";
+ * import assert from "node:assert";
+ *
+ * const keys = queueKeys("jobs");
+ * assert.strictEqual(keys.results, "jobs:results");
+ * assert.strictEqual(keys.processing("host:42:ab12"), "jobs:processing:host:42:ab12");
+ * ```
+ */
+export function queueKeys(name: string): QueueKeys {
+  const prefix = `${name}:`;
+  return {
+    queue: name,
+    consumers: `${prefix}consumers`,
+    delayed: `${prefix}delayed`,
+    blocked: `${prefix}blocked`,
+    pending: `${prefix}pending`,
+    results: `${prefix}results`,
+    dead: `${prefix}dead`,
+    prefix,
+    processing: (consumer) => `${prefix}processing:${consumer}`,
+    heartbeat: (consumer) => `${prefix}heartbeat:${consumer}`,
+  };
+}

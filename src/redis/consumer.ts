@@ -1,0 +1,638 @@
+/**
+ * The consumer side of the Redis queue: {@linkcode RedisConsumer} takes
+ * entries into its processing list, runs them on a worker pool, and records
+ * each outcome with the ACK script. What keeps a job from being lost is
+ * described in `_scripts.ts`.
+ *
+ * @module
+ */
+
+import type { Job } from "../job_file.ts";
+import { PoolCore } from "../pool/_core.ts";
+import { type AttemptOutcome, Attempts, retryDelay } from "../run/_attempt.ts";
+import { RedisConnectionError } from "../errors.ts";
+import { delay } from "../_util.ts";
+import { RedisClient, type RedisClientOptions, type RedisReply } from "./client.ts";
+import type { QueueKeys } from "./_keys.ts";
+import { ACK, PROMOTE, RECOVER, RELEASE, RETRY, runScript } from "./_scripts.ts";
+import { parseEntry } from "./_entry.ts";
+import { deadRecord, type QueueResult, toJson } from "./_records.ts";
+import { retryWait, withBlock } from "./_timing.ts";
+
+/** Options of {@linkcode RedisQueue.prototype.consume}. */
+export interface ConsumeOptions {
+  /**
+   * Workers of the consumer's pool.
+   *
+   * @default {navigator.hardwareConcurrency}
+   */
+  workers?: number;
+  /**
+   * Tasks queued in the pool beyond the running ones. The consumer holds at
+   * most `workers + capacity` jobs, and takes one only when it has room.
+   *
+   * @default {workers * 2}
+   */
+  capacity?: number;
+  /**
+   * The directory that relative task modules and command directories of
+   * entries resolve against: a checkout of the code that pushed them.
+   *
+   * @default {the current directory}
+   */
+  base?: string;
+  /**
+   * Milliseconds the consumer's heartbeat lives: it is renewed every third
+   * of this, and a consumer silent for this long is presumed dead and its
+   * jobs are moved back to the queue.
+   *
+   * @default {10000}
+   */
+  heartbeat?: number;
+  /** The consumer's id (unique among the queue's consumers). @default {host:pid:random} */
+  id?: string;
+  /** Stops taking jobs when aborted; what is held finishes (as `stop()`). */
+  signal?: AbortSignal;
+  /** Called when an attempt starts. */
+  onStart?: (job: Job, attempt: number) => void;
+  /** Called once per job this consumer finishes: succeeded, failed for good, or malformed. */
+  onFinish?: (result: QueueResult) => void;
+  /** Called when a failed attempt is scheduled to run again. */
+  onRetry?: (job: Job, attempt: number, error: string) => void;
+  /** Called when this consumer moved a dead consumer's jobs back to the queue. */
+  onRecover?: (moved: number, consumers: string[]) => void;
+  /** Called with a one-line warning (the connection was lost, a write failed and is retried). */
+  onWarning?: (message: string) => void;
+}
+
+/** What a consumer did. */
+export interface ConsumerStats {
+  /** Entries taken from the queue. */
+  taken: number;
+  /** Jobs that succeeded. */
+  succeeded: number;
+  /** Jobs that failed for good (sent to the dead list). */
+  failed: number;
+  /** Failed attempts scheduled to run again. */
+  retried: number;
+  /** Malformed entries sent to the dead list. */
+  malformed: number;
+  /** Entries moved back to the queue from dead consumers. */
+  recovered: number;
+}
+
+/** Seconds a BLMOVE blocks before it is re-issued. */
+const BLOCK_SECONDS = 2;
+/** Entries taken with one round trip after a blocking take (when there is room). */
+const TAKE_BATCH = 256;
+/** How often any consumer looks for due retries, ms (the one that scheduled a retry also wakes at its due time). */
+const PROMOTE_EVERY_MS = 1000;
+const DEFAULT_HEARTBEAT_MS = 10_000;
+
+/**
+ * What a consumer takes from its queue. {@linkcode RedisQueue.prototype.consume}
+ * hands it over as a plain object; it is not public API.
+ */
+export interface ConsumerSettings {
+  /** The server's URL: the consumer opens connections of its own. */
+  url: string;
+  /** The queue's options, for those connections. */
+  clientOptions: RedisClientOptions;
+  /** The queue's keys. */
+  keys: QueueKeys;
+  /** About how many records `<queue>:results` keeps. */
+  maxResults: number;
+}
+
+/** A job this consumer holds. */
+interface Held {
+  raw: string;
+  job: Job;
+  batch: string;
+  attempt: number;
+  value: Record<string, unknown>;
+}
+
+/**
+ * One consumer of a {@linkcode RedisQueue}: a worker pool fed from the
+ * queue, running each attempt of a job as the local `Scheduler` does. Made by {@linkcode RedisQueue.prototype.consume}, which
+ * hands it the queue's server, client options and keys; it opens two
+ * connections of its own (one for blocking takes, one for the rest).
+ *
+ * It holds at most `workers + capacity` jobs and takes one only when it has
+ * room. `stop()` (or the `signal`) takes nothing more, lets what it holds
+ * finish and be recorded, gives back anything taken but not started, and
+ * deregisters; `done` then resolves. `cancel()` ends at once, leaving what
+ * it holds in its processing list for another consumer to recover.
+ *
+ * @example Run a pushed job, then stop
+ * ```ts
+ * import { RedisClient, RedisQueue, validateJobFile } from "@taskpool/taskpool";
+ * import assert from "node:assert";
+ *
+ * const url = Deno.env.get("TASKPOOL_REDIS_URL"); // runs where a server is set
+ * if (url) {
+ *   const name = `doc:${crypto.randomUUID()}`;
+ *   await using queue = await RedisQueue.connect({ url, queue: name });
+ *   const checked = validateJobFile({ jobs: [{ id: "ok", command: ["true"] }] }, "./jobs.json");
+ *   assert(checked.ok);
+ *   const receipt = await queue.push(checked.file);
+ *   const consumer = queue.consume({ workers: 1 });
+ *   await queue.wait(receipt);
+ *   consumer.stop();
+ *   const stats = await consumer.done;
+ *   assert.strictEqual(stats.succeeded, 1);
+ *   await using redis = await RedisClient.connect(url);
+ *   await redis.send(["DEL", `${name}:results`]); // the only key a finished queue leaves
+ * }
+ * ```
+ */
+export class RedisConsumer {
+  // About 410 lines of code, past the ~400 we aim for: one state machine (what
+  // is held, the take loop, acks in flight, reconciling) whose steps share its
+  // private fields; split, they would hand that state back and forth.
+  /** The consumer's id; its processing list is `<queue>:processing:<id>`. */
+  readonly id: string;
+  /** Resolves with the stats once the consumer has stopped; rejects if it could not run. */
+  readonly done: Promise<ConsumerStats>;
+  /** What it did so far. */
+  readonly stats: ConsumerStats = {
+    taken: 0,
+    succeeded: 0,
+    failed: 0,
+    retried: 0,
+    malformed: 0,
+    recovered: 0,
+  };
+  readonly #url: string;
+  readonly #clientOptions: RedisClientOptions;
+  readonly #keys: QueueKeys;
+  readonly #processing: string;
+  readonly #maxResults: string;
+  readonly #options: ConsumeOptions;
+  readonly #workers: number;
+  readonly #limit: number;
+  readonly #ttl: number;
+  readonly #base: string;
+  readonly #held = new Map<string, number>();
+  readonly #commandsWaiting: Held[] = [];
+  readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+  /** The held jobs whose attempt runs, by the attempt's token (recycled). */
+  readonly #running: Array<Held | undefined> = [];
+  readonly #freeTokens: number[] = [];
+  #heldCount = 0;
+  #client: RedisClient | null = null;
+  #taker: RedisClient | null = null;
+  #pool: PoolCore | null = null;
+  #attempts: Attempts | null = null;
+  #stopping = false;
+  #cancelled = false;
+  #reconcile = false;
+  /** Acks in flight, each settled once its reply was handled (see `#reconcileHeld`). */
+  readonly #acks = new Set<Promise<void>>();
+  /** Seconds a BLMOVE blocks: below a third of the heartbeat (see `#takeLoop`). */
+  readonly #block: number;
+  /** The first Redis error that stopped the consumer. */
+  #failure: unknown;
+  #wake: (() => void) | null = null;
+  #cancelling: Promise<unknown> | undefined;
+
+  // Consumers are made by RedisQueue.prototype.consume(), which checks
+  // nothing itself: the RangeError for a bad heartbeat is thrown here.
+  /** @ignore */
+  constructor(settings: ConsumerSettings, options: ConsumeOptions = {}) {
+    const { url, clientOptions, keys, maxResults } = settings;
+    this.#url = url;
+    this.#clientOptions = clientOptions;
+    this.#keys = keys;
+    this.#maxResults = String(maxResults);
+    this.#options = options;
+    this.id = options.id ??
+      `${Deno.hostname()}:${Deno.pid}:${crypto.randomUUID().slice(0, 8)}`;
+    this.#processing = keys.processing(this.id);
+    this.#workers = options.workers ?? (navigator.hardwareConcurrency || 1);
+    this.#limit = this.#workers + (options.capacity ?? this.#workers * 2);
+    this.#ttl = options.heartbeat ?? DEFAULT_HEARTBEAT_MS;
+    this.#base = options.base ?? Deno.cwd();
+    if (!Number.isInteger(this.#ttl) || this.#ttl < 100) {
+      throw new RangeError(
+        `Cannot consume as 'heartbeat' must be an integer of at least 100 ms: current value is ${this.#ttl}`,
+      );
+    }
+    this.#block = Math.min(BLOCK_SECONDS, Math.floor(this.#ttl / 3) / 1000);
+    options.signal?.addEventListener("abort", () => this.stop(), { once: true });
+    this.done = this.#run();
+  }
+
+  /** Jobs held now (running, queued in the pool, or being recorded). */
+  get held(): number {
+    return this.#heldCount;
+  }
+
+  /** Takes nothing more; what is held finishes and is recorded; then `done` resolves. Idempotent. */
+  stop(): void {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.#taker?.close(); // ends a blocked BLMOVE now
+    this.#wake?.();
+  }
+
+  /**
+   * Ends at once: running tasks and commands are killed and nothing more is
+   * recorded; held jobs stay in the processing list, and the heartbeat is
+   * removed so that another consumer recovers them without waiting for it
+   * to expire.
+   */
+  cancel(): void {
+    if (this.#cancelled) return;
+    this.#cancelled = true;
+    this.stop();
+    this.#wake?.(); // a drain in progress ends now
+    this.#attempts?.cancel();
+    // Remove the heartbeat (briefly: the server may be down), then close, which
+    // ends every write still waiting for the server.
+    const client = this.#client;
+    this.#cancelling = client === null
+      ? undefined
+      : client.send(["DEL", this.#keys.heartbeat(this.id)], { timeout: 300 })
+        .catch(() => {}).finally(() => client.close());
+  }
+
+  async #run(): Promise<ConsumerStats> {
+    try {
+      this.#client = await RedisClient.connect(this.#url, this.#clientOptions);
+      this.#taker = await RedisClient.connect(this.#url, this.#clientOptions);
+    } catch (error) {
+      this.#client?.close();
+      throw error;
+    }
+    if (this.#cancelled) {
+      // Cancelled while connecting: nothing was registered or taken.
+      this.#client.close();
+      this.#taker.close();
+      return this.stats;
+    }
+    if (this.#stopping) this.#taker.close();
+    this.#pool = new PoolCore({
+      workers: this.#workers,
+      capacity: this.#limit - this.#workers,
+      name: "taskpool consumer",
+    });
+    this.#attempts = new Attempts(
+      this.#pool,
+      (token, outcome) => this.#attemptEnded(token, outcome),
+    );
+    try {
+      await this.#beat();
+      this.#every(this.#ttl / 3, () => this.#beat());
+      await this.#recover();
+      this.#every(this.#ttl / 2, () => this.#recover());
+      this.#every(PROMOTE_EVERY_MS, () => this.#promote());
+      await this.#takeLoop();
+    } catch (error) {
+      this.#fail(error);
+    }
+    await this.#drained();
+    if (!this.#cancelled) {
+      // Give back what was taken but never reached us (a BLMOVE cut by stop()), and leave.
+      await this.#durable(
+        "give back and deregister",
+        () => this.#release([], true),
+      ).catch(() => {});
+    } else {
+      await this.#cancelling;
+    }
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
+    if (this.#cancelled) this.#pool.terminate();
+    else await this.#pool.close();
+    this.#client.close();
+    this.#taker.close();
+    if (this.#failure !== undefined) throw this.#failure;
+    return this.stats;
+  }
+
+  /** Takes entries while there is room, until stopped. */
+  async #takeLoop(): Promise<void> {
+    const k = this.#keys;
+    let failures = 0;
+    while (!this.#stopping) {
+      // Here, and only here, no take is in flight (see `#reconcileHeld`).
+      if (this.#reconcile) await this.#reconcileHeld();
+      if (this.#heldCount >= this.#limit) {
+        await new Promise<void>((resolve) => this.#wake = resolve);
+        this.#wake = null;
+        continue;
+      }
+      let reply: RedisReply;
+      try {
+        // A BLMOVE ends (on the server) before our heartbeat could expire, so
+        // one that outlives us cannot move an entry into a list that another
+        // consumer has already recovered and no longer watches.
+        reply = await this.#taker!.send(
+          ["BLMOVE", k.queue, this.#processing, "RIGHT", "LEFT", this.#block],
+          { timeout: withBlock(this.#block * 1000, this.#clientOptions.commandTimeout) },
+        );
+        failures = 0;
+      } catch (error) {
+        if (this.#stopping) break;
+        if (!(error instanceof RedisConnectionError)) throw error;
+        // The move may have happened with its reply lost: look in our list once we can.
+        this.#reconcile = true;
+        this.#warn(`${error.message}; retrying`);
+        await delay(retryWait(++failures));
+        continue;
+      }
+      if (typeof reply !== "string") continue;
+      this.#take(reply);
+      // One round trip for as many as there is room for.
+      const room = Math.min(this.#limit - this.#heldCount, TAKE_BATCH);
+      if (room <= 0 || this.#stopping) continue;
+      const more = await Promise.allSettled(
+        Array.from(
+          { length: room },
+          () => this.#taker!.send(["LMOVE", k.queue, this.#processing, "RIGHT", "LEFT"]),
+        ),
+      );
+      for (const outcome of more) {
+        if (outcome.status === "rejected") this.#reconcile = true;
+        else if (typeof outcome.value === "string") this.#take(outcome.value);
+      }
+    }
+  }
+
+  /**
+   * Gives back entries of our processing list that we do not hold: their
+   * replies were lost. Runs in the take loop between takes, so no take is in
+   * flight; the acks sent before the LRANGE (on the same connection, so run
+   * before it) are awaited first, so that what they took counts as held.
+   */
+  async #reconcileHeld(): Promise<void> {
+    const before = [...this.#acks];
+    let list: RedisReply;
+    try {
+      list = await this.#client!.send(["LRANGE", this.#processing, 0, -1]);
+    } catch {
+      return; // still down: the loop tries again after its next take
+    }
+    await Promise.allSettled(before);
+    this.#reconcile = false;
+    const counts = new Map(this.#held);
+    const orphans: string[] = [];
+    for (const raw of list as string[]) {
+      const held = counts.get(raw) ?? 0;
+      if (held > 0) counts.set(raw, held - 1);
+      else orphans.push(raw);
+    }
+    if (orphans.length > 0) {
+      await this.#durable("give back", () => this.#release(orphans, false)).catch(() => {});
+    }
+  }
+
+  #take(raw: string): void {
+    this.stats.taken++;
+    this.#heldCount++;
+    this.#held.set(raw, (this.#held.get(raw) ?? 0) + 1);
+    const parsed = parseEntry(raw, this.#base);
+    if (!parsed.ok) {
+      this.stats.malformed++;
+      const error = `malformed entry: ${parsed.error}`;
+      const result: QueueResult = {
+        id: parsed.id,
+        batch: parsed.batch,
+        status: "failed",
+        attempts: 0,
+        error,
+        consumer: this.id,
+      };
+      this.#options.onFinish?.(result);
+      this.#ack(raw, result, deadRecord(raw, error, this.id, 0));
+      return;
+    }
+    const held: Held = { raw, ...parsed };
+    if (held.job.kind === "command" && this.#attempts!.commands >= this.#workers) {
+      this.#commandsWaiting.push(held);
+    } else this.#start(held);
+  }
+
+  #start(held: Held): void {
+    this.#options.onStart?.(held.job, held.attempt);
+    const token = this.#freeTokens.pop() ?? this.#running.length;
+    this.#running[token] = held;
+    this.#attempts!.start(held.job, token);
+  }
+
+  /** An attempt ended: record it, then start a command that waited for a free one. */
+  #attemptEnded(token: number, outcome: AttemptOutcome): void {
+    const held = this.#running[token]!;
+    this.#running[token] = undefined;
+    this.#freeTokens.push(token);
+    this.#ended(held, outcome);
+    if (held.job.kind === "command") {
+      const next = this.#commandsWaiting.shift();
+      if (next) this.#start(next);
+    }
+  }
+
+  #ended(held: Held, outcome: AttemptOutcome): void {
+    if (this.#cancelled) return; // left in the processing list for recovery
+    const { job, attempt, raw, batch } = held;
+    const { ok, ...details } = outcome;
+    const result: QueueResult = {
+      id: job.id,
+      batch,
+      status: ok ? "succeeded" : "failed",
+      attempts: attempt,
+      ...details,
+      consumer: this.id,
+    };
+    const retryIn = ok ? -1 : retryDelay(job, attempt);
+    if (retryIn >= 0) {
+      this.stats.retried++;
+      const wait = Math.round(retryIn);
+      const token = crypto.randomUUID().slice(0, 8);
+      const next = `${token}|${JSON.stringify({ ...held.value, attempt: attempt + 1 })}`;
+      this.#options.onRetry?.(job, attempt, result.error ?? "failed");
+      const k = this.#keys;
+      this.#durable(
+        `schedule the retry of ${job.id}`,
+        () =>
+          runScript(this.#client!, RETRY, [this.#processing, k.queue, k.delayed], [
+            raw,
+            next,
+            wait,
+          ]),
+      )
+        .then(() => this.#after(wait, () => this.#promote()), () => {})
+        .finally(() => this.#let(raw));
+      return;
+    }
+    if (ok) this.stats.succeeded++;
+    else this.stats.failed++;
+    this.#options.onFinish?.(result);
+    this.#ack(
+      raw,
+      result,
+      ok ? "" : deadRecord(JSON.stringify(held.value), result.error ?? "", this.id, attempt),
+    );
+  }
+
+  /**
+   * Records an outcome and removes the entry (one script), taking the next
+   * entry in the same step while not stopping; then lets the entry go. Its
+   * place is kept until the reply, so the next entry has room.
+   */
+  #ack(raw: string, result: QueueResult, dead: string): void {
+    const k = this.#keys;
+    let again = "0";
+    const handled = this.#durable(`record the outcome of ${result.id || "an entry"}`, () => {
+      const take = this.#stopping ? "0" : "1";
+      const sent = runScript(
+        this.#client!,
+        ACK,
+        [this.#processing, k.queue, k.results, k.dead, k.blocked, k.pending],
+        [
+          raw,
+          result.batch,
+          result.id,
+          result.status,
+          toJson(result),
+          dead,
+          k.prefix,
+          this.#maxResults,
+          take,
+          again,
+        ],
+      );
+      again = "1";
+      return sent.catch((error) => {
+        if (take === "1" && error instanceof RedisConnectionError) {
+          // A lost reply may have carried the next entry: the take loop looks
+          // in our list (woken now if it waits for room).
+          this.#reconcile = true;
+          this.#wake?.();
+        }
+        throw error;
+      });
+    })
+      .then((reply) => {
+        const next = Array.isArray(reply) ? reply[1] : null;
+        this.#let(raw);
+        if (typeof next === "string") this.#take(next);
+      }, () => this.#let(raw));
+    this.#acks.add(handled);
+    handled.finally(() => this.#acks.delete(handled));
+  }
+
+  /** Forgets a held entry, and wakes the taker (room) or the drain. */
+  #let(raw: string): void {
+    const n = this.#held.get(raw)! - 1;
+    if (n === 0) this.#held.delete(raw);
+    else this.#held.set(raw, n);
+    this.#heldCount--;
+    this.#wake?.();
+  }
+
+  /** Resolves once nothing is held (or at once when cancelled). */
+  async #drained(): Promise<void> {
+    while (this.#heldCount > 0 && !this.#cancelled) {
+      await new Promise<void>((resolve) => this.#wake = resolve);
+      this.#wake = null;
+    }
+  }
+
+  #beat(): Promise<unknown> {
+    const info = JSON.stringify({ host: Deno.hostname(), pid: Deno.pid, held: this.#heldCount });
+    return Promise.all([
+      this.#client!.send(["SET", this.#keys.heartbeat(this.id), info, "PX", this.#ttl]),
+      this.#client!.send(["SADD", this.#keys.consumers, this.id]),
+    ]);
+  }
+
+  async #recover(): Promise<void> {
+    const k = this.#keys;
+    const [moved, gone] = await runScript(this.#client!, RECOVER, [k.consumers, k.queue], [
+      k.prefix,
+      this.id,
+    ]) as [number, string[]];
+    if (gone.length > 0) {
+      this.stats.recovered += moved;
+      this.#options.onRecover?.(moved, gone);
+    }
+  }
+
+  async #promote(): Promise<void> {
+    const k = this.#keys;
+    await runScript(this.#client!, PROMOTE, [k.delayed, k.queue], [1000]);
+  }
+
+  #release(entries: string[], leave: boolean): Promise<RedisReply> {
+    const k = this.#keys;
+    return runScript(
+      this.#client!,
+      RELEASE,
+      [this.#processing, k.queue, k.consumers, k.heartbeat(this.id)],
+      [this.id, leave ? "1" : "0", ...entries],
+    );
+  }
+
+  /** Runs `task` every `ms` until the consumer ends; a failure is a warning. */
+  #every(ms: number, task: () => Promise<unknown>): void {
+    const tick = () => {
+      task().catch((error) => this.#warn(`${(error as Error).message}; retrying`))
+        .finally(() => {
+          if (!this.#done()) this.#after(ms, tick);
+        });
+    };
+    this.#after(ms, tick);
+  }
+
+  #after(ms: number, fn: () => void): void {
+    if (this.#done()) return;
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      fn();
+    }, ms);
+    this.#timers.add(timer);
+  }
+
+  #done(): boolean {
+    return this.#cancelled || (this.#stopping && this.#heldCount === 0);
+  }
+
+  /**
+   * Runs a write until it succeeds: a lost connection is retried with
+   * backoff (the scripts are safe to run twice); a Redis error is reported
+   * and given up (the entry stays in the processing list, and is given back
+   * when the consumer stops).
+   */
+  async #durable(what: string, write: () => Promise<unknown>): Promise<unknown> {
+    for (let retry = 1;; retry++) {
+      try {
+        return await write();
+      } catch (error) {
+        if (error instanceof RedisConnectionError && !this.#cancelled) {
+          this.#warn(`cannot ${what}: ${error.message}; retrying`);
+          await delay(retryWait(retry));
+          continue;
+        }
+        if (!this.#cancelled) this.#fail(error);
+        throw error;
+      }
+    }
+  }
+
+  #warn(message: string): void {
+    if (!this.#cancelled) this.#options.onWarning?.(message);
+  }
+
+  /**
+   * Stops the consumer for an error Redis will keep giving (a key of the
+   * wrong type, a script the server refuses): `done` rejects with it. What
+   * could not be recorded stays in the processing list and is given back.
+   */
+  #fail(error: unknown): void {
+    this.#failure ??= error;
+    this.stop();
+  }
+}
