@@ -23,7 +23,7 @@ export * from "./src/channel.ts";
 export * from "./src/errors.ts";
 export * from "./src/pool.ts";
 export * from "./src/task_signal.ts";
-export * from "./src/job_file.ts";
+export * from "./src/jobs/mod.ts";
 export * from "./src/scheduler.ts";
 export * from "./src/redis/queue.ts";
 export { type RedisClientOptions, RedisConnectionError, RedisError } from "./src/redis/client.ts";

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Job, JobFile } from "./job_file.ts";
+import type { Job, JobFile } from "./jobs/mod.ts";
 import { type TaskSpec, WorkerPool } from "./pool.ts";
 import { runCommand, terminateTree } from "./_command.ts";
 import { pushTask, type Sink } from "./_sink.ts";

@@ -4,7 +4,7 @@
 import assert from "node:assert";
 import { RedisClient } from "../src/redis/client.ts";
 import { type QueueResult, RedisQueue } from "../src/redis/queue.ts";
-import { type JobFile, validateJobFile } from "../src/job_file.ts";
+import { type JobFile, validateJobFile } from "../src/jobs/mod.ts";
 import { redisTest, startRedisServer, uniqueKey } from "./_redis.ts";
 import { withDir } from "./_temp.ts";
 

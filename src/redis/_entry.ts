@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type Job, validateJobFile } from "../job_file.ts";
+import { type Job, validateJobFile } from "../jobs/mod.ts";
 
 /** An entry checked by a consumer. */
 export type ParsedEntry =

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Job, JobFile } from "../job_file.ts";
+import type { Job, JobFile } from "../jobs/mod.ts";
 import type { JobResult } from "../scheduler.ts";
 import { WorkerPool } from "../pool.ts";
 import { runCommand, terminateTree } from "../_command.ts";
