@@ -5,6 +5,8 @@
  * @module
  */
 
+import { describeJsonError } from "./_json_error.ts";
+
 /** One job of a job file, validated, with its defaults applied. */
 export interface Job {
   /** Unique in the file. */
@@ -143,91 +145,6 @@ export async function readJobFile(path: string): Promise<unknown> {
     return JSON.parse(text);
   } catch (error) {
     throw new JobFileError(`${path}: not valid JSON: ${describeJsonError(text, error as Error)}`);
-  }
-}
-
-/** Where JSON text goes wrong, as "what at line L, column C" (V8's own message quotes the text). */
-function describeJsonError(text: string, error: Error): string {
-  const offset = jsonErrorOffset(text);
-  if (offset === undefined) return error.message.split("\n")[0].slice(0, 200);
-  const before = text.slice(0, offset);
-  const line = before.split("\n").length;
-  const column = offset - before.lastIndexOf("\n");
-  const found = offset >= text.length ? "end of file" : `${JSON.stringify(text[offset])}`;
-  return `unexpected ${found} at line ${line}, column ${column}`;
-}
-
-/** The offset of the first character that makes `text` invalid JSON, or `undefined` if none is found. */
-function jsonErrorOffset(text: string): number | undefined {
-  let at = 0;
-  const fail = (): never => {
-    throw at;
-  };
-  const space = () => {
-    while (at < text.length && " \t\r\n".includes(text[at])) at++;
-  };
-  const literal = (word: string) => {
-    for (const char of word) if (text[at++] !== char) (at--, fail());
-  };
-  const string = () => {
-    at++; // the quote
-    while (at < text.length && text[at] !== '"') {
-      if (text[at] === "\\") at++;
-      else if (text.charCodeAt(at) < 0x20) fail();
-      at++;
-    }
-    if (at >= text.length) fail();
-    at++;
-  };
-  const number = () => {
-    const match = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(at, at + 400));
-    if (!match || match[0] === "" || match[0] === "-") fail();
-    at += match![0].length;
-  };
-  const value = (): void => {
-    space();
-    const char = text[at];
-    if (char === "{") {
-      at++;
-      space();
-      if (text[at] === "}") return void at++;
-      for (;;) {
-        space();
-        if (text[at] !== '"') fail();
-        string();
-        space();
-        if (text[at] !== ":") fail();
-        at++;
-        value();
-        space();
-        if (text[at] === ",") at++;
-        else if (text[at] === "}") return void at++;
-        else fail();
-      }
-    } else if (char === "[") {
-      at++;
-      space();
-      if (text[at] === "]") return void at++;
-      for (;;) {
-        value();
-        space();
-        if (text[at] === ",") at++;
-        else if (text[at] === "]") return void at++;
-        else fail();
-      }
-    } else if (char === '"') string();
-    else if (char === "t") literal("true");
-    else if (char === "f") literal("false");
-    else if (char === "n") literal("null");
-    else if (char === "-" || (char >= "0" && char <= "9")) number();
-    else fail();
-  };
-  try {
-    value();
-    space();
-    return at < text.length ? at : undefined;
-  } catch (offset) {
-    return typeof offset === "number" ? offset : undefined;
   }
 }
 
