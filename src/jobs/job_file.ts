@@ -6,6 +6,9 @@
  */
 
 import { describeJsonError } from "./_json_error.ts";
+import { findCycle } from "./_cycle.ts";
+import { parseDuration } from "./duration.ts";
+import { suggest } from "./_suggest.ts";
 
 /** One job of a job file, validated, with its defaults applied. */
 export interface Job {
@@ -146,33 +149,6 @@ export async function readJobFile(path: string): Promise<unknown> {
   } catch (error) {
     throw new JobFileError(`${path}: not valid JSON: ${describeJsonError(text, error as Error)}`);
   }
-}
-
-/**
- * Parses a duration: a number of milliseconds, or a string such as
- * `"500ms"`, `"30s"`, `"2m"`, `"1h"` (decimals allowed). `undefined` when
- * it is not one.
- *
- * @param value The duration.
- * @returns Milliseconds, or `undefined`.
- *
- * @example Durations
- * ```ts
- * import { parseDuration } from "@taskpool/taskpool";
- * import assert from "node:assert";
- *
- * assert.strictEqual(parseDuration("1.5s"), 1500);
- * assert.strictEqual(parseDuration(250), 250);
- * assert.strictEqual(parseDuration("soon"), undefined);
- * ```
- */
-export function parseDuration(value: unknown): number | undefined {
-  if (typeof value === "number") return Number.isFinite(value) && value >= 0 ? value : undefined;
-  if (typeof value !== "string") return undefined;
-  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$/.exec(value);
-  if (!match) return undefined;
-  const scale = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] as "ms" | "s" | "m" | "h"];
-  return Number(match[1]) * scale;
 }
 
 /**
@@ -684,85 +660,4 @@ function resolveAgainst(specifier: string, dir: string): string {
 
 function firstLine(text: string): string {
   return text.split("\n")[0];
-}
-
-/** The closest known name, if it is close enough to be a typo. */
-function suggest(name: string, known: string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const candidate of known) {
-    const distance = editDistance(name.toLowerCase(), candidate.toLowerCase());
-    if (distance < bestDistance) {
-      best = candidate;
-      bestDistance = distance;
-    }
-  }
-  return bestDistance <= Math.max(1, Math.floor(name.length / 3)) ? best : undefined;
-}
-
-function editDistance(a: string, b: string): number {
-  if (Math.abs(a.length - b.length) > 3) return Infinity;
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min(
-        previous[j] + 1,
-        current[j - 1] + 1,
-        previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1),
-      );
-    }
-    previous = current;
-  }
-  return previous[b.length];
-}
-
-/**
- * A dependency cycle among jobs (only their known dependencies), as `a → b → a`.
- * For speed, it looks ids up in validation's own map of them, `byId`, and
- * keeps each job's state in a typed array indexed by its position in the
- * file (`count` is the file's number of jobs): no maps of its own.
- */
-function findCycle(
-  jobs: Job[],
-  byId: Map<string, Job>,
-  count: number,
-): { index: number; path: string[] } | undefined {
-  const state = new Uint8Array(count); // 0: not seen, 1: on the path, 2: done
-  // An explicit stack (a long chain must not overflow the call stack), empty
-  // again after each walk: each root reuses it.
-  const path: Job[] = [];
-  const next: number[] = [];
-  for (let j = 0; j < jobs.length; j++) {
-    const root = jobs[j];
-    // A job that waits for nothing is on no cycle: no walk, no state.
-    if (root.after.length === 0 || state[root.index] !== 0) continue;
-    path.push(root);
-    next.push(0);
-    state[root.index] = 1;
-    while (path.length > 0) {
-      const job = path[path.length - 1];
-      const k = next[next.length - 1]++;
-      if (k >= job.after.length) {
-        state[job.index] = 2;
-        path.pop();
-        next.pop();
-        continue;
-      }
-      const dep = byId.get(job.after[k]);
-      if (dep === undefined) continue;
-      const seen = state[dep.index];
-      if (seen === 1) {
-        const cycle = path.slice(path.indexOf(dep)).map((job) => job.id);
-        cycle.push(dep.id);
-        return { index: dep.index, path: cycle };
-      }
-      if (seen === 0) {
-        state[dep.index] = 1;
-        path.push(dep);
-        next.push(0);
-      }
-    }
-  }
-  return undefined;
 }

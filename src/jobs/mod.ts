@@ -25,3 +25,4 @@
  */
 
 export * from "./job_file.ts";
+export * from "./duration.ts";
