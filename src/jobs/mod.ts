@@ -25,4 +25,6 @@
  */
 
 export * from "./job_file.ts";
+export * from "./check_tasks.ts";
+export * from "./plan.ts";
 export * from "./duration.ts";
