@@ -25,6 +25,7 @@
  */
 
 export * from "./job_file.ts";
+export * from "./validate.ts";
 export * from "./check_tasks.ts";
 export * from "./plan.ts";
 export * from "./duration.ts";
