@@ -78,8 +78,11 @@ export class JobFileError extends Error {
   }
 }
 
-/** Largest job file read, in bytes. */
-export const MAX_JOB_FILE_BYTES = 64 * 1024 * 1024;
+/**
+ * Largest job file read, in bytes. Not exported: a limit of this reader, not
+ * part of the API (the message of a larger file says it).
+ */
+const MAX_JOB_FILE_BYTES = 64 * 1024 * 1024;
 
 /**
  * Reads a job file's text: a missing file, a directory, an unreadable or
