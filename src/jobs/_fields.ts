@@ -11,6 +11,7 @@
  * @module
  */
 
+import { describe } from "../_util.ts";
 import { parseDuration } from "./duration.ts";
 import { suggest } from "./_suggest.ts";
 
@@ -61,8 +62,10 @@ export function isObject(value: unknown): value is Record<string, unknown> {
 }
 
 /**
- * A value for a message, short, and safe for anything (even cycles): its
- * JSON cut to 60 characters, or its {@linkcode typeName} when it has none.
+ * A value for a message, short, and safe for anything (even cycles): as
+ * `describe` in `src/_util.ts` says it, cut to 60 characters, except that a
+ * value JSON cannot hold (a BigInt, a cycle) is named by its
+ * {@linkcode typeName}, as these messages always have.
  *
  * @param value Any value.
  * @returns A short text.
@@ -77,12 +80,13 @@ export function isObject(value: unknown): value is Record<string, unknown> {
  * ```
  */
 export function show(value: unknown): string {
+  // Twice through JSON.stringify for most values: this runs only for a problem.
   try {
-    const text = JSON.stringify(value) ?? String(value);
-    return text.length > 60 ? `${text.slice(0, 60)}…` : text;
+    JSON.stringify(value);
   } catch {
     return typeName(value);
   }
+  return describe(value, 60);
 }
 
 /**
