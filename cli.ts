@@ -18,7 +18,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { parseDuration, plan } from "./src/job_file.ts";
+import { parseDuration, plan } from "./src/jobs/mod.ts";
 import { loadJobFile } from "./src/cli/load.ts";
 import { Scheduler } from "./src/run/scheduler.ts";
 import { Reporter } from "./src/cli/report.ts";

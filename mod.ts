@@ -22,6 +22,6 @@
 export * from "./src/channel/mod.ts";
 export * from "./src/errors.ts";
 export * from "./src/pool/mod.ts";
-export * from "./src/job_file.ts";
+export * from "./src/jobs/mod.ts";
 export * from "./src/run/mod.ts";
 export * from "./src/redis/mod.ts";

@@ -8,7 +8,7 @@
 //   deno run -A bench/redis_bench.ts [--quick]
 import { parseArgs } from "node:util";
 import { RedisQueue } from "../src/redis/mod.ts";
-import { validateJobFile } from "../src/job_file.ts";
+import { validateJobFile } from "../src/jobs/mod.ts";
 import { startRedisServer } from "../tests/_redis.ts";
 
 const { values: flags } = parseArgs({

@@ -3,7 +3,7 @@
 // for tests that restart the server.
 import assert from "node:assert";
 import { type QueueResult, RedisClient, RedisQueue } from "../src/redis/mod.ts";
-import { type JobFile, validateJobFile } from "../src/job_file.ts";
+import { type JobFile, validateJobFile } from "../src/jobs/mod.ts";
 import { redisTest, startRedisServer, uniqueKey } from "./_redis.ts";
 import { withDir } from "./_temp.ts";
 

@@ -11,7 +11,7 @@ import {
   JobFileError,
   readJobFile,
   validateJobFile,
-} from "../job_file.ts";
+} from "../jobs/mod.ts";
 
 const encoder = new TextEncoder();
 

@@ -6,7 +6,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { type JobFile, parseDuration } from "../job_file.ts";
+import { type JobFile, parseDuration } from "../jobs/mod.ts";
 import { loadJobFile } from "./load.ts";
 import { RedisConnectionError, RedisError, RedisQueue } from "../redis/mod.ts";
 import { Reporter } from "./report.ts";

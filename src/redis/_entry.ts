@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type Job, validateJobFile } from "../job_file.ts";
+import { type Job, validateJobFile } from "../jobs/mod.ts";
 import { describe } from "../_util.ts";
 
 /** An entry checked by a consumer. */
@@ -22,7 +22,7 @@ export type ParsedEntry =
  * @example A command job under the base directory
  * ```ts
  * import { entryOf } from "./_entry.ts";
- * import { validateJobFile } from "../job_file.ts";
+ * import { validateJobFile } from "../jobs/mod.ts";
  * import assert from "node:assert";
  *
  * const checked = validateJobFile({ jobs: [{ id: "a", command: ["make"], cwd: "web" }] }, "/src/jobs.json");

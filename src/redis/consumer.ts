@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Job } from "../job_file.ts";
+import type { Job } from "../jobs/mod.ts";
 import { PoolCore } from "../pool/_core.ts";
 import { type AttemptOutcome, Attempts, retryDelay } from "../run/_attempt.ts";
 import { RedisConnectionError } from "../errors.ts";

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { JobFile } from "../job_file.ts";
+import type { JobFile } from "../jobs/mod.ts";
 import { RedisConnectionError } from "../errors.ts";
 import { delay } from "../_util.ts";
 import { RedisClient, type RedisClientOptions, type RedisReply } from "./client.ts";

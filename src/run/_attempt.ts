@@ -12,7 +12,7 @@
  */
 
 import { backoff } from "../_util.ts";
-import type { Job } from "../job_file.ts";
+import type { Job } from "../jobs/mod.ts";
 import type { PoolCore, Sink } from "../pool/_core.ts";
 import type { TaskSpec } from "../pool/types.ts";
 import { runCommand, terminateTree } from "./_command.ts";

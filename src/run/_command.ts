@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Job } from "../job_file.ts";
+import type { Job } from "../jobs/mod.ts";
 
 /** How a command's attempt went. */
 export interface CommandOutcome {

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { Job } from "../job_file.ts";
+import type { Job } from "../jobs/mod.ts";
 
 /** What the ready queue needs of a job's state: the job, and its position in the file. */
 export interface Ready {

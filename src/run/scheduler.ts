@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Job, JobFile } from "../job_file.ts";
+import type { Job, JobFile } from "../jobs/mod.ts";
 import { PoolCore } from "../pool/_core.ts";
 import { type AttemptOutcome, Attempts, retryDelay } from "./_attempt.ts";
 import { type Ready, ReadyQueue } from "./_ready_queue.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Job } from "../job_file.ts";
+import type { Job } from "../jobs/mod.ts";
 
 /** How a job ended. */
 export type JobStatus = "succeeded" | "failed" | "skipped" | "not-run" | "cancelled";
