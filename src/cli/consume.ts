@@ -1,0 +1,100 @@
+/**
+ * `taskpool consume`: takes jobs from a Redis queue and runs them on a pool
+ * of workers until stopped.
+ *
+ * @module
+ */
+
+import { count, duration, STOP_SIGNALS } from "./_args.ts";
+import { COMMON_USAGE, connect, type Flags, queueCommand, withFlags } from "./_queue.ts";
+import { Reporter } from "./report.ts";
+
+const USAGE = `Usage: taskpool consume [options]
+
+Takes jobs from a Redis list and runs them on a pool of workers, until
+stopped. Run one per machine; they share the queue. The first SIGINT or
+SIGTERM takes no more jobs and finishes the held ones; a second exits at
+once, leaving them for another consumer to recover.
+
+Options:
+${COMMON_USAGE}
+  --workers <n>      workers; default: the CPU count
+  --capacity <n>     tasks queued in the pool beyond the running ones (default: workers * 2);
+                     the consumer holds at most workers + capacity jobs
+  --base <dir>       where relative task modules and command directories resolve; default: .
+  --heartbeat <time> a consumer silent this long is presumed dead ("10s", the default)
+  --help             this text
+
+Exit codes: 0 stopped after finishing its jobs, 1 a Redis failure, 2 usage, 130 exited at once.`;
+
+/** Runs `taskpool consume …`; resolves with the exit code. */
+export function consume(args: string[]): Promise<number> {
+  return queueCommand("consume", USAGE, args, {
+    workers: { type: "string" },
+    capacity: { type: "string" },
+    base: { type: "string" },
+    heartbeat: { type: "string" },
+  }, consumeWith);
+}
+
+async function consumeWith(values: Flags): Promise<number> {
+  const workers = count("workers", values.workers);
+  const capacity = count("capacity", values.capacity);
+  const heartbeat = duration("heartbeat", values.heartbeat, 100);
+  let base = Deno.cwd();
+  if (typeof values.base === "string") {
+    base = values.base.startsWith("/") ? values.base : `${Deno.cwd()}/${values.base}`;
+    try {
+      if (!Deno.statSync(base).isDirectory) throw new Error();
+    } catch {
+      throw new TypeError(`--base must be a directory, got "${values.base}"`);
+    }
+  }
+  const queue = await connect(values);
+  queue.close(); // connecting checked the URL; the consumer has its own connections
+  const reporter = new Reporter({
+    total: 0,
+    json: values.json === true,
+    live: false,
+    color: Deno.stderr.isTerminal() && !Deno.env.get("NO_COLOR"),
+    running: () => 0,
+  });
+  const consumer = queue.consume({
+    workers,
+    capacity,
+    base,
+    heartbeat,
+    onFinish: (result) => reporter.finished(result),
+    onRetry: (job, attempt, error) =>
+      reporter.note(`retry ${job.id} (attempt ${attempt} failed: ${error})`),
+    onRecover: (moved, gone) =>
+      reporter.note(`recovered ${moved} job(s) of dead consumer(s) ${gone.join(", ")}`),
+    onWarning: (message) => reporter.note(`taskpool consume: ${withFlags(message)}`),
+  });
+  reporter.note(`taskpool consume: ${consumer.id} consuming "${queue.name}"`);
+  let interrupted = 0;
+  const onSignal = () => {
+    interrupted++;
+    if (interrupted === 1) {
+      reporter.note(
+        `taskpool consume: stopping: no new jobs; finishing the ${consumer.held} held (again to exit at once)`,
+      );
+      consumer.stop();
+    } else {
+      reporter.note("taskpool consume: exiting at once; held jobs are left for recovery");
+      consumer.cancel();
+    }
+  };
+  for (const signal of STOP_SIGNALS) Deno.addSignalListener(signal, onSignal);
+  try {
+    const stats = await consumer.done;
+    reporter.summary();
+    reporter.note(
+      `taskpool consume: took ${stats.taken}: ${stats.succeeded} succeeded, ${stats.failed} failed, ` +
+        `${stats.malformed} malformed, ${stats.retried} retried; recovered ${stats.recovered}`,
+    );
+  } finally {
+    for (const signal of STOP_SIGNALS) Deno.removeSignalListener(signal, onSignal);
+  }
+  return interrupted > 1 ? 130 : 0;
+}

@@ -1,0 +1,136 @@
+/**
+ * `taskpool <jobs.json>`: runs the jobs of a file on a pool of workers, with
+ * a progress line, JSON Lines, `--dry-run`, and a stop on the first SIGINT
+ * or SIGTERM (a cancel on the second, or at the end of `--grace`).
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { plan } from "../jobs/mod.ts";
+import { Scheduler } from "../run/scheduler.ts";
+import { count, duration, err, STOP_SIGNALS } from "./_args.ts";
+import { loadJobFile } from "./load.ts";
+import { Reporter } from "./report.ts";
+
+/** The CLI's version. */
+export const VERSION = "0.1.0";
+
+/** The usage of the CLI's main command. */
+export const USAGE = `Usage: taskpool [options] <jobs.json>
+       taskpool push [--wait] [options] <jobs.json>   (enqueue in Redis; --help for more)
+       taskpool consume [options]                    (run jobs from Redis; --help for more)
+
+Runs the jobs of a JSON job file on a pool of workers.
+
+Options:
+  --workers <n>      workers (and jobs at once); default: the file's, else the CPU count
+  --capacity <n>     tasks queued in the pool beyond the running ones
+  --json             one JSON object per finished job on stdout (JSON Lines)
+  --fail-fast        start nothing new after the first job fails for good
+  --grace <time>     after a first SIGINT/SIGTERM, cancel what still runs after this ("30s")
+  --dry-run          validate the file and print the plan; run nothing
+  --help             this text
+  --version          the version
+
+Exit codes: 0 all succeeded, 1 some failed, 2 invalid input or usage, 130 interrupted.`;
+
+/** Runs `taskpool [options] <jobs.json>`; resolves with the exit code. */
+export async function run(args: string[]): Promise<number> {
+  let flags;
+  try {
+    flags = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        workers: { type: "string" },
+        capacity: { type: "string" },
+        json: { type: "boolean", default: false },
+        "fail-fast": { type: "boolean", default: false },
+        grace: { type: "string" },
+        "dry-run": { type: "boolean", default: false },
+        help: { type: "boolean", default: false },
+        version: { type: "boolean", default: false },
+      },
+    });
+  } catch (error) {
+    err(`taskpool: ${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = flags;
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (values.version) {
+    console.log(`taskpool ${VERSION}`);
+    return 0;
+  }
+  if (positionals.length !== 1) {
+    const what = positionals.length === 0 ? "no job file given" : "give one job file";
+    err(`taskpool: ${what}\n\n${USAGE}`);
+    return 2;
+  }
+  let workers, capacity, grace;
+  try {
+    workers = count("workers", values.workers);
+    capacity = count("capacity", values.capacity);
+    grace = duration("grace", values.grace);
+  } catch (error) {
+    err(`taskpool: ${(error as Error).message}`);
+    return 2;
+  }
+  const file = await loadJobFile(positionals[0], "taskpool", "run");
+  if (file === null) return 2;
+  if (values["dry-run"]) {
+    const levels = plan(file);
+    console.log(
+      `${file.jobs.length} jobs in ${levels.length} level${levels.length === 1 ? "" : "s"}:`,
+    );
+    levels.forEach((ids, level) => console.log(`  ${level + 1}. ${ids.join(", ")}`));
+    return 0;
+  }
+
+  const live = Deno.stderr.isTerminal() && !values.json;
+  const box: { scheduler?: Scheduler } = {};
+  const reporter = new Reporter({
+    total: file.jobs.length,
+    json: values.json,
+    live,
+    color: live && !Deno.env.get("NO_COLOR"),
+    running: () => box.scheduler?.running ?? 0,
+  });
+  const scheduler = box.scheduler = new Scheduler(file, {
+    workers,
+    capacity,
+    failFast: values["fail-fast"],
+    onFinish: (result) => reporter.finished(result),
+  });
+
+  let interrupted = 0;
+  let graceTimer: ReturnType<typeof setTimeout> | undefined;
+  const onSignal = () => {
+    interrupted++;
+    if (interrupted === 1) {
+      reporter.note(
+        "taskpool: stopping: no new jobs; waiting for those queued and running (again to cancel them)",
+      );
+      scheduler.stop();
+      if (grace !== undefined) graceTimer = setTimeout(() => scheduler.cancel(), grace);
+    } else {
+      reporter.note("taskpool: cancelling what still runs");
+      scheduler.cancel();
+    }
+  };
+  for (const signal of STOP_SIGNALS) Deno.addSignalListener(signal, onSignal);
+  let results;
+  try {
+    results = await scheduler.run();
+  } finally {
+    clearTimeout(graceTimer);
+    for (const signal of STOP_SIGNALS) Deno.removeSignalListener(signal, onSignal);
+  }
+  reporter.summary();
+  if (interrupted > 0) return 130;
+  return results.every((r) => r.status === "succeeded") ? 0 : 1;
+}
