@@ -42,7 +42,15 @@ export class ChannelClosedError extends Error {
 }
 
 /**
- * Thrown when a wait with a `timeout` runs out before it could complete.
+ * Thrown when a `timeout` option of taskpool runs out: a channel wait, or a
+ * pool task's `timeout` (the task then rejects with it).
+ *
+ * Not the same as the `DOMException` named "TimeoutError" that
+ * `AbortSignal.timeout()` aborts with: both have `name === "TimeoutError"`,
+ * but only taskpool's is `instanceof TimeoutError`. A task cancelled by a
+ * `signal: AbortSignal.timeout(ms)` rejects with the signal's reason, the
+ * `DOMException`. Test with `instanceof` to tell which limit ran out, or
+ * with `error.name === "TimeoutError"` to catch both.
  *
  * @example Catch a receive that timed out
  * ```ts
@@ -51,6 +59,21 @@ export class ChannelClosedError extends Error {
  *
  * const [_tx, rx] = syncChannel<number>(1);
  * await assert.rejects(rx.recv({ timeout: 10 }), TimeoutError);
+ * ```
+ *
+ * @example Tell taskpool's timeout from AbortSignal.timeout()'s
+ * ```ts
+ * import { TimeoutError, WorkerPool } from "@taskpool/taskpool";
+ * import assert from "node:assert";
+ *
+ * await using pool = new WorkerPool({ workers: 1, abortGrace: 0 });
+ * const hang = () => new Promise(() => {});
+ * const ours = await pool.execute({ fn: hang, timeout: 20 }).catch((e) => e);
+ * assert(ours instanceof TimeoutError && ours.name === "TimeoutError");
+ * const signal = AbortSignal.timeout(20);
+ * const theirs = await pool.execute({ fn: hang, signal }).catch((e) => e);
+ * assert(!(theirs instanceof TimeoutError) && theirs instanceof DOMException);
+ * assert.strictEqual(theirs.name, "TimeoutError");
  * ```
  */
 export class TimeoutError extends Error {
@@ -162,6 +185,30 @@ export class WorkerCrashedError extends Error {
     super(message);
     this.name = "WorkerCrashedError";
     this.task = task;
+  }
+}
+
+/**
+ * Thrown by `readJobFile` when the file cannot be read or is not JSON: one
+ * line that says what is wrong with the file and how to fix it.
+ *
+ * @example Read a file that is not there
+ * ```ts
+ * import { JobFileError, readJobFile } from "@taskpool/taskpool";
+ * import assert from "node:assert";
+ *
+ * await assert.rejects(readJobFile("/no/such/jobs.json"), JobFileError);
+ * ```
+ */
+export class JobFileError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param message What is wrong with the file, and how to fix it.
+   */
+  constructor(message: string) {
+    super(message);
+    this.name = "JobFileError";
   }
 }
 

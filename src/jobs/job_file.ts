@@ -6,6 +6,8 @@
  * @module
  */
 
+import { JobFileError } from "../errors.ts";
+
 import { describeJsonError } from "./_json_error.ts";
 
 /** One job of a job file, validated, with its defaults applied. */
@@ -64,19 +66,6 @@ export interface JobFileProblem {
 export type Validation =
   | { ok: true; file: JobFile }
   | { ok: false; problems: JobFileProblem[] };
-
-/** Thrown by {@linkcode readJobFile} when the file cannot be read or is not JSON: one line. */
-export class JobFileError extends Error {
-  /**
-   * Creates the error.
-   *
-   * @param message What is wrong with the file, and how to fix it.
-   */
-  constructor(message: string) {
-    super(message);
-    this.name = "JobFileError";
-  }
-}
 
 /**
  * Largest job file read, in bytes. Not exported: a limit of this reader, not

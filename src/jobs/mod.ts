@@ -29,3 +29,4 @@ export * from "./validate.ts";
 export * from "./check_tasks.ts";
 export * from "./plan.ts";
 export * from "./duration.ts";
+export { JobFileError } from "../errors.ts";

@@ -149,7 +149,7 @@ export class Submitter {
       const handle = this.push(index, form, control);
       if (handle !== null) return handle;
     }
-    return this.#waitForRoom(index, form, control);
+    return this.waitForRoom(index, form, control);
   }
 
   /**
@@ -265,10 +265,11 @@ export class Submitter {
   }
 
   /**
-   * Parks the encoded task behind earlier waiting ones; the result pump
+   * Parks the encoded task behind earlier waiting ones (call it only when
+   * `push` found no room, or submits already wait); the result pump
    * queues it when a worker frees a slot. Resolves with its handle then.
    */
-  #waitForRoom(
+  waitForRoom(
     index: number,
     form: number,
     control: Control | undefined,
