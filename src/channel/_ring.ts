@@ -202,7 +202,7 @@ export class Ring {
    * tasks it returns `PAUSED` without claiming. Both are sequentially
    * consistent, so a main thread that stores the kill flag and then reads
    * the task word either stopped the claim or sees the task it will claim
-   * (see `_protocol.ts`).
+   * (see `pool/_protocol.ts`).
    */
   popTracked(scratch: Uint8Array, track: Int32Array, taskAt: number, killAt: number): unknown {
     const i32 = this.i32;

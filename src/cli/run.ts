@@ -7,7 +7,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { plan } from "../jobs/mod.ts";
+import { type JobFile, plan } from "../jobs/mod.ts";
 import { Scheduler } from "../run/scheduler.ts";
 import { count, duration, err, STOP_SIGNALS } from "./_args.ts";
 import { loadJobFile } from "./load.ts";
@@ -91,11 +91,32 @@ export async function run(args: string[]): Promise<number> {
     return 0;
   }
 
-  const live = Deno.stderr.isTerminal() && !values.json;
+  return await runFile(file, {
+    workers,
+    capacity,
+    grace,
+    json: values.json,
+    failFast: values["fail-fast"],
+  });
+}
+
+/** Runs a loaded job file to its end, or to a stop by signals; resolves with the exit code. */
+async function runFile(
+  file: JobFile,
+  options: {
+    workers?: number;
+    capacity?: number;
+    grace?: number;
+    json: boolean;
+    failFast: boolean;
+  },
+): Promise<number> {
+  const { workers, capacity, grace } = options;
+  const live = Deno.stderr.isTerminal() && !options.json;
   const box: { scheduler?: Scheduler } = {};
   const reporter = new Reporter({
     total: file.jobs.length,
-    json: values.json,
+    json: options.json,
     live,
     color: live && !Deno.env.get("NO_COLOR"),
     running: () => box.scheduler?.running ?? 0,
@@ -103,7 +124,7 @@ export async function run(args: string[]): Promise<number> {
   const scheduler = box.scheduler = new Scheduler(file, {
     workers,
     capacity,
-    failFast: values["fail-fast"],
+    failFast: options.failFast,
     onFinish: (result) => reporter.finished(result),
   });
 

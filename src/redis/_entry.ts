@@ -100,7 +100,8 @@ export function parseEntry(raw: string, base: string): ParsedEntry {
   }
   if (after !== undefined && (!Array.isArray(after) || after.length > 0) && batch === "") {
     problems.push(
-      'after: dependencies are honoured only between jobs pushed together by "taskpool push"; ' +
+      "after: dependencies are honoured only between jobs pushed together in one job file " +
+        "(RedisQueue.prototype.push); " +
         "push the job file instead of single entries",
     );
   }
