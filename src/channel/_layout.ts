@@ -147,8 +147,10 @@ export const S_LEN = 2;
 export const S_AUX0 = 3;
 /** Slot meta: a second word the sender attaches (the pool's function and argument form). */
 export const S_AUX1 = 4;
-/** Slot meta: a third word the sender attaches (the pool's queue time). */
+/** Slot meta: a third word the sender attaches (the pool's queue or start time). */
 export const S_AUX2 = 5;
+/** Slot meta: a fourth word the sender attaches (the pool's run time). */
+export const S_AUX3 = 6;
 
 /** Largest channel capacity accepted. */
 export const MAX_CAPACITY = 1 << 24;

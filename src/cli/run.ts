@@ -120,6 +120,7 @@ async function runFile(
     live,
     color: live && !Deno.env.get("NO_COLOR"),
     running: () => box.scheduler?.running ?? 0,
+    waiting: () => box.scheduler?.waiting ?? 0,
   });
   const scheduler = box.scheduler = new Scheduler(file, {
     workers,
@@ -133,10 +134,13 @@ async function runFile(
   const onSignal = () => {
     interrupted++;
     if (interrupted === 1) {
+      scheduler.stop(); // withdraws what no worker started: only running jobs remain
+      const running = scheduler.running;
       reporter.note(
-        "taskpool: stopping: no new jobs; waiting for those queued and running (again to cancel them)",
+        `taskpool: stopping: ${running} running job${
+          running === 1 ? "" : "s"
+        } finishing, nothing new starts (signal again to cancel ${running === 1 ? "it" : "them"})`,
       );
-      scheduler.stop();
       if (grace !== undefined) graceTimer = setTimeout(() => scheduler.cancel(), grace);
     } else {
       reporter.note("taskpool: cancelling what still runs");

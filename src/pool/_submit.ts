@@ -19,7 +19,8 @@
 import { TooLargeError } from "../channel/_codec.ts";
 import { Encoder } from "../channel/_codec.ts";
 import { OK, type Ring } from "../channel/_ring.ts";
-import { type Control, releaseControl, type Waiting } from "./_control.ts";
+import { releaseControl } from "./_control.ts";
+import type { Control, Sink, Waiting } from "./_parts.ts";
 import type { PoolHooks } from "./_hooks.ts";
 import type { Parcels } from "./_parcels.ts";
 import {
@@ -31,7 +32,7 @@ import {
   micros,
   SIGNALLED,
 } from "./_protocol.ts";
-import type { Sink, TaskTable } from "./_tasks.ts";
+import type { TaskTable } from "./_tasks.ts";
 import type { TaskHandle, TaskSpec } from "./types.ts";
 
 /** Longest a burst of submits defers waking workers, µs. */
@@ -39,6 +40,9 @@ const BURST_US = 2000;
 
 /** What `push` returns for a task whose outcome goes to a sink: it has no promise of its own. */
 const SINK_HANDLE: TaskHandle<unknown> = { result: Promise.resolve() };
+
+/** `accept`/`refuse` of a parked task whose outcome goes to a sink: nothing to settle. */
+const parkedToSink = (): void => {};
 
 /** The submit side of one pool. Main thread only. */
 export class Submitter {
@@ -242,57 +246,94 @@ export class Submitter {
    */
   withdraw(waiting: Waiting, reason: unknown): boolean {
     if (waiting.accept === undefined) return false;
-    waiting.accept = undefined; // #flush skips it
+    this.#refuse(waiting, reason);
     this.waitingLive--;
-    if (waiting.form === FORM_LARGE) this.#parcels.drop(waiting.num);
-    if (waiting.control !== undefined) releaseControl(waiting.control);
-    waiting.refuse(reason);
     return true;
   }
 
-  /** Rejects every waiting task (terminate). */
-  refuseWaiting(error: () => Error): void {
+  /** Refuses every waiting task with an error `error()` makes (terminate, withdraw); how many. */
+  refuseWaiting(error: () => Error): number {
+    let refused = 0;
     for (let i = this.#overflowHead; i < this.#overflow.length; i++) {
       const waiting = this.#overflow[i];
       if (waiting.accept === undefined) continue;
-      if (waiting.control !== undefined) releaseControl(waiting.control);
-      if (waiting.form === FORM_LARGE) this.#parcels.drop(waiting.num);
-      waiting.refuse(error());
+      this.#refuse(waiting, error());
+      refused++;
     }
     this.#overflow.length = 0;
     this.#overflowHead = 0;
     this.waitingLive = 0;
+    return refused;
+  }
+
+  /** Ends a waiting task with `reason` (its promise rejects, or its sink gets it); #flush skips it. */
+  #refuse(waiting: Waiting, reason: unknown): void {
+    waiting.accept = undefined;
+    if (waiting.form === FORM_LARGE) this.#parcels.drop(waiting.num);
+    if (waiting.control !== undefined) releaseControl(waiting.control);
+    if (waiting.sink !== undefined) waiting.sink.deliver(waiting.seq, false, reason, 0, -1);
+    else waiting.refuse(reason);
   }
 
   /**
    * Parks the encoded task behind earlier waiting ones (call it only when
-   * `push` found no room, or submits already wait); the result pump
-   * queues it when a worker frees a slot. Resolves with its handle then.
+   * `push` found no room, or submits already wait); the result pump queues
+   * it when a worker frees a slot. Resolves with its handle then.
    */
   waitForRoom(
     index: number,
     form: number,
     control: Control | undefined,
   ): Promise<TaskHandle<unknown>> {
+    return new Promise<TaskHandle<unknown>>((resolve, reject) => {
+      this.#park(index, form, control, resolve, reject, undefined, 0);
+    });
+  }
+
+  /**
+   * Queues the encoded task now if it fits, else parks it behind earlier
+   * waiting ones; either way its outcome goes to `sink.deliver(seq, …)`
+   * (no promise, no handle).
+   */
+  queueTo(
+    index: number,
+    form: number,
+    control: Control | undefined,
+    sink: Sink,
+    seq: number,
+  ): void {
+    if (this.waitingLive === 0 && this.push(index, form, control, sink, seq) !== null) return;
+    this.#park(index, form, control, parkedToSink, parkedToSink, sink, seq);
+  }
+
+  #park(
+    index: number,
+    form: number,
+    control: Control | undefined,
+    accept: (handle: TaskHandle<unknown>) => void,
+    refuse: (error: unknown) => void,
+    sink: Sink | undefined,
+    seq: number,
+  ): void {
     const enc = this.#enc;
     enc.own(); // later submits reuse the encoder while this one waits
-    return new Promise<TaskHandle<unknown>>((resolve, reject) => {
-      const waiting: Waiting = {
-        index,
-        form,
-        tag: enc.tag,
-        len: enc.len,
-        num: enc.num,
-        bytes: enc.bytes,
-        accept: resolve,
-        refuse: reject,
-        control,
-      };
-      if (control !== undefined) control.waiting = waiting;
-      this.#overflow.push(waiting);
-      this.waitingLive++;
-      this.#hooks.startPump();
-    });
+    const waiting: Waiting = {
+      index,
+      form,
+      tag: enc.tag,
+      len: enc.len,
+      num: enc.num,
+      bytes: enc.bytes,
+      accept,
+      refuse,
+      control,
+      sink,
+      seq,
+    };
+    if (control !== undefined) control.waiting = waiting;
+    this.#overflow.push(waiting);
+    this.waitingLive++;
+    this.#hooks.startPump();
   }
 
   /** Moves waiting tasks into the ring while it has room. */
@@ -304,10 +345,18 @@ export class Submitter {
       if (waiting.accept !== undefined) {
         enc.tag = waiting.tag, enc.len = waiting.len, enc.num = waiting.num;
         enc.bytes = waiting.bytes;
-        const handle = this.push(waiting.index, waiting.form, waiting.control);
+        const handle = this.push(
+          waiting.index,
+          waiting.form,
+          waiting.control,
+          waiting.sink,
+          waiting.seq,
+        );
         if (handle === null) break;
         this.waitingLive--;
-        waiting.accept(handle);
+        const accept = waiting.accept;
+        waiting.accept = undefined;
+        accept(handle);
       }
       overflow[this.#overflowHead++] = undefined!;
     }

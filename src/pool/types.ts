@@ -172,9 +172,9 @@ export interface PoolStats {
   running: number;
   /** Tasks in the queue. */
   queued: number;
-  /** Tasks that returned. */
+  /** Tasks that returned (counted once, when their result settled them). */
   completed: number;
-  /** Tasks that threw or rejected. */
+  /** Tasks that threw or rejected (counted once, when their error settled them). */
   failed: number;
   /** Tasks cancelled (timeout or signal) before they settled. */
   cancelled: number;

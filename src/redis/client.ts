@@ -87,7 +87,7 @@ const FIRST_RECONNECT_DELAY = 50;
  * Every timeout and delay: at most setTimeout's limit (2^31 - 1 ms), past
  * which it would fire at once. One object, as `send()` checks with it each time.
  */
-const MS: MsRule = { max: 2 ** 31 - 1 };
+const MS: MsRule = {};
 const POSITIVE_MS: MsRule = { ...MS, positive: true };
 /** What to check when no server answers (the CLI puts its --redis flag in its place). */
 const CHECK_URL = "(check the Redis URL)";

@@ -11,7 +11,7 @@ import type { Job } from "../jobs/mod.ts";
 import { PoolCore } from "../pool/_core.ts";
 import { type AttemptOutcome, Attempts, retryDelay } from "../run/_attempt.ts";
 import { RedisConnectionError } from "../errors.ts";
-import { delay } from "../_util.ts";
+import { delay, MAX_TIMER_MS } from "../_util.ts";
 import { RedisClient, type RedisClientOptions, type RedisReply } from "./client.ts";
 import type { QueueKeys } from "./_keys.ts";
 import { ACK, PROMOTE, RECOVER, RELEASE, RETRY, runScript } from "./_scripts.ts";
@@ -214,9 +214,9 @@ export class RedisConsumer {
     this.#limit = this.#workers + (options.capacity ?? this.#workers * 2);
     this.#ttl = options.heartbeat ?? DEFAULT_HEARTBEAT_MS;
     this.#base = options.base ?? Deno.cwd();
-    if (!Number.isInteger(this.#ttl) || this.#ttl < 100) {
+    if (!Number.isInteger(this.#ttl) || this.#ttl < 100 || this.#ttl > MAX_TIMER_MS) {
       throw new RangeError(
-        `Cannot consume as 'heartbeat' must be an integer of at least 100 ms: current value is ${this.#ttl}`,
+        `Cannot consume as 'heartbeat' must be an integer from 100 to ${MAX_TIMER_MS} ms: current value is ${this.#ttl}`,
       );
     }
     this.#block = Math.min(BLOCK_SECONDS, Math.floor(this.#ttl / 3) / 1000);
