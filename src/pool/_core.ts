@@ -65,8 +65,9 @@ export class PoolCore implements PoolHooks {
     this.capacity = capacity;
     this.#timeout = settings.timeout;
     const taskBuffer = createBuffer(capacity, slotSize);
-    // A worker must never find the result ring full for long: make it roomy.
-    const resultCapacity = Math.max(64, 2 * (capacity + workers));
+    // Results wait for the main thread at most as many as tasks are in flight
+    // (queued or running), plus stale ones of stopped workers: room for all.
+    const resultCapacity = capacity + 2 * workers + 64;
     const resultBuffer = createBuffer(resultCapacity, slotSize);
     new Int32Array(resultBuffer)[SENDERS] = workers;
     const taskRing = ringFor(taskBuffer);
@@ -150,15 +151,20 @@ export class PoolCore implements PoolHooks {
    * `Submitter.queue` written out, so that the chain of calls from `run()`
    * to the ring is no longer than it was when the pool was one class.
    */
-  run(task: string | TaskSpec, args: unknown[]): Promise<unknown> {
+  run(
+    task: string | TaskSpec | number,
+    args: unknown[],
+    options?: Cancellation,
+  ): Promise<unknown> {
     try {
       this.checkOpen();
-      const index = this.functions.indexOf(task);
+      // A number is an execute() function's index (its options come apart).
+      const index = typeof task === "number" ? task : this.functions.indexOf(task);
       const submit = this.submit;
       const form = submit.encodeArgs(task, args);
       let control;
       try {
-        control = this.controlFor(typeof task === "string" ? undefined : task);
+        control = this.controlFor(typeof task === "object" ? task : options);
       } catch (error) {
         submit.discard(form);
         throw error;
@@ -167,7 +173,7 @@ export class PoolCore implements PoolHooks {
         const handle = submit.push(index, form, control);
         if (handle !== null) return handle.result;
       }
-      return submit.waitForRoom(index, form, control).then((handle) => handle.result);
+      return submit.resultOnceQueued(index, form, control);
     } catch (error) {
       return Promise.reject(error);
     }

@@ -6,8 +6,6 @@
  * @module
  */
 
-import type { TaskHandle } from "./types.ts";
-
 /**
  * Receives the outcomes of tasks queued without a promise each (`map()`, and
  * the scheduler's tasks).
@@ -46,11 +44,26 @@ export interface Waiting {
   len: number;
   num: number;
   bytes: Uint8Array;
-  /** Resolves the submit; `undefined` once it was queued, refused or cancelled. */
-  accept: ((handle: TaskHandle<unknown>) => void) | undefined;
+  /** What settles it: `PARKED_HANDLE`, `PARKED_RESULT` or `PARKED_SINK`. */
+  mode: number;
+  /** Still waiting: not yet queued, refused or cancelled. */
+  live: boolean;
+  /**
+   * `PARKED_HANDLE`: resolves the submit with the task's handle, once queued.
+   * `PARKED_RESULT`: resolves the task's own result (its one promise).
+   */
+  accept: (value: unknown) => void;
+  /** Rejects the submit (`PARKED_HANDLE`) or the task's result (`PARKED_RESULT`). */
   refuse: (error: unknown) => void;
   control: Control | undefined;
-  /** Where the outcome goes instead of a promise (then `accept` and `refuse` only mark it live). */
+  /** `PARKED_SINK`: where the outcome goes, as `seq`. */
   sink: Sink | undefined;
   seq: number;
 }
+
+/** A parked `submit()`: its promise resolves with the task's handle once the task is queued. */
+export const PARKED_HANDLE = 0;
+/** A parked `run()` or `execute()`: the task's one promise settles with its outcome. */
+export const PARKED_RESULT = 1;
+/** A parked task of the scheduler or the Redis consumer: its outcome goes to a sink. */
+export const PARKED_SINK = 2;

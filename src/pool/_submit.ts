@@ -20,7 +20,14 @@ import { TooLargeError } from "../channel/_codec.ts";
 import { Encoder } from "../channel/_codec.ts";
 import { OK, type Ring } from "../channel/_ring.ts";
 import { releaseControl } from "./_control.ts";
-import type { Control, Sink, Waiting } from "./_parts.ts";
+import {
+  type Control,
+  PARKED_HANDLE,
+  PARKED_RESULT,
+  PARKED_SINK,
+  type Sink,
+  type Waiting,
+} from "./_parts.ts";
 import type { PoolHooks } from "./_hooks.ts";
 import type { Parcels } from "./_parcels.ts";
 import {
@@ -44,6 +51,9 @@ const SINK_HANDLE: TaskHandle<unknown> = { result: Promise.resolve() };
 /** `accept`/`refuse` of a parked task whose outcome goes to a sink: nothing to settle. */
 const parkedToSink = (): void => {};
 
+/** A burst reads the clock at its first push and then every this many pushes (a power of 2). */
+const CLOCK_EVERY = 64;
+
 /** The submit side of one pool. Main thread only. */
 export class Submitter {
   /** The task ring (main thread → workers). */
@@ -65,6 +75,10 @@ export class Submitter {
   #overflowHead = 0;
   /** When the open burst began, µs since the pool's epoch. */
   #burstStart = 0;
+  /** The clock as the burst last read it, µs since the pool's epoch: the queue time of its tasks. */
+  #burstNow = 0;
+  /** Pushes since the burst last read the clock. */
+  #burstPushes = 0;
   /** A microtask to end the burst is queued. */
   #burstQueued = false;
 
@@ -168,24 +182,44 @@ export class Submitter {
     sink?: Sink,
     seq = 0,
   ): TaskHandle<unknown> | null {
+    const id = this.#pushId(index, form, control);
+    if (id < 0) return null;
+    if (sink !== undefined) {
+      this.#tasks.sendTo(id, sink, seq); // map() and the scheduler: no promise per task
+      return SINK_HANDLE;
+    }
+    return { result: this.#tasks.promise(id) };
+  }
+
+  /**
+   * Pushes the encoded task and opens it on a fresh id: the id, or -1 when
+   * the ring is full or every id is in use (then nothing was kept).
+   */
+  #pushId(index: number, form: number, control: Control | undefined): number {
     const tasks = this.#tasks;
     const id = tasks.alloc();
-    if (id < 0) return null;
+    if (id < 0) return -1;
     const aux1 = (index << INDEX_SHIFT) | (control === undefined ? 0 : SIGNALLED) | form;
     const ring = this.ring;
-    const now = micros(this.#epoch);
-    // A burst that has lasted a while (a loop that prepares each task in
-    // this turn) wakes its workers now: they would sleep until the turn ends.
-    if (ring.batching && now - this.#burstStart > BURST_US) ring.endBatch();
+    // The clock (an op call, ~100 ns) is read at a burst's first push and
+    // then every CLOCK_EVERY pushes: its tasks share a queue time that far.
+    let now = this.#burstNow;
+    if (!ring.batching || (++this.#burstPushes & (CLOCK_EVERY - 1)) === 0) {
+      now = this.#burstNow = micros(this.#epoch);
+      // A burst that has lasted a while (a loop that prepares each task in
+      // this turn) wakes its workers now: they would sleep until the turn ends.
+      if (ring.batching && now - this.#burstStart > BURST_US) ring.endBatch();
+    }
     if (ring.push(this.#enc, tasks.ticketOf(id), aux1, now) !== OK) {
       tasks.unalloc(id);
-      return null;
+      return -1;
     }
     if (!ring.batching) {
       // The first task of a burst woke a sleeping worker at once; the rest
       // wake them once, when the burst ends (see the module doc).
       ring.beginBatch();
       this.#burstStart = now;
+      this.#burstPushes = 0;
       if (!this.#burstQueued) {
         this.#burstQueued = true;
         queueMicrotask(this.endBurst);
@@ -193,11 +227,7 @@ export class Submitter {
     }
     tasks.open(id, index, control, form === FORM_LARGE ? this.#enc.num : 0);
     this.#hooks.startPump();
-    if (sink !== undefined) {
-      tasks.sendTo(id, sink, seq); // map() and the scheduler: no promise per task
-      return SINK_HANDLE;
-    }
-    return { result: tasks.promise(id) };
+    return id;
   }
 
   /** Wakes workers for the tasks of a burst of submits, if it is still open. */
@@ -213,7 +243,8 @@ export class Submitter {
   openBurst(): boolean {
     if (this.ring.batching) return false;
     this.ring.beginBatch();
-    this.#burstStart = micros(this.#epoch);
+    this.#burstStart = this.#burstNow = micros(this.#epoch);
+    this.#burstPushes = 0;
     return true;
   }
 
@@ -227,6 +258,8 @@ export class Submitter {
     if (this.waitingLive === 0 && this.feeders.size === 0) return;
     this.ring.beginBatch();
     this.#burstStart = Infinity; // this batch ends below, however long it takes
+    this.#burstNow = micros(this.#epoch);
+    this.#burstPushes = 0;
     try {
       if (this.waitingLive > 0) this.#flush();
       for (const feed of this.feeders) feed();
@@ -245,7 +278,7 @@ export class Submitter {
    * false if it had already been queued or refused.
    */
   withdraw(waiting: Waiting, reason: unknown): boolean {
-    if (waiting.accept === undefined) return false;
+    if (!waiting.live) return false;
     this.#refuse(waiting, reason);
     this.waitingLive--;
     return true;
@@ -256,7 +289,7 @@ export class Submitter {
     let refused = 0;
     for (let i = this.#overflowHead; i < this.#overflow.length; i++) {
       const waiting = this.#overflow[i];
-      if (waiting.accept === undefined) continue;
+      if (!waiting.live) continue;
       this.#refuse(waiting, error());
       refused++;
     }
@@ -268,7 +301,7 @@ export class Submitter {
 
   /** Ends a waiting task with `reason` (its promise rejects, or its sink gets it); #flush skips it. */
   #refuse(waiting: Waiting, reason: unknown): void {
-    waiting.accept = undefined;
+    waiting.live = false;
     if (waiting.form === FORM_LARGE) this.#parcels.drop(waiting.num);
     if (waiting.control !== undefined) releaseControl(waiting.control);
     if (waiting.sink !== undefined) waiting.sink.deliver(waiting.seq, false, reason, 0, -1);
@@ -286,7 +319,18 @@ export class Submitter {
     control: Control | undefined,
   ): Promise<TaskHandle<unknown>> {
     return new Promise<TaskHandle<unknown>>((resolve, reject) => {
-      this.#park(index, form, control, resolve, reject, undefined, 0);
+      this.#park(index, form, control, PARKED_HANDLE, resolve as (v: unknown) => void, reject);
+    });
+  }
+
+  /**
+   * Parks the encoded task as `waitForRoom` does, but with the task's own
+   * result promise: one promise per task, not a submit promise, a `.then`
+   * and a result promise (the `run()` and `execute()` path when full).
+   */
+  resultOnceQueued(index: number, form: number, control: Control | undefined): Promise<unknown> {
+    return new Promise<unknown>((resolve, reject) => {
+      this.#park(index, form, control, PARKED_RESULT, resolve, reject);
     });
   }
 
@@ -303,17 +347,18 @@ export class Submitter {
     seq: number,
   ): void {
     if (this.waitingLive === 0 && this.push(index, form, control, sink, seq) !== null) return;
-    this.#park(index, form, control, parkedToSink, parkedToSink, sink, seq);
+    this.#park(index, form, control, PARKED_SINK, parkedToSink, parkedToSink, sink, seq);
   }
 
   #park(
     index: number,
     form: number,
     control: Control | undefined,
-    accept: (handle: TaskHandle<unknown>) => void,
+    mode: number,
+    accept: (value: unknown) => void,
     refuse: (error: unknown) => void,
-    sink: Sink | undefined,
-    seq: number,
+    sink?: Sink,
+    seq = 0,
   ): void {
     const enc = this.#enc;
     enc.own(); // later submits reuse the encoder while this one waits
@@ -324,6 +369,8 @@ export class Submitter {
       len: enc.len,
       num: enc.num,
       bytes: enc.bytes,
+      mode,
+      live: true,
       accept,
       refuse,
       control,
@@ -342,22 +389,7 @@ export class Submitter {
     const enc = this.#enc;
     while (this.#overflowHead < overflow.length) {
       const waiting = overflow[this.#overflowHead];
-      if (waiting.accept !== undefined) {
-        enc.tag = waiting.tag, enc.len = waiting.len, enc.num = waiting.num;
-        enc.bytes = waiting.bytes;
-        const handle = this.push(
-          waiting.index,
-          waiting.form,
-          waiting.control,
-          waiting.sink,
-          waiting.seq,
-        );
-        if (handle === null) break;
-        this.waitingLive--;
-        const accept = waiting.accept;
-        waiting.accept = undefined;
-        accept(handle);
-      }
+      if (waiting.live && !this.#queueWaiting(waiting, enc)) break;
       overflow[this.#overflowHead++] = undefined!;
     }
     if (this.#overflowHead === overflow.length) {
@@ -367,5 +399,20 @@ export class Submitter {
       overflow.splice(0, this.#overflowHead);
       this.#overflowHead = 0;
     }
+  }
+
+  /** Queues one waiting task if it fits now, settling what waits for it; false when full. */
+  #queueWaiting(waiting: Waiting, enc: Encoder): boolean {
+    enc.tag = waiting.tag, enc.len = waiting.len, enc.num = waiting.num;
+    enc.bytes = waiting.bytes;
+    const id = this.#pushId(waiting.index, waiting.form, waiting.control);
+    if (id < 0) return false;
+    waiting.live = false;
+    this.waitingLive--;
+    const tasks = this.#tasks;
+    if (waiting.mode === PARKED_RESULT) tasks.settleWith(id, waiting.accept, waiting.refuse);
+    else if (waiting.mode === PARKED_SINK) tasks.sendTo(id, waiting.sink!, waiting.seq);
+    else waiting.accept({ result: tasks.promise(id) });
+    return true;
   }
 }

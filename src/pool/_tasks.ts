@@ -124,6 +124,16 @@ export class TaskTable {
     });
   }
 
+  /** Settles the task just opened on `id` with an existing promise's functions (a parked `run()`). */
+  settleWith(
+    id: number,
+    resolve: (value: unknown) => void,
+    reject: (error: unknown) => void,
+  ): void {
+    this.#resolves[id] = resolve;
+    this.#rejects[id] = reject;
+  }
+
   /** Sends the outcome of the task just opened on `id` to `sink` as `seq`. */
   sendTo(id: number, sink: Sink, seq: number): void {
     this.#sinks[id] = sink;
