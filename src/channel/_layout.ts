@@ -45,6 +45,10 @@
  * (a waiter that gives up after being chosen by a `notify(1)` would otherwise
  * swallow the wake-up meant for another).
  *
+ * A drain (`Ring.beginDrain`/`endDrain`) does the same for a receiver that
+ * takes many messages in a row: the senders waiting for room are woken once,
+ * after the drain's last release, as many as slots were freed.
+ *
  * A batch (`Ring.beginBatch`/`endBatch`) defers step "read `WAITERS` and
  * notify" of each publish in it to one step after the batch's last publish,
  * waking as many waiters as messages were published: the order (publishes,

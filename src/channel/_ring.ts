@@ -109,6 +109,33 @@ export class Ring {
     if (pushed > 0 && Atomics.load(this.i32, RECV_WAITERS) !== 0) this.wake(RECV_EPOCH, pushed);
   }
 
+  /**
+   * While true, a pop leaves waking senders to `endDrain()`, which wakes
+   * them once for all the slots it freed: the mirror of `batching`, for a
+   * thread that takes many messages in a row (the pool's result pump).
+   * Without it, each pop notified a sender that was already notified and
+   * still on its way (thousands of calls per 100,000 results).
+   */
+  draining = false;
+  /** Slots freed in the current drain. */
+  drained = 0;
+
+  /** Starts a drain of pops (see `draining`). */
+  beginDrain(): void {
+    this.draining = true;
+  }
+
+  /** Ends a drain: wakes as many sleeping senders as slots were freed. */
+  endDrain(): void {
+    this.draining = false;
+    const freed = this.drained;
+    this.drained = 0;
+    // The releases are done; reading WAITERS after them keeps the protocol.
+    if (freed > 0 && Atomics.load(this.i32, SEND_WAITERS) !== 0) {
+      this.wake(SEND_EPOCH, this.capacity === 0 ? Infinity : freed);
+    }
+  }
+
   /** Position of the last message this thread pushed (for rendezvous hand-over). */
   lastPos = 0;
   /** The aux words of the last message this thread popped. */
@@ -191,7 +218,8 @@ export class Ring {
     );
     // Release the slot before paying for the decode.
     Atomics.store(i32, meta + S_SEQ, (head + this.ring) | 0);
-    if (Atomics.load(i32, SEND_WAITERS) !== 0) {
+    if (this.draining) this.drained++;
+    else if (Atomics.load(i32, SEND_WAITERS) !== 0) {
       // A rendezvous sender waits for its own hand-over, not just for room.
       this.wake(SEND_EPOCH, this.capacity === 0 ? Infinity : 1);
     }

@@ -93,9 +93,15 @@ export class ResultPump {
     const ring = this.ring;
     let value;
     let count = 0;
-    while ((value = ring.pop(this.#scratch)) !== EMPTY) {
-      this.#settle(ring.aux0, ring.aux1, value, ring.aux2, ring.aux3);
-      count++;
+    // Workers waiting for room in the result ring are woken once, at the end.
+    ring.beginDrain();
+    try {
+      while ((value = ring.pop(this.#scratch)) !== EMPTY) {
+        this.#settle(ring.aux0, ring.aux1, value, ring.aux2, ring.aux3);
+        count++;
+      }
+    } finally {
+      ring.endDrain();
     }
     return count;
   }
