@@ -505,6 +505,9 @@ Deno.test("parseCron() and next() reject what is not a string or a valid date", 
     "+275760-01-01T00:00:00.000Z",
   );
   assert.throws(() => last.next(new Date("+275760-01-01T00:00:00Z")), RangeError);
+  // Dates end on 13 September 275760: 20 December (or a Sunday) is past the end.
+  const late = parseCron("0 0 20 12 SUN");
+  assert.throws(() => late.next(new Date("+275760-09-01T00:00:00Z")), RangeError);
 });
 
 // -- Speed and termination --

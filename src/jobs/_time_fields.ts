@@ -64,8 +64,8 @@ export function hasTimeFields(raw: Record<string, unknown>): boolean {
 /**
  * Reads the time fields of job `index`, reporting each problem with its
  * path: a bad value, two fields that exclude each other, a field that only
- * another kind of job takes. A recurring job's `after` is the caller's
- * (it knows the job's dependencies).
+ * another kind of job takes, a recurring job's `after` (which the caller
+ * then leaves unread).
  *
  * @param raw The job.
  * @param index Its position in the file's `jobs`.
@@ -99,21 +99,12 @@ export function readTimeFields(
     report(`jobs[${index}]`, 'has both "cron" and "every"; keep one');
   }
   const rule = cron !== undefined ? "cron" : every !== undefined ? "every" : undefined;
-  if (rule === undefined) {
-    if (raw.delay !== undefined && raw.at !== undefined) {
-      report(`jobs[${index}]`, 'has both "delay" and "at"; keep one');
-    }
-    fields.delay = durationField(raw, "delay", index, report);
-    if (raw.at !== undefined) fields.at = readAt(raw.at, index, report);
-    for (const key of ["timezone", "overlap", "catchUp"]) {
-      if (raw[key] !== undefined) {
-        report(
-          `jobs[${index}].${key}`,
-          `only recurring jobs (with "cron" or "every") take "${key}"`,
-        );
-      }
-    }
-    return fields;
+  if (rule === undefined) return readOneOff(raw, index, report);
+  if (raw.after !== undefined) {
+    report(
+      `jobs[${index}].after`,
+      'a recurring job cannot wait for other jobs: it runs at each tick; remove "after"',
+    );
   }
   for (const key of ["delay", "at"]) {
     if (raw[key] !== undefined) {
@@ -147,6 +138,22 @@ export function readTimeFields(
   }
   fields.overlap = readChoice(raw.overlap, OVERLAPS, `jobs[${index}].overlap`, report);
   fields.catchUp = readChoice(raw.catchUp, CATCH_UPS, `jobs[${index}].catchUp`, report);
+  return fields;
+}
+
+/** The time fields of one-off job `index`: `delay` or `at`, and none of a recurring job's. */
+function readOneOff(raw: Record<string, unknown>, index: number, report: Report): TimeFields {
+  const fields: TimeFields = {};
+  if (raw.delay !== undefined && raw.at !== undefined) {
+    report(`jobs[${index}]`, 'has both "delay" and "at"; keep one');
+  }
+  fields.delay = durationField(raw, "delay", index, report);
+  if (raw.at !== undefined) fields.at = readAt(raw.at, index, report);
+  for (const key of ["timezone", "overlap", "catchUp"]) {
+    if (raw[key] !== undefined) {
+      report(`jobs[${index}].${key}`, `only recurring jobs (with "cron" or "every") take "${key}"`);
+    }
+  }
   return fields;
 }
 

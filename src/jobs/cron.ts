@@ -3,7 +3,7 @@
  * time zone, computed without a package and without time zone data of our
  * own (the runtime's `Intl.DateTimeFormat` gives the offsets).
  *
- * What is read, as cron(8) and crontab(5) (cronie 1.7, Vixie cron) have it:
+ * What is read, as cron(8) and crontab(5) (cronie 1.7.2, Vixie cron) have it:
  *
  * - Five fields, `minute hour day-of-month month day-of-week`, or six with
  *   `second` first. Each is a comma-separated list of `*`, a value, a range
@@ -25,9 +25,11 @@
  * `RangeError` at parse time, so that {@linkcode CronSchedule.next} always
  * finds a time.
  *
- * Daylight saving, as cronie's daemon treats changes of the local clock of
- * under three hours (cron.c, `find_jobs()` with its `doWild`/`doNonWild`,
- * and cron(8), "Daylight Saving Time and other time changes"):
+ * Daylight saving, as cronie's daemon treats changes of its own local
+ * clock of up to three hours (cron.c: the main loop's "medium" and
+ * "negative" time jumps, `find_jobs()` with `doWild`/`doNonWild`; cron(8),
+ * "Daylight Saving Time and other time changes"). The seconds field plays
+ * no part in telling the two kinds apart:
  *
  * - **Fixed-time schedules**, whose minute and hour fields both start with
  *   something other than `*` (`30 2 * * *`, `0 9-17 * * *`, `@daily`,
@@ -43,9 +45,15 @@
  *   scheduled normally".
  *
  * Unlike cronie, this holds for any change of offset: cronie treats a jump
- * of three hours or more as a correction of the clock, and a jump of five
- * minutes or less as a late wake-up; no daylight-saving rule in use has
- * either.
+ * of more than three hours as a correction of the clock (it runs what the
+ * new time matches and nothing skipped), and a jump forward of five minutes
+ * or less as a late wake-up (it runs everything skipped); no daylight-saving
+ * rule in use has either. Nor is it what cronie does for a crontab's own
+ * `CRON_TZ`, which its source says may miss or repeat jobs at these
+ * changes (the comment atop `find_jobs()`): here every zone is treated as
+ * cronie treats the system's own. (crontab(5) still says, from Vixie cron,
+ * that skipped times never match and repeated ones run twice; cron(8) and
+ * the code say otherwise for fixed-time jobs, and the code is followed.)
  *
  * @module
  */

@@ -253,18 +253,11 @@ function readJob(
   }
   // For speed, one test for all the time fields: most jobs have none, and
   // then the job keeps the shape it was made with.
-  if (hasTimeFields(raw)) {
-    const time = readTimeFields(raw, index, cache.schedules, report);
-    addTimeFields(job, time);
-    if (raw.after !== undefined && (raw.cron !== undefined || raw.every !== undefined)) {
-      report(
-        `jobs[${index}].after`,
-        'a recurring job cannot wait for other jobs: it runs at each tick; remove "after"',
-      );
-      return job;
-    }
+  if (hasTimeFields(raw)) addTimeFields(job, readTimeFields(raw, index, cache.schedules, report));
+  // A recurring job's `after` is a problem, which readTimeFields reports.
+  if (raw.after !== undefined && raw.cron === undefined && raw.every === undefined) {
+    readAfter(raw.after, index, id, after, report);
   }
-  if (raw.after !== undefined) readAfter(raw.after, index, id, after, report);
   return job;
 }
 
