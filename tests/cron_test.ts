@@ -369,12 +369,15 @@ Deno.test("CronSchedule.next() agrees with a minute-by-minute reading of the clo
       const expected = bruteForce(expression, timezone, start, end);
       const schedule = parseCron(expression, { timezone });
       const got: string[] = [];
-      for (
-        let at = schedule.next(new Date(start - 1));
-        at.getTime() < end;
-        at = schedule.next(at)
-      ) {
+      let at = schedule.next(new Date(start - 1));
+      while (at.getTime() < end) {
         got.push(at.toISOString());
+        const next = schedule.next(at);
+        assert(
+          next > at,
+          `${expression} in ${timezone}: ${next.toISOString()} after ${got.at(-1)}`,
+        );
+        at = next;
       }
       assert.deepStrictEqual(got, expected, `${expression} in ${timezone} from ${from}`);
     }
@@ -491,9 +494,16 @@ Deno.test("parseCron() rejects an unknown time zone, suggesting the closest vali
 
 Deno.test("parseCron() and next() reject what is not a string or a valid date", () => {
   for (const bad of [undefined, null, 5, ["0 2 * * *"]]) {
-    assert.throws(() => parseCron(bad as unknown as string), TypeError);
+    assert.throws(() => parseCron(bad as unknown as string), {
+      name: "TypeError",
+      message:
+        `Cannot parse cron expression as it must be a string: current value is ${typeof bad}`,
+    });
     if (bad === undefined) continue; // the default, UTC
-    assert.throws(() => parseCron("0 2 * * *", { timezone: bad as unknown as string }), TypeError);
+    assert.throws(() => parseCron("0 2 * * *", { timezone: bad as unknown as string }), {
+      name: "TypeError",
+      message: /^Cannot parse cron expression as 'timezone' must be a string: current value is /,
+    });
   }
   const schedule = parseCron("0 2 * * *", { timezone: "Europe/Berlin" });
   assert.throws(() => schedule.next(new Date(NaN)), RangeError);

@@ -234,7 +234,7 @@ Deno.test("validateJobFile() reports every problem of the time fields with its p
       { id: "f", command: ["x"], every: "1m", timezone: "UTC" },
       { id: "g", command: ["x"], timezone: "UTC", overlap: "skip", catchUp: "one" },
       { id: "h", command: ["x"], every: "1m", overlap: "never", catchUp: "all" },
-      { id: "i", command: ["x"], every: "1m", after: ["a"] },
+      { id: "i", command: ["x"], every: "1m", after: ["nope"] },
       { id: "j", command: ["x"], after: ["i", "a"] },
       { id: "k", command: ["x"], at: "2026-12-01T02:00:00" },
       { id: "l", command: ["x"], at: "tomorrow" },
