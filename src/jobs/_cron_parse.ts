@@ -181,7 +181,7 @@ function readField(field: string, spec: FieldSpec, fail: Fail): boolean[] {
         } is not a value, a range (a-b) or a step (*/n, a-b/n, a/n)`,
       );
     }
-    const [, star, first, last, step] = match!;
+    const [, star, first, last, step] = match;
     let from = spec.min, to = spec.max;
     if (star === undefined) {
       from = readValue(first, spec, fail);
@@ -227,7 +227,7 @@ function readValue(text: string, spec: FieldSpec, fail: Fail): number {
     );
   }
   if (spec.names === undefined) fail(SyntaxError, `${spec.label} "${text}" is not a number`);
-  const names = spec.names!;
+  const names = spec.names;
   const prefix = names.find((name) => upper.startsWith(name));
   const hint = prefix ?? suggest(upper, names);
   fail(
@@ -236,7 +236,6 @@ function readValue(text: string, spec: FieldSpec, fail: Fail): number {
       hint ? `; did you mean "${hint}"?` : ""
     }`,
   );
-  return 0; // not reached: fail throws
 }
 
 /** A step's size: from 1 to the field's span (a larger one would only give its start). */
