@@ -125,6 +125,12 @@ Deno.test("validateJobFile() rejects what is not a job file at all", () => {
     validateJobFile({ jobs: [{ id: "a", task: loop, command: loop }] }, FILE).ok,
     false,
   );
+  const ring: unknown[] = [];
+  ring.push(ring);
+  for (const key of ["command", "cron", "every", "at", "delay", "timezone", "overlap"]) {
+    const job = { id: "a", command: ["x"], every: "1s", [key]: ring };
+    assert.strictEqual(validateJobFile({ jobs: [job] }, FILE).ok, false, key);
+  }
 });
 
 Deno.test("validateJobFile() applies defaults and resolves paths against the file", () => {
@@ -150,6 +156,126 @@ Deno.test("validateJobFile() applies defaults and resolves paths against the fil
     { A: "1" },
     0,
     9,
+  ]);
+});
+
+// -- Time fields: delay, at, cron, every --
+
+Deno.test("validateJobFile() reads delayed and recurring jobs", () => {
+  const result = validateJobFile({
+    jobs: [
+      { id: "later", command: ["x"], delay: "5m", after: ["at-noon"] },
+      { id: "at-noon", command: ["x"], at: "2026-12-01T12:00:00+01:00" },
+      { id: "utc", command: ["x"], at: "2026-12-01T11:00:00.250Z" },
+      { id: "nightly", command: ["x"], cron: "30 2 * * *", timezone: "europe/berlin" },
+      {
+        id: "poll",
+        task: "./t.ts#run",
+        every: "30s",
+        overlap: "queue",
+        catchUp: "one",
+        retries: 2,
+      },
+    ],
+  }, FILE);
+  assert(result.ok, JSON.stringify(!result.ok && result.problems));
+  const [later, atNoon, utc, nightly, poll] = result.file.jobs;
+  assert.deepStrictEqual([later.delay, later.after, later.at], [300_000, ["at-noon"], undefined]);
+  assert.strictEqual(atNoon.at, Date.parse("2026-12-01T11:00:00Z"));
+  assert.strictEqual(utc.at, Date.parse("2026-12-01T11:00:00.250Z"));
+  assert.deepStrictEqual(JSON.parse(JSON.stringify(nightly.schedule)), {
+    kind: "cron",
+    expression: "30 2 * * *",
+    timezone: "Europe/Berlin",
+  });
+  assert.strictEqual(
+    nightly.schedule!.next(new Date("2026-12-01T00:00:00Z")).toISOString(),
+    "2026-12-01T01:30:00.000Z",
+  );
+  assert.deepStrictEqual([nightly.overlap, nightly.catchUp], ["skip", "skip"]);
+  assert.deepStrictEqual(
+    [poll.schedule?.kind, String(poll.schedule), poll.overlap, poll.catchUp, poll.retries],
+    ["every", "30s", "queue", "one", 2],
+  );
+  // Jobs without time fields do not have them at all (and keep their shape).
+  for (const job of [later, atNoon]) {
+    for (const key of ["schedule", "overlap", "catchUp"]) assert(!(key in job), key);
+  }
+  assert(!("delay" in atNoon) && !("at" in later));
+});
+
+Deno.test("validateJobFile() shares one schedule between the jobs of the same rule", () => {
+  const result = validateJobFile({
+    jobs: Array.from({ length: 3 }, (_, i) => ({ id: `r${i}`, command: ["x"], cron: "@daily" })),
+  }, FILE);
+  assert(result.ok);
+  const [a, b, c] = result.file.jobs;
+  assert(a.schedule === b.schedule && b.schedule === c.schedule);
+  // The number 500 is 500 ms; the string "500" is not a duration.
+  const mixed = problems({
+    jobs: [
+      { id: "n", command: ["x"], every: 500 },
+      { id: "s", command: ["x"], every: "500" },
+    ],
+  });
+  assert.deepStrictEqual(mixed, [
+    'jobs[1].every: "500": expected a duration such as "30s", "5m", "1h" or a number of ms',
+  ]);
+});
+
+Deno.test("validateJobFile() reports every problem of the time fields with its path", () => {
+  const found = problems({
+    jobs: [
+      { id: "a", command: ["x"], cron: "0 25 * * *" },
+      { id: "b", command: ["x"], cron: "0 2 * * *", timezone: "Europe/Berln" },
+      { id: "c", command: ["x"], cron: "* * * * *", every: "1s" },
+      { id: "d", command: ["x"], delay: "1s", at: "2026-12-01T00:00:00Z" },
+      { id: "e", command: ["x"], cron: "@daily", delay: "1s", at: "2026-12-01T00:00:00Z" },
+      { id: "f", command: ["x"], every: "1m", timezone: "UTC" },
+      { id: "g", command: ["x"], timezone: "UTC", overlap: "skip", catchUp: "one" },
+      { id: "h", command: ["x"], every: "1m", overlap: "never", catchUp: "all" },
+      { id: "i", command: ["x"], every: "1m", after: ["nope"] },
+      { id: "j", command: ["x"], after: ["i", "a"] },
+      { id: "k", command: ["x"], at: "2026-12-01T02:00:00" },
+      { id: "l", command: ["x"], at: "tomorrow" },
+      { id: "m", command: ["x"], at: "2026-02-30T00:00:00Z" },
+      { id: "n", command: ["x"], at: 1767225600000 },
+      { id: "o", command: ["x"], every: "soon" },
+      { id: "p", command: ["x"], every: 0 },
+      { id: "q", command: ["x"], cron: 5 },
+      { id: "r", command: ["x"], cron: "0 2 * * *", timezone: 1 },
+      { id: "s", command: ["x"], delay: "soon" },
+      { id: "t", command: ["x"], cron: "0 0 L * *" },
+      { id: "u", command: ["x"], at: "2026-12-01T24:00:00+01:00" },
+    ],
+  });
+  assert.deepStrictEqual(found, [
+    'jobs[0].cron: "0 25 * * *": hour 25 is out of range 0-23',
+    'jobs[1].timezone: unknown time zone "Europe/Berln"; did you mean "Europe/Berlin"?',
+    'jobs[2]: has both "cron" and "every"; keep one',
+    'jobs[3]: has both "delay" and "at"; keep one',
+    'jobs[4].delay: a recurring job (with "cron") takes no "delay": its schedule says when it runs',
+    'jobs[4].at: a recurring job (with "cron") takes no "at": its schedule says when it runs',
+    'jobs[5].timezone: only "cron" jobs take "timezone"; "every" counts from the Unix epoch, in no time zone',
+    'jobs[6].timezone: only recurring jobs (with "cron" or "every") take "timezone"',
+    'jobs[6].overlap: only recurring jobs (with "cron" or "every") take "overlap"',
+    'jobs[6].catchUp: only recurring jobs (with "cron" or "every") take "catchUp"',
+    'jobs[7].overlap: expected "skip", "queue" or "allow", got the string "never"',
+    'jobs[7].catchUp: expected "skip" or "one", got the string "all"',
+    'jobs[8].after: a recurring job cannot wait for other jobs: it runs at each tick; remove "after"',
+    'jobs[10].at: "2026-12-01T02:00:00" has no "Z" or offset; add one, such as "2026-12-01T02:00:00Z" or "2026-12-01T03:00:00+01:00"',
+    'jobs[11].at: expected an ISO 8601 time with "Z" or an offset, such as "2026-12-01T02:00:00Z" or "2026-12-01T03:00:00+01:00", got the string "tomorrow"',
+    'jobs[12].at: "2026-02-30T00:00:00Z": day 30 is out of range 1-28',
+    'jobs[13].at: expected an ISO 8601 time with "Z" or an offset, such as "2026-12-01T02:00:00Z" or "2026-12-01T03:00:00+01:00", got number 1767225600000',
+    'jobs[14].every: "soon": expected a duration such as "30s", "5m", "1h" or a number of ms',
+    "jobs[15].every: 0: expected a whole number of milliseconds, at least 1ms",
+    'jobs[16].cron: expected a cron expression such as "30 2 * * *", got number 5',
+    'jobs[17].timezone: expected an IANA time zone name such as "Europe/Berlin", got number 1',
+    'jobs[18].delay: expected a duration such as "500ms", "30s", "2m" or a number of ms, got the string "soon"',
+    'jobs[19].cron: "0 0 L * *": day of month "L" is not supported; taskpool reads standard cron fields, without L, W, #, ? or ~',
+    'jobs[20].at: "2026-12-01T24:00:00+01:00": hour 24 is out of range 0-23',
+    // Once every job is read: no job can wait for a recurring one.
+    'jobs[9].after[0]: "i" is a recurring job (jobs[8]): it runs at each tick and never ends, so no job can wait for it',
   ]);
 });
 
@@ -237,6 +363,10 @@ Deno.test("validateJobFile() answers 5,000 random mutations of a valid file with
       { id: "a", task: "./t.ts#run", args: [1, "x"] },
       { id: "b", command: ["echo", "hi"], after: ["a"], priority: 2 },
       { id: "c", task: "./t.ts#other", after: ["a", "b"], backoff: "50ms" },
+      { id: "r", command: ["x"], cron: "*/5 * * * MON-FRI", timezone: "Europe/Berlin" },
+      { id: "e", task: "./t.ts#run", every: "1m", overlap: "queue", catchUp: "one" },
+      { id: "d", command: ["x"], delay: "1s", after: ["c"] },
+      { id: "w", command: ["x"], at: "2026-12-01T02:00:00Z" },
     ],
   };
   const oddities: unknown[] = [
@@ -259,6 +389,16 @@ Deno.test("validateJobFile() answers 5,000 random mutations of a valid file with
     "#",
     "./t.ts#",
     1e308,
+    "* * * * *",
+    "0 25 * * *",
+    "0 0 31 2 *",
+    "@hourly",
+    "UTC",
+    "Mars/Olympus",
+    "skip",
+    "one",
+    "2026-12-01T02:00:00Z",
+    "2026-12-01T02:00:00",
   ];
   const next = random(20261122);
   const pick = <T>(items: T[]) => items[Math.floor(next() * items.length)];
@@ -277,7 +417,24 @@ Deno.test("validateJobFile() answers 5,000 random mutations of a valid file with
       const action = next();
       if (action < 0.5 && keys.length > 0) target[pick(keys)] = pick(oddities);
       else if (action < 0.75) {
-        target[pick(["id", "after", "task", "command", "extra", "0", "jobs"])] = pick(oddities);
+        target[
+          pick([
+            "id",
+            "after",
+            "task",
+            "command",
+            "extra",
+            "0",
+            "jobs",
+            "cron",
+            "every",
+            "delay",
+            "at",
+            "timezone",
+            "overlap",
+            "catchUp",
+          ])
+        ] = pick(oddities);
       } else if (keys.length > 0) delete target[pick(keys)];
     }
     let result;

@@ -37,6 +37,13 @@ export const JOB_FIELDS: string[] = [
   "retries",
   "backoff",
   "timeout",
+  "delay",
+  "at",
+  "cron",
+  "every",
+  "timezone",
+  "overlap",
+  "catchUp",
 ];
 
 /** For speed, a Set: each job's every key is looked up in it. */

@@ -9,8 +9,45 @@
 import { JobFileError } from "../errors.ts";
 
 import { describeJsonError } from "./_json_error.ts";
+import type { CronSchedule } from "./cron.ts";
+import type { EverySchedule } from "./every.ts";
 
-/** One job of a job file, validated, with its defaults applied. */
+/** When a recurring job runs: a cron expression in a time zone, or a tick every so long. */
+export type Schedule = CronSchedule | EverySchedule;
+
+/**
+ * What a tick of a recurring job does while the job's previous run is still
+ * running: `"skip"` it (the tick is reported `skipped`), `"queue"` it (it
+ * runs when the previous run ends), or `"allow"` the runs to overlap.
+ */
+export type Overlap = "skip" | "queue" | "allow";
+
+/**
+ * What a recurring job does with the ticks it missed while nothing ran it
+ * (a machine off, no consumer): `"skip"` them, or run `"one"` run for all
+ * of them.
+ */
+export type CatchUp = "skip" | "one";
+
+/**
+ * One job of a job file, validated, with its defaults applied.
+ *
+ * The time fields (`delay`, `at`, `schedule`, `overlap`, `catchUp`) are
+ * absent from a job that has none of them in its file, so that such a job
+ * costs nothing more. Their shape follows from two rules:
+ *
+ * - **Validation reads no clock**: a file validates the same whenever it is
+ *   read. So `delay` stays a duration and `at` an instant (both in ms);
+ *   whoever starts the job counts `delay` from its own start (a local run),
+ *   or turns it into `at` when it pushes the job (so that a queue entry
+ *   carries the instant, and a consumer that validates the entry again does
+ *   not restart the wait). An `at` in the past means "now".
+ * - **A job stays plain data**: `schedule` is the parsed `cron` or `every`,
+ *   with `next()` for the scheduler, and `JSON.stringify` turns it into
+ *   `{ kind: "cron", expression, timezone }` or `{ kind: "every", interval }`:
+ *   what a queue entry needs to carry as the job file's own fields (`cron`
+ *   and `timezone`, or `every` in ms), for the consumer to parse again.
+ */
 export interface Job {
   /** Unique in the file. */
   id: string;
@@ -40,6 +77,23 @@ export interface Job {
   backoff: number;
   /** Milliseconds an attempt may take, or `undefined`. */
   timeout?: number;
+  /**
+   * `delay`: milliseconds the job waits before it may start, counted from
+   * the start of its run (or its push to a queue). Never with `at`.
+   */
+  delay?: number;
+  /** `at`: the instant (epoch ms) before which the job does not start. Never with `delay`. */
+  at?: number;
+  /**
+   * For a recurring job: `cron` (in its `timezone`) or `every`, parsed. A
+   * recurring job has no dependencies and no job depends on it; it takes
+   * `retries`, `backoff`, `timeout` and `priority` as any job.
+   */
+  schedule?: Schedule;
+  /** For a recurring job: a tick while the previous run still runs. @default {"skip"} */
+  overlap?: Overlap;
+  /** For a recurring job: the ticks missed while nothing ran it. @default {"skip"} */
+  catchUp?: CatchUp;
 }
 
 /** A validated job file. */

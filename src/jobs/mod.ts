@@ -2,7 +2,8 @@
  * Job files: reading one ({@linkcode readJobFile}), validating it
  * ({@linkcode validateJobFile}), checking that its task modules load
  * ({@linkcode checkTasks}), the order its jobs start in ({@linkcode plan}),
- * and the durations it may hold ({@linkcode parseDuration}). Every problem
+ * the durations it may hold ({@linkcode parseDuration}), and the schedules of
+ * its recurring jobs ({@linkcode parseCron}, {@linkcode parseEvery}). Every problem
  * of a file is found before anything runs, each with its JSON path and a way
  * to fix it.
  *
@@ -29,4 +30,6 @@ export * from "./validate.ts";
 export * from "./check_tasks.ts";
 export * from "./plan.ts";
 export * from "./duration.ts";
+export * from "./cron.ts";
+export * from "./every.ts";
 export { JobFileError } from "../errors.ts";

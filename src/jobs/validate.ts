@@ -21,6 +21,12 @@ import {
   unknownJobFields,
 } from "./_fields.ts";
 import { type ParsedTask, parseTask, resolvePath } from "./_resolve.ts";
+import {
+  hasTimeFields,
+  readTimeFields,
+  type ScheduleCache,
+  type TimeFields,
+} from "./_time_fields.ts";
 import { suggest } from "./_suggest.ts";
 import { findCycle } from "./_cycle.ts";
 
@@ -33,6 +39,15 @@ interface Defaults {
   retries: number;
   backoff: number;
   timeout: number | undefined;
+}
+
+/**
+ * What thousands of jobs of one file share, parsed once: tasks (by their
+ * `task`) and schedules (by their rule).
+ */
+interface FileCache {
+  tasks: Map<string, ParsedTask>;
+  schedules: ScheduleCache;
 }
 
 /**
@@ -117,8 +132,8 @@ function readJobs(
   report: Report,
 ): Job[] {
   const jobs: Job[] = [];
-  // Thousands of jobs name the same few tasks: parse and resolve each once.
-  const tasks = new Map<string, ParsedTask>();
+  // Thousands of jobs name the same few tasks and rules: parse each once.
+  const cache: FileCache = { tasks: new Map(), schedules: new Map() };
   // For speed, a plain loop rather than forEach with a callback, and a job's
   // path ("jobs[3]") is built only for a problem. Like forEach, it skips holes.
   for (let index = 0, count = list.length; index < count; index++) {
@@ -147,7 +162,7 @@ function readJobs(
       );
       continue;
     }
-    const job = readJob(raw, index, id, base, dir, tasks, report);
+    const job = readJob(raw, index, id, base, dir, cache, report);
     byId.set(id, job);
     jobs.push(job);
   }
@@ -165,7 +180,7 @@ function readJob(
   id: string,
   base: Defaults,
   dir: string,
-  tasks: Map<string, ParsedTask>,
+  cache: FileCache,
   report: Report,
 ): Job {
   // For speed, a field that is not there takes the default without a call.
@@ -196,7 +211,7 @@ function readJob(
     // and dependencies matter (for the checks that follow).
     job = { id, index, kind: "task", args: [], after, priority, retries, backoff, timeout };
   } else if (hasTask) {
-    const task = readTask(raw.task, index, dir, tasks, report);
+    const task = readTask(raw.task, index, dir, cache.tasks, report);
     const args = readArgs(raw.args, index, report);
     otherKindFields(raw, "task", index, report);
     // For speed, the job is made with all its fields at once (adding
@@ -236,8 +251,23 @@ function readJob(
     const env = raw.env === undefined ? undefined : readEnv(raw.env, index, report);
     if (env !== undefined) job.env = env;
   }
-  if (raw.after !== undefined) readAfter(raw.after, index, id, after, report);
+  // For speed, one test for all the time fields: most jobs have none, and
+  // then the job keeps the shape it was made with.
+  if (hasTimeFields(raw)) addTimeFields(job, readTimeFields(raw, index, cache.schedules, report));
+  // A recurring job's `after` is a problem, which readTimeFields reports.
+  if (raw.after !== undefined && raw.cron === undefined && raw.every === undefined) {
+    readAfter(raw.after, index, id, after, report);
+  }
   return job;
+}
+
+/** Adds to `job` the time fields it has (and only those: see the doc of `Job`). */
+function addTimeFields(job: Job, time: TimeFields): void {
+  if (time.delay !== undefined) job.delay = time.delay;
+  if (time.at !== undefined) job.at = time.at;
+  if (time.schedule !== undefined) job.schedule = time.schedule;
+  if (time.overlap !== undefined) job.overlap = time.overlap;
+  if (time.catchUp !== undefined) job.catchUp = time.catchUp;
 }
 
 /**
@@ -298,9 +328,7 @@ function readCommand(value: unknown, index: number, report: Report): string[] | 
   ) {
     report(
       `jobs[${index}].command`,
-      `expected a non-empty array of strings such as ["gzip", "-k", "big.log"], got ${
-        JSON.stringify(value)
-      }`,
+      `expected a non-empty array of strings such as ["gzip", "-k", "big.log"], got ${show(value)}`,
     );
     return undefined;
   }
@@ -357,7 +385,8 @@ function readAfter(
 
 /**
  * Reports each dependency that names no job of the file, with the id it
- * most likely meant. It runs once every job is read, since a job may wait
+ * most likely meant, or names a recurring job (which never ends, so no job
+ * can wait for it). It runs once every job is read, since a job may wait
  * for one further down the file.
  */
 function unknownDependencies(
@@ -372,10 +401,18 @@ function unknownDependencies(
     const job = jobs[j];
     for (let k = 0; k < job.after.length; k++) {
       const dep = job.after[k];
-      if (byId.has(dep)) continue;
-      const hint = suggest(dep, jobs.map((job) => job.id));
+      const target = byId.get(dep);
+      if (target !== undefined && target.schedule === undefined) continue;
       // Its place in the file: entries that were not ids are not in `job.after`.
       const at = (list as Record<string, unknown[]>[])[job.index].after.indexOf(dep);
+      if (target !== undefined) {
+        report(
+          `jobs[${job.index}].after[${at}]`,
+          `"${dep}" is a recurring job (jobs[${target.index}]): it runs at each tick and never ends, so no job can wait for it`,
+        );
+        continue;
+      }
+      const hint = suggest(dep, jobs.map((job) => job.id));
       report(
         `jobs[${job.index}].after[${at}]`,
         `unknown job "${dep}"${hint ? `; did you mean "${hint}"?` : ""}`,
