@@ -787,7 +787,7 @@ console.log(
       elapsed.toFixed(1)
     } s in all). Fresh pools per measurement, each warmed ` +
     `up with ${count(WARM_UP)} tasks first; WorkerPool with its defaults ` +
-    `(capacity = 2 × workers, spin 50 µs when workers ≤ cores, else 0).\n`,
+    `(capacity = the larger of 2 × workers and 256, spin 50 µs when workers ≤ cores, else 0).\n`,
 );
 
 console.log(`### No-op throughput (${count(THROUGHPUT_TASKS)} tasks of \`noop(i)\`)\n`);

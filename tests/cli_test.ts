@@ -484,3 +484,223 @@ Deno.test("cli: a second SIGINT cancels running commands and leaves no child beh
     assert.strictEqual(left.code, 1, `children left: ${decoder.decode(left.stdout)}`);
   });
 });
+
+// -- Stops, processes and reports tell the truth --
+
+/** The "start <id>" and "end <id>" lines of a span log, in order. */
+async function spans(log: string): Promise<Array<["start" | "end", string]>> {
+  const text = await Deno.readTextFile(log).catch(() => "");
+  return text.trim().split("\n").filter((l) => l !== "").map((line) => {
+    const [event, id] = line.split(" ");
+    return [event as "start" | "end", id];
+  });
+}
+
+/** The most spans of a log that were open at once. */
+function mostAtOnce(events: Array<["start" | "end", string]>): number {
+  let open = 0;
+  let most = 0;
+  for (const [event] of events) {
+    open += event === "start" ? 1 : -1;
+    most = Math.max(most, open);
+  }
+  return most;
+}
+
+/** Whether a process whose command line holds `marker` still runs (zombies have none). */
+async function alive(marker: string): Promise<string> {
+  const found = await new Deno.Command("pgrep", { args: ["-af", marker], stdout: "piped" })
+    .output();
+  return decoder.decode(found.stdout).trim();
+}
+
+Deno.test("cli: the first SIGINT withdraws jobs no worker started; only running ones finish", async () => {
+  await withDir(async (dir) => {
+    const log = `${dir}/log`;
+    const jobs = Array.from({ length: 40 }, (_, i) => ({
+      id: `s${i}`,
+      task: "#span",
+      args: [300, log, `s${i}`],
+    }));
+    const path = await jobFile(dir, { workers: 2, jobs });
+    const run = await interrupt(["--json", path], (stderr) => /ok s\d+/.test(stderr), 1);
+    assert.strictEqual(run.code, 130, run.stderr);
+    assert.match(run.stderr, /stopping: \d running jobs? finishing, nothing new starts/);
+    const results = jsonLines(run.stdout);
+    assert.strictEqual(results.length, 40, "every job reported once");
+    const events = await spans(log);
+    const started = new Set(events.filter(([e]) => e === "start").map(([, id]) => id));
+    const ended = new Set(events.filter(([e]) => e === "end").map(([, id]) => id));
+    for (const result of results) {
+      if (result.status === "succeeded") {
+        assert(ended.has(result.id as string), `${result.id} succeeded without running`);
+      } else {
+        assert.strictEqual(result.status, "not-run", JSON.stringify(result));
+        assert(!started.has(result.id as string), `${result.id} is not-run but ran`);
+      }
+    }
+    assert.deepStrictEqual(started, ended, "whatever started, finished");
+    // Queued jobs used to run after the first signal: the 2 + 64 handed to the pool.
+    assert(started.size <= 10, `${started.size} jobs ran after an early stop`);
+  });
+});
+
+Deno.test("cli: a terminal's Ctrl-C (to the whole process group) reaches the CLI, not its commands", async () => {
+  await withDir(async (dir) => {
+    const path = await jobFile(dir, {
+      jobs: [{
+        id: "slow",
+        command: ["sh", "-c", `touch ${dir}/started; sleep 1; echo done > ${dir}/done`],
+      }],
+    });
+    // The CLI leads a group of its own, as a shell's foreground job does.
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", CLI, "--json", path],
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+      detached: true,
+    }).spawn();
+    const output = child.output();
+    for (let i = 0; i < 2000; i++) {
+      if (await Deno.stat(`${dir}/started`).then(() => true, () => false)) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    Deno.kill(-child.pid, "SIGINT");
+    const run = await output;
+    assert.strictEqual(run.code, 130, decoder.decode(run.stderr));
+    const [result] = jsonLines(decoder.decode(run.stdout));
+    assert.strictEqual(result.status, "succeeded", JSON.stringify(result));
+    assert.strictEqual((await Deno.readTextFile(`${dir}/done`)).trim(), "done");
+  });
+});
+
+Deno.test("cli: no process a command starts outlives it, reparented or not", async () => {
+  await withDir(async (dir) => {
+    const tag = `tp-${crypto.randomUUID().slice(0, 8)}`;
+    const jobs = [
+      // Exits at once, leaving a background sleep in its group.
+      { id: "leaves", command: ["bash", "-c", `(exec -a ${tag}-a sleep 30) & echo started`] },
+      // A grandchild reparented to init, then a cancel.
+      {
+        id: "orphan",
+        command: [
+          "bash",
+          "-c",
+          `((exec -a ${tag}-b sleep 30) &); touch ${dir}/b; sleep 30`,
+        ],
+      },
+      // A plain long command, then a cancel.
+      { id: "plain", command: ["bash", "-c", `touch ${dir}/c; exec -a ${tag}-c sleep 30`] },
+    ];
+    const path = await jobFile(dir, { workers: 3, jobs });
+    const bothStarted = async () =>
+      (await Deno.stat(`${dir}/b`).then(() => true, () => false)) &&
+      (await Deno.stat(`${dir}/c`).then(() => true, () => false));
+    const run = await interrupt(["--json", path], bothStarted, 2);
+    assert.strictEqual(run.code, 130, run.stderr);
+    const status = Object.fromEntries(jsonLines(run.stdout).map((r) => [r.id, r.status]));
+    assert.deepStrictEqual(status, {
+      leaves: "succeeded",
+      orphan: "cancelled",
+      plain: "cancelled",
+    });
+    assert.strictEqual(await alive(tag), "", "processes of the jobs outlived the CLI");
+  });
+});
+
+Deno.test("cli: tasks and commands together run at most `workers` at a time", async () => {
+  await withDir(async (dir) => {
+    const log = `${dir}/log`;
+    const jobs = Array.from(
+      { length: 8 },
+      (_, i) =>
+        i % 2 === 0 ? { id: `t${i}`, task: "#span", args: [200, log, `t${i}`] } : {
+          id: `c${i}`,
+          command: ["sh", "-c", `echo start c${i} >> ${log}; sleep 0.2; echo end c${i} >> ${log}`],
+        },
+    );
+    const path = await jobFile(dir, { workers: 2, jobs });
+    const run = await cli([path]);
+    assert.strictEqual(run.code, 0, run.stderr);
+    const events = await spans(log);
+    assert.strictEqual(events.length, 16, JSON.stringify(events));
+    assert.strictEqual(mostAtOnce(events), 2, JSON.stringify(events));
+  });
+});
+
+Deno.test("Scheduler: a job's start is when it began to run, its duration its run, its wait before", async () => {
+  const { Scheduler, validateJobFile } = await import("../mod.ts");
+  await withDir(async (dir) => {
+    const log = `${dir}/log`;
+    const checked = validateJobFile({
+      workers: 2,
+      jobs: Array.from({ length: 10 }, (_, i) => ({
+        id: `j${i}`,
+        task: `${TASKS}#span`,
+        args: [100, log, `j${i}`],
+      })),
+    }, `${dir}/jobs.json`);
+    assert(checked.ok);
+    const results = await new Scheduler(checked.file, { workers: 2 }).run();
+    for (const r of results) {
+      assert.strictEqual(r.status, "succeeded");
+      assert(r.duration! >= 99, `${r.id} ran ${r.duration} ms, less than its 100 ms sleep`);
+      assert(r.wait! >= 0, `${r.id} waited ${r.wait} ms`);
+    }
+    // Two workers: no instant is inside more than two jobs' [start, start + duration].
+    // (With the time handed to the pool as start, and the wait in the duration, all ten were.)
+    const edges = results.flatMap((r) => [
+      [r.start! + 0.5, 1],
+      [r.start! + r.duration! - 0.5, -1],
+    ]).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    let open = 0;
+    let most = 0;
+    for (const [, step] of edges) most = Math.max(most, open += step);
+    assert.strictEqual(most, 2, JSON.stringify(results.map((r) => [r.start, r.duration])));
+    const last = results.reduce((a, b) => (a.start! > b.start! ? a : b));
+    assert(last.wait! > last.duration!, `the last of 10 on 2 workers waited ${last.wait} ms`);
+  });
+});
+
+Deno.test("Scheduler.running counts jobs a worker runs; waiting those queued in the pool", async () => {
+  const { Scheduler, validateJobFile } = await import("../mod.ts");
+  await withDir(async (dir) => {
+    const checked = validateJobFile({
+      jobs: Array.from({ length: 52 }, (_, i) => ({
+        id: `j${i}`,
+        task: `${TASKS}#span`,
+        args: [20, `${dir}/log`, `j${i}`],
+      })),
+    }, `${dir}/jobs.json`);
+    assert(checked.ok);
+    const samples: Array<[number, number]> = [];
+    const scheduler: InstanceType<typeof Scheduler> = new Scheduler(checked.file, {
+      workers: 4,
+      onFinish: () => samples.push([scheduler.running, scheduler.waiting]),
+    });
+    await scheduler.run();
+    assert.strictEqual(samples.length, 52);
+    assert(samples.every(([running]) => running <= 4), JSON.stringify(samples));
+    assert(samples.some(([, waiting]) => waiting > 0), "never a job waiting in the pool");
+  });
+});
+
+Deno.test("cli: a duration of 2^31 ms or more in a job file or a flag exits 2 naming the limit", async () => {
+  await withDir(async (dir) => {
+    const path = await jobFile(dir, {
+      jobs: [{ id: "long", command: ["true"], timeout: "600h", backoff: "1000h" }],
+    });
+    const file = await cli([path]);
+    assert.strictEqual(file.code, 2, file.stderr);
+    assert.match(
+      file.stderr,
+      /jobs\[0\]\.timeout: the string "600h" is too long: .*at most 2147483647 ms/,
+    );
+    assert.match(file.stderr, /jobs\[0\]\.backoff: .*too long/);
+    const ok = await jobFile(dir, { jobs: [{ id: "ok", command: ["true"] }] });
+    const flag = await cli(["--grace", "600h", ok]);
+    assert.strictEqual(flag.code, 2, flag.stderr);
+    assert.match(flag.stderr, /--grace must be at most 2147483647 ms/);
+  });
+});

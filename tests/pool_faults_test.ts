@@ -333,3 +333,39 @@ Deno.test("chaos: 10,000 tasks that throw, kill workers, hang and get aborted al
   assert.strictEqual(stats.queued, 0);
   assert.strictEqual(stats.completed + stats.failed + stats.cancelled + stats.crashed, total);
 });
+
+Deno.test("WorkerPool.stats counts a task cancelled while stuck once, even after it returns", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await using pool = new WorkerPool({ workers: 2, module: FAULTS, abortGrace: 0 });
+    const outcomes = await Promise.allSettled(
+      Array.from(
+        { length: 6 },
+        (_, i) => pool.run({ name: "spinThenMark", args: [300, `${dir}/${i}`], timeout: 100 }),
+      ),
+    );
+    assert(outcomes.every((o) => o.status === "rejected" && o.reason instanceof TimeoutError));
+    // The two that ran get to their end in their stuck workers, which would count them.
+    const marks = () => [...Deno.readDirSync(dir)].length;
+    await until(() => marks() === 2, 20_000);
+    await until(() => pool.stats.stuck === 0 && pool.stats.workers === 2, 20_000);
+    await pool.execute(() => 0); // a fresh round trip: late results were read by now
+    const stats = pool.stats;
+    assert.strictEqual(stats.cancelled, 6);
+    assert.strictEqual(stats.completed, 1, "only the execute() completed");
+    assert.strictEqual(stats.completed + stats.failed + stats.cancelled + stats.crashed, 7);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a duration of 2^31 ms or more is refused where it enters, not fired after 1 ms", async () => {
+  const { syncChannel } = await import("../mod.ts");
+  assert.throws(() => new WorkerPool({ workers: 1, timeout: 3e9 }), /at most 2147483647/);
+  assert.throws(() => new WorkerPool({ workers: 1, abortGrace: 2 ** 31 }), /at most 2147483647/);
+  await using pool = new WorkerPool({ workers: 1, module: FAULTS });
+  await assert.rejects(pool.run({ name: "echo", args: [1], timeout: 3e9 }), RangeError);
+  assert.strictEqual(await pool.run({ name: "echo", args: [1], timeout: 2 ** 31 - 1 }), 1);
+  const [_tx, rx] = syncChannel<number>(1);
+  await assert.rejects(rx.recv({ timeout: 3e9 }), RangeError);
+});

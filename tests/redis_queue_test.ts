@@ -732,3 +732,106 @@ redisTest(
     }
   },
 );
+
+// -- A consumer stops even when Redis is gone --
+
+/** The CLI's output, or a failure if it has not exited within `ms` (it is killed then). */
+async function finishWithin(child: Deno.ChildProcess, ms: number) {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`the consumer did not exit within ${ms} ms of its signal`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([finish(child), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("consume: holding nothing, a consumer whose Redis is gone ends at the first signal", async () => {
+  const server = await startRedisServer();
+  const name = uniqueKey("gone");
+  const child = spawnCli(["consume", "--redis", server.url, "--queue", name, "--workers", "1"]);
+  try {
+    const client = await RedisClient.connect(server.url);
+    await until(
+      "the consumer to register",
+      async () => (await client.send(["SCARD", `${name}:consumers`])) === 1,
+    );
+    client.close();
+  } finally {
+    await server.stop();
+  }
+  child.kill("SIGTERM");
+  const run = await finishWithin(child, 20_000);
+  assert.strictEqual(run.code, 0, run.stderr);
+  assert.match(run.stderr, /heartbeat expires by itself/);
+});
+
+Deno.test("consume: a held job's outcome that Redis cannot take is given up after --grace, named, exit 1", async () => {
+  await withDir(async (dir) => {
+    const server = await startRedisServer();
+    const name = uniqueKey("grace");
+    const log = `${dir}/log`;
+    let child: Deno.ChildProcess;
+    try {
+      await using queue = await RedisQueue.connect({ url: server.url, queue: name });
+      await queue.push(jobs([{ id: "held", task: "#span", args: [500, log, "held"] }]));
+      child = spawnCli([
+        "consume",
+        ...["--redis", server.url, "--queue", name, "--workers", "1", "--grace", "1s"],
+      ]);
+      await until(
+        "the job to start",
+        async () => (await Deno.readTextFile(log).catch(() => "")).includes("start held"),
+      );
+    } finally {
+      await server.stop();
+    }
+    child.kill("SIGTERM");
+    const run = await finishWithin(child, 30_000);
+    assert.strictEqual(run.code, 1, run.stderr);
+    assert.match(run.stderr, /could not record the outcome of held before the grace ran out/);
+    assert.match(run.stderr, new RegExp(`${name}:processing:`));
+    // It ran to its end: only the record is missing.
+    assert.match(await Deno.readTextFile(log), /end held/);
+  });
+});
+
+redisTest(
+  "consume: an entry that is not UTF-8 goes to the dead list once, with its byte offset",
+  async (url) => {
+    const name = uniqueKey("bytes");
+    const client = await RedisClient.connect(url);
+    try {
+      // `{"id":"x` then a lone continuation byte at offset 8: not UTF-8.
+      const bad = new Uint8Array([...new TextEncoder().encode('{"id":"x'), 0x80, 0x22, 0x7d]);
+      await client.send(["LPUSH", name, bad]);
+      await using queue = await RedisQueue.connect({ url, queue: name });
+      const consumer = queue.consume({ workers: 1 });
+      await until(
+        "the entry to reach the dead list",
+        async () => (await client.send(["LLEN", `${name}:dead`])) === 1,
+      );
+      consumer.stop();
+      const stats = await consumer.done;
+      assert.strictEqual(stats.malformed, 1);
+      assert.strictEqual(stats.succeeded + stats.failed, 0);
+      const [record] = await client.send(["LRANGE", `${name}:dead`, 0, -1]) as string[];
+      const dead = JSON.parse(record);
+      assert.match(dead.error, /not valid UTF-8 at byte offset 8 \(of 11\)/);
+      assert.deepStrictEqual(
+        Uint8Array.from(atob(dead.entryBase64), (c) => c.charCodeAt(0)),
+        bad,
+      );
+      // Removed exactly: nothing left to run again, in the queue or a processing list.
+      assert.strictEqual(await client.send(["LLEN", name]), 0);
+      assert.deepStrictEqual(await client.send(["KEYS", `${name}:processing:*`]), []);
+    } finally {
+      client.close();
+    }
+  },
+);

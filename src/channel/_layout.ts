@@ -45,6 +45,10 @@
  * (a waiter that gives up after being chosen by a `notify(1)` would otherwise
  * swallow the wake-up meant for another).
  *
+ * A drain (`Ring.beginDrain`/`endDrain`) does the same for a receiver that
+ * takes many messages in a row: the senders waiting for room are woken once,
+ * after the drain's last release, as many as slots were freed.
+ *
  * A batch (`Ring.beginBatch`/`endBatch`) defers step "read `WAITERS` and
  * notify" of each publish in it to one step after the batch's last publish,
  * waking as many waiters as messages were published: the order (publishes,
@@ -147,8 +151,10 @@ export const S_LEN = 2;
 export const S_AUX0 = 3;
 /** Slot meta: a second word the sender attaches (the pool's function and argument form). */
 export const S_AUX1 = 4;
-/** Slot meta: a third word the sender attaches (the pool's queue time). */
+/** Slot meta: a third word the sender attaches (the pool's queue or start time). */
 export const S_AUX2 = 5;
+/** Slot meta: a fourth word the sender attaches (the pool's run time). */
+export const S_AUX3 = 6;
 
 /** Largest channel capacity accepted. */
 export const MAX_CAPACITY = 1 << 24;

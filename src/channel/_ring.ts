@@ -2,7 +2,7 @@
  * The ring under a channel: the per-thread view of its buffer (`Ring`) and
  * the lock-free operations on it (the protocol is in `_layout.ts`). The
  * public ends (`sender.ts`, `receiver.ts`) build on it; the worker pool
- * drives it directly, with the three aux words each message carries. Waiting
+ * drives it directly, with the four aux words each message carries. Waiting
  * is in `_wait.ts`.
  *
  * @module
@@ -21,6 +21,7 @@ import {
   S_AUX0,
   S_AUX1,
   S_AUX2,
+  S_AUX3,
   S_LEN,
   S_SEQ,
   S_TAG,
@@ -108,19 +109,47 @@ export class Ring {
     if (pushed > 0 && Atomics.load(this.i32, RECV_WAITERS) !== 0) this.wake(RECV_EPOCH, pushed);
   }
 
+  /**
+   * While true, a pop leaves waking senders to `endDrain()`, which wakes
+   * them once for all the slots it freed: the mirror of `batching`, for a
+   * thread that takes many messages in a row (the pool's result pump).
+   * Without it, each pop notified a sender that was already notified and
+   * still on its way (thousands of calls per 100,000 results).
+   */
+  draining = false;
+  /** Slots freed in the current drain. */
+  drained = 0;
+
+  /** Starts a drain of pops (see `draining`). */
+  beginDrain(): void {
+    this.draining = true;
+  }
+
+  /** Ends a drain: wakes as many sleeping senders as slots were freed. */
+  endDrain(): void {
+    this.draining = false;
+    const freed = this.drained;
+    this.drained = 0;
+    // The releases are done; reading WAITERS after them keeps the protocol.
+    if (freed > 0 && Atomics.load(this.i32, SEND_WAITERS) !== 0) {
+      this.wake(SEND_EPOCH, this.capacity === 0 ? Infinity : freed);
+    }
+  }
+
   /** Position of the last message this thread pushed (for rendezvous hand-over). */
   lastPos = 0;
   /** The aux words of the last message this thread popped. */
   aux0 = 0;
   aux1 = 0;
   aux2 = 0;
+  aux3 = 0;
 
   /**
    * Claims the next position and writes the encoded message with three aux
    * words (the ring protocol in `_layout.ts`). Returns `OK`, `FULL`, or
    * `CLOSED` when no receiver is left.
    */
-  push(enc: Encoder, aux0: number, aux1: number, aux2: number): number {
+  push(enc: Encoder, aux0: number, aux1: number, aux2: number, aux3 = 0): number {
     const i32 = this.i32;
     if (Atomics.load(i32, RECEIVERS) === 0) return CLOSED;
     for (;;) {
@@ -137,6 +166,7 @@ export class Ring {
         i32[meta + S_AUX0] = aux0;
         i32[meta + S_AUX1] = aux1;
         i32[meta + S_AUX2] = aux2;
+        i32[meta + S_AUX3] = aux3;
         enc.write(this.u8, this.f64, this.dataOffset + slot * this.slotBytes);
         Atomics.store(i32, meta + S_SEQ, (tail + 1) | 0);
         // Notify only a receiver that said it sleeps (see `_layout.ts`).
@@ -150,7 +180,7 @@ export class Ring {
   }
 
   /**
-   * Claims the next message and returns it (its aux words in `aux0`, `aux1`, `aux2`),
+   * Claims the next message and returns it (its aux words in `aux0` to `aux3`),
    * or `EMPTY`. `scratch` is a private buffer of at least a slot.
    */
   pop(scratch: Uint8Array): unknown {
@@ -177,6 +207,7 @@ export class Ring {
     this.aux0 = i32[meta + S_AUX0];
     this.aux1 = i32[meta + S_AUX1];
     this.aux2 = i32[meta + S_AUX2];
+    this.aux3 = i32[meta + S_AUX3];
     const value = readSlot(
       tag,
       len,
@@ -187,7 +218,8 @@ export class Ring {
     );
     // Release the slot before paying for the decode.
     Atomics.store(i32, meta + S_SEQ, (head + this.ring) | 0);
-    if (Atomics.load(i32, SEND_WAITERS) !== 0) {
+    if (this.draining) this.drained++;
+    else if (Atomics.load(i32, SEND_WAITERS) !== 0) {
       // A rendezvous sender waits for its own hand-over, not just for room.
       this.wake(SEND_EPOCH, this.capacity === 0 ? Infinity : 1);
     }

@@ -8,6 +8,7 @@
  */
 
 import { parseDuration } from "../jobs/mod.ts";
+import { MAX_TIMER_MS } from "../_util.ts";
 
 const encoder = new TextEncoder();
 
@@ -40,6 +41,11 @@ export function duration(
 ): number | undefined {
   if (value === undefined) return undefined;
   const ms = parseDuration(value);
+  if (ms !== undefined && ms > MAX_TIMER_MS) {
+    throw new RangeError(
+      `--${name} must be at most ${MAX_TIMER_MS} ms (about 24.8 days, the longest a timer waits), got "${value}"`,
+    );
+  }
   if (ms === undefined || ms < min) {
     const least = min > 0 ? ` of at least ${min}ms` : "";
     const example = name === "heartbeat" ? '"10s"' : '"30s" or "500ms"';

@@ -23,9 +23,13 @@ ${COMMON_USAGE}
                      the consumer holds at most workers + capacity jobs
   --base <dir>       where relative task modules and command directories resolve; default: .
   --heartbeat <time> a consumer silent this long is presumed dead ("10s", the default)
+  --grace <time>     after the first signal, how long to keep trying to record the outcomes
+                     of held jobs when Redis does not answer ("30s", the default); holding
+                     nothing, the consumer ends at once
   --help             this text
 
-Exit codes: 0 stopped after finishing its jobs, 1 a Redis failure, 2 usage, 130 exited at once.`;
+Exit codes: 0 stopped after finishing its jobs, 1 a Redis failure (or outcomes left unrecorded),
+2 usage, 130 exited at once.`;
 
 /** Runs `taskpool consume …`; resolves with the exit code. */
 export function consume(args: string[]): Promise<number> {
@@ -34,6 +38,7 @@ export function consume(args: string[]): Promise<number> {
     capacity: { type: "string" },
     base: { type: "string" },
     heartbeat: { type: "string" },
+    grace: { type: "string" },
   }, consumeWith);
 }
 
@@ -41,6 +46,7 @@ async function consumeWith(values: Flags): Promise<number> {
   const workers = count("workers", values.workers);
   const capacity = count("capacity", values.capacity);
   const heartbeat = duration("heartbeat", values.heartbeat, 100);
+  const grace = duration("grace", values.grace);
   let base = Deno.cwd();
   if (typeof values.base === "string") {
     base = values.base.startsWith("/") ? values.base : `${Deno.cwd()}/${values.base}`;
@@ -64,6 +70,7 @@ async function consumeWith(values: Flags): Promise<number> {
     capacity,
     base,
     heartbeat,
+    grace,
     onFinish: (result) => reporter.finished(result),
     onRetry: (job, attempt, error) =>
       reporter.note(`retry ${job.id} (attempt ${attempt} failed: ${error})`),
@@ -86,8 +93,10 @@ async function consumeWith(values: Flags): Promise<number> {
     }
   };
   for (const signal of STOP_SIGNALS) Deno.addSignalListener(signal, onSignal);
+  let unrecorded: string[];
   try {
     const stats = await consumer.done;
+    unrecorded = stats.unrecorded;
     reporter.summary();
     reporter.note(
       `taskpool consume: took ${stats.taken}: ${stats.succeeded} succeeded, ${stats.failed} failed, ` +
@@ -95,6 +104,15 @@ async function consumeWith(values: Flags): Promise<number> {
     );
   } finally {
     for (const signal of STOP_SIGNALS) Deno.removeSignalListener(signal, onSignal);
+  }
+  if (unrecorded.length > 0) {
+    reporter.note(
+      `taskpool consume: could not record the outcome of ${
+        unrecorded.join(", ")
+      } before the grace ran out; ` +
+        `they stay in "${queue.name}:processing:${consumer.id}" for another consumer to recover`,
+    );
+    return 1;
   }
   return interrupted > 1 ? 130 : 0;
 }

@@ -33,6 +33,8 @@ export interface ReporterOptions {
   color: boolean;
   /** Jobs running now. */
   running: () => number;
+  /** Jobs handed out that have not started (queued in the pool). */
+  waiting?: () => number;
 }
 
 /** Collects results and writes what the user sees. */
@@ -164,8 +166,8 @@ export class Reporter {
     const elapsed = (performance.now() - this.#started) / 1000;
     const rate = done / Math.max(elapsed, 0.001);
     const eta = rate > 0 ? (this.#options.total - done) / rate : Infinity;
-    const line =
-      `${done}/${this.#options.total} done, ${this.#options.running()} running, ${this.#counts.failed} failed, ` +
+    const line = `${done}/${this.#options.total} done, ${this.#options.running()} running, ` +
+      `${this.#options.waiting?.() ?? 0} waiting, ${this.#counts.failed} failed, ` +
       `${elapsed.toFixed(1)} s, ${rate.toFixed(1)}/s, ETA ${
         Number.isFinite(eta) ? `${eta.toFixed(0)} s` : "?"
       }`;

@@ -24,14 +24,23 @@ export const USAGE = `Usage: taskpool [options] <jobs.json>
 Runs the jobs of a JSON job file on a pool of workers.
 
 Options:
-  --workers <n>      workers (and jobs at once); default: the file's, else the CPU count
-  --capacity <n>     tasks queued in the pool beyond the running ones
+  --workers <n>      workers, and jobs (tasks and commands together) running at once;
+                     default: the file's, else the CPU count
+  --capacity <n>     tasks queued in the pool beyond the running ones; default: the file's,
+                     else the larger of workers * 2 and 64 (more than the pool's workers * 2:
+                     a run hands tasks from one thread, and a deeper queue keeps the workers
+                     busy between its turns)
   --json             one JSON object per finished job on stdout (JSON Lines)
   --fail-fast        start nothing new after the first job fails for good
-  --grace <time>     after a first SIGINT/SIGTERM, cancel what still runs after this ("30s")
+  --grace <time>     after a first SIGINT/SIGTERM, cancel what still runs after this ("30s");
+                     default: none, what runs finishes unless a second signal comes
   --dry-run          validate the file and print the plan; run nothing
   --help             this text
   --version          the version
+
+A line per finished job goes to stderr (a progress line instead on a terminal), so that stdout
+holds only the JSON Lines of --json. The first SIGINT/SIGTERM starts nothing new: running jobs
+finish, the rest are reported not-run; a second cancels what still runs.
 
 Exit codes: 0 all succeeded, 1 some failed, 2 invalid input or usage, 130 interrupted.`;
 
@@ -120,6 +129,7 @@ async function runFile(
     live,
     color: live && !Deno.env.get("NO_COLOR"),
     running: () => box.scheduler?.running ?? 0,
+    waiting: () => box.scheduler?.waiting ?? 0,
   });
   const scheduler = box.scheduler = new Scheduler(file, {
     workers,
@@ -133,10 +143,13 @@ async function runFile(
   const onSignal = () => {
     interrupted++;
     if (interrupted === 1) {
+      scheduler.stop(); // withdraws what no worker started: only running jobs remain
+      const running = scheduler.running;
       reporter.note(
-        "taskpool: stopping: no new jobs; waiting for those queued and running (again to cancel them)",
+        `taskpool: stopping: ${running} running job${
+          running === 1 ? "" : "s"
+        } finishing, nothing new starts (signal again to cancel ${running === 1 ? "it" : "them"})`,
       );
-      scheduler.stop();
       if (grace !== undefined) graceTimer = setTimeout(() => scheduler.cancel(), grace);
     } else {
       reporter.note("taskpool: cancelling what still runs");

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { describe } from "../_util.ts";
+import { describe, MAX_TIMER_MS } from "../_util.ts";
 import { parseDuration } from "./duration.ts";
 import { suggest } from "./_suggest.ts";
 
@@ -331,6 +331,13 @@ export function durationField(
       fieldPath(at, key),
       `expected a duration such as "500ms", "30s", "2m" or a number of ms, got ${typeName(value)}`,
     );
+  } else if (ms > MAX_TIMER_MS) {
+    report(
+      fieldPath(at, key),
+      `${typeName(value)} is too long: a duration may be at most ${MAX_TIMER_MS} ms ` +
+        `(about 24.8 days, the longest a timer waits); schedule longer waits outside taskpool`,
+    );
+    return undefined;
   }
   return ms;
 }

@@ -9,32 +9,7 @@
 
 import { TimeoutError } from "../errors.ts";
 import { checkMs } from "../_util.ts";
-import type { TaskHandle } from "./types.ts";
-
-/** The cancellation state of a task that has a timeout or a signal. */
-export interface Control {
-  /** The task id once queued, else -1. */
-  id: number;
-  /** While it waits for room: its place in the overflow (see `_submit.ts`). */
-  waiting: Waiting | undefined;
-  timer: ReturnType<typeof setTimeout> | undefined;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
-}
-
-/** A task waiting for room in the ring, encoded (the overflow of `_submit.ts`). */
-export interface Waiting {
-  index: number;
-  form: number;
-  tag: number;
-  len: number;
-  num: number;
-  bytes: Uint8Array;
-  /** Resolves the submit; `undefined` once it was refused or cancelled. */
-  accept: ((handle: TaskHandle<unknown>) => void) | undefined;
-  refuse: (error: unknown) => void;
-  control: Control | undefined;
-}
+import type { Control } from "./_parts.ts";
 
 /** The options that make a control: a task's own, or the pool's default timeout. */
 export interface Cancellation {

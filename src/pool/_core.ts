@@ -12,18 +12,21 @@ import { PoolClosedError } from "../errors.ts";
 import { createBuffer } from "../channel/_buffer.ts";
 import { RECV_EPOCH, SENDERS } from "../channel/_layout.ts";
 import { ringFor } from "../channel/_ring.ts";
-import { type Cancellation, type Control, controlFor, releaseControl } from "./_control.ts";
+import { type Cancellation, controlFor, releaseControl } from "./_control.ts";
+import type { Control, Sink } from "./_parts.ts";
 import { Functions } from "./_functions.ts";
 import type { PoolHooks, PoolStatus } from "./_hooks.ts";
 import { poolSettings } from "./_options.ts";
 import { Parcels } from "./_parcels.ts";
 import { ResultPump } from "./_results.ts";
 import { Submitter } from "./_submit.ts";
-import { type Sink, TaskTable } from "./_tasks.ts";
+import { TaskTable, WithdrawnError } from "./_tasks.ts";
+import { ID_MASK } from "./_protocol.ts";
 import { Workers } from "./_workers.ts";
 import type { PoolStats, TaskHandle, TaskSpec, WorkerPoolOptions } from "./types.ts";
 
-export type { Sink } from "./_tasks.ts";
+export type { Sink } from "./_parts.ts";
+export { WithdrawnError } from "./_tasks.ts";
 
 /** Something to wake when the pool closes (a `map()` run waiting for results). */
 export interface Waker {
@@ -45,6 +48,8 @@ export class PoolCore implements PoolHooks {
   /** `map()` runs going on, woken when the pool closes. */
   readonly wakers: Set<Waker> = new Set();
   readonly #timeout: number | undefined;
+  /** The time origin of the queue and start times in ring messages, ms since the Unix epoch. */
+  readonly #epoch: number;
   #closing: Promise<void> | null = null;
   #onIdle: (() => void) | null = null;
 
@@ -60,8 +65,9 @@ export class PoolCore implements PoolHooks {
     this.capacity = capacity;
     this.#timeout = settings.timeout;
     const taskBuffer = createBuffer(capacity, slotSize);
-    // A worker must never find the result ring full for long: make it roomy.
-    const resultCapacity = Math.max(64, 2 * (capacity + workers));
+    // Results wait for the main thread at most as many as tasks are in flight
+    // (queued or running), plus stale ones of stopped workers: room for all.
+    const resultCapacity = capacity + 2 * workers + 64;
     const resultBuffer = createBuffer(resultCapacity, slotSize);
     new Int32Array(resultBuffer)[SENDERS] = workers;
     const taskRing = ringFor(taskBuffer);
@@ -70,7 +76,7 @@ export class PoolCore implements PoolHooks {
     const parcels = new Parcels();
     this.tasks = new TaskTable(capacity + 2 * workers + resultCapacity + 64, parcels);
     this.functions = new Functions(settings.module);
-    const epoch = performance.timeOrigin + performance.now();
+    const epoch = this.#epoch = performance.timeOrigin + performance.now();
     this.submit = new Submitter(taskRing, capacity, epoch, this.tasks, parcels, this);
     const label = (index: number) => this.functions.label(index);
     this.workers = new Workers(workers, settings, {
@@ -145,15 +151,20 @@ export class PoolCore implements PoolHooks {
    * `Submitter.queue` written out, so that the chain of calls from `run()`
    * to the ring is no longer than it was when the pool was one class.
    */
-  run(task: string | TaskSpec, args: unknown[]): Promise<unknown> {
+  run(
+    task: string | TaskSpec | number,
+    args: unknown[],
+    options?: Cancellation,
+  ): Promise<unknown> {
     try {
       this.checkOpen();
-      const index = this.functions.indexOf(task);
+      // A number is an execute() function's index (its options come apart).
+      const index = typeof task === "number" ? task : this.functions.indexOf(task);
       const submit = this.submit;
       const form = submit.encodeArgs(task, args);
       let control;
       try {
-        control = this.controlFor(typeof task === "string" ? undefined : task);
+        control = this.controlFor(typeof task === "object" ? task : options);
       } catch (error) {
         submit.discard(form);
         throw error;
@@ -162,7 +173,7 @@ export class PoolCore implements PoolHooks {
         const handle = submit.push(index, form, control);
         if (handle !== null) return handle.result;
       }
-      return submit.waitForRoom(index, form, control).then((handle) => handle.result);
+      return submit.resultOnceQueued(index, form, control);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -203,6 +214,68 @@ export class PoolCore implements PoolHooks {
     return handle;
   }
 
+  /**
+   * Queues a task whose outcome goes to `sink.deliver(seq, …)` instead of a
+   * promise: now if there is room, else once there is (behind the submits
+   * already waiting). Throws what `run()` would reject with.
+   */
+  queueTo(task: TaskSpec, sink: Sink, seq: number): void {
+    this.checkOpen();
+    const index = this.functions.indexOf(task);
+    const submit = this.submit;
+    const form = submit.encodeArgs(task, []);
+    let control;
+    try {
+      control = this.controlFor(task);
+    } catch (error) {
+      submit.discard(form);
+      throw error;
+    }
+    submit.queueTo(index, form, control, sink, seq);
+  }
+
+  /**
+   * Withdraws every task that no worker has started: those waiting for
+   * room, and those in the task ring that no worker has taken. Each ends
+   * at once with a `WithdrawnError` and never runs. A task a worker is
+   * taking in this very instant is left to it: it runs (and ends as it
+   * ends), or the worker sees the mark and it ends with a `WithdrawnError`.
+   * Returns how many were withdrawn at once.
+   *
+   * The order makes "never runs" safe (the protocol of `_protocol.ts`): the
+   * task is marked to be skipped first, then the workers' `W_TASK` words
+   * are read. A worker stores `W_TASK` before it claims a task and reads
+   * the mark after; so either this read sees the worker's `W_TASK` (the
+   * task is left to it), or the worker's read of the mark comes later and
+   * sees it.
+   */
+  withdraw(): number {
+    const tasks = this.tasks;
+    let withdrawn = this.submit.refuseWaiting(() => new WithdrawnError());
+    for (const ticket of this.submit.ring.queuedAux0()) {
+      if (!tasks.isCurrent(ticket)) continue; // cancelled already
+      const id = ticket & ID_MASK;
+      tasks.markSkipped(id);
+      if (this.workers.holds(ticket)) continue;
+      tasks.deliver(id, false, new WithdrawnError());
+      withdrawn++;
+    }
+    this.kick();
+    this.idleCheck();
+    return withdrawn;
+  }
+
+  /**
+   * When a task started, as ms since the Unix epoch, from the `startUs` a
+   * worker reported (µs since the pool's epoch, wrapping at 2^32: right for
+   * a task that started less than 35 minutes ago).
+   */
+  startTime(startUs: number): number {
+    const now = performance.timeOrigin + performance.now();
+    const nowUs = ((now - this.#epoch) * 1000) | 0;
+    return now - ((nowUs - startUs) | 0) / 1000;
+  }
+
   /** A snapshot of the pool's counters. */
   stats(): PoolStats {
     const totals = this.workers.totals();
@@ -211,8 +284,8 @@ export class PoolCore implements PoolHooks {
       idle: totals.workers - totals.running,
       running: totals.running,
       queued: this.submit.ring.len(),
-      completed: totals.completed,
-      failed: totals.failed,
+      completed: this.tasks.completed,
+      failed: this.tasks.failed,
       cancelled: this.tasks.cancelled,
       crashed: this.tasks.crashed,
       stuck: totals.stuck,

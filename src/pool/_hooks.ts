@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Control } from "./_control.ts";
+import type { Control } from "./_parts.ts";
 
 /** What a part of a pool may ask of the rest. */
 export interface PoolHooks {

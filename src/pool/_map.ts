@@ -13,7 +13,7 @@
 import { describe } from "../_util.ts";
 import type { PoolCore } from "./_core.ts";
 import { releaseControl } from "./_control.ts";
-import type { Sink } from "./_tasks.ts";
+import type { Sink } from "./_parts.ts";
 import type { MapOptions, TaskSpec } from "./types.ts";
 
 /** Results a map() run may hold for its consumer beyond two queues' worth. */

@@ -18,6 +18,12 @@ const MIN_POOL_SLOT_SIZE = 256;
 const MAX_POOL_SLOT_SIZE = 1 << 26;
 /** The most workers a pool may have. */
 const MAX_WORKERS = 1024;
+/**
+ * Tasks that wait in a pool's queue by default (at least): deep enough that
+ * the workers take tasks in large batches and never starve between the
+ * main thread's turns (see `WorkerPoolOptions.capacity`).
+ */
+const DEFAULT_POOL_CAPACITY = 256;
 /** The largest queue capacity a pool accepts. */
 const MAX_POOL_CAPACITY = 1 << 20;
 /** Microseconds an idle worker polls by default, when workers ≤ cores. */
@@ -47,7 +53,12 @@ export interface PoolSettings {
 export function poolSettings(options: WorkerPoolOptions): PoolSettings {
   const cores = navigator.hardwareConcurrency || 1;
   const workers = checkInteger("workers", options.workers ?? cores, 1, MAX_WORKERS);
-  const capacity = checkInteger("capacity", options.capacity ?? workers * 2, 1, MAX_POOL_CAPACITY);
+  const capacity = checkInteger(
+    "capacity",
+    options.capacity ?? Math.max(workers * 2, DEFAULT_POOL_CAPACITY),
+    1,
+    MAX_POOL_CAPACITY,
+  );
   const slotSize = checkInteger(
     "slotSize",
     options.slotSize ?? DEFAULT_POOL_SLOT_SIZE,

@@ -14,16 +14,19 @@
 
 import type { ParcelMessage } from "./_protocol.ts";
 
-/** A result whose ring message came, waiting for its value. */
-const AWAITED = undefined;
+/** A large result whose ring message came first: its times, until its value comes. */
+export interface Ringed {
+  startUs: number;
+  runUs: number;
+}
 
 /** The parcels of one pool. Main thread only. */
 export class Parcels {
   /** Arguments not yet fetched, by key. */
   readonly #args = new Map<number, ParcelMessage>();
   #lastKey = 0;
-  /** Large results: the value if it came first, `AWAITED` if its ring message did. */
-  readonly #results = new Map<number, { value: unknown } | typeof AWAITED>();
+  /** Large results: the value if it came first, its ring message's times if that did. */
+  readonly #results = new Map<number, { value: unknown } | Ringed>();
 
   /** Keeps encoded arguments until a worker fetches them; returns their key. */
   stash(form: number, tag: number, data: string | Uint8Array): number {
@@ -50,12 +53,13 @@ export class Parcels {
 
   /**
    * The ring says the result of `ticket` is large: its value if the message
-   * came first (as `{ value }`), else `undefined` (it is now awaited).
+   * came first (as `{ value }`), else `undefined` (its times are kept until
+   * the value comes).
    */
-  resultRinged(ticket: number): { value: unknown } | undefined {
+  resultRinged(ticket: number, startUs: number, runUs: number): { value: unknown } | undefined {
     const arrived = this.#results.get(ticket);
-    if (arrived === undefined) {
-      this.#results.set(ticket, AWAITED);
+    if (arrived === undefined || !("value" in arrived)) {
+      this.#results.set(ticket, { startUs, runUs });
       return undefined;
     }
     this.#results.delete(ticket);
@@ -63,16 +67,18 @@ export class Parcels {
   }
 
   /**
-   * The value of `ticket`'s large result came by `postMessage`: true when
-   * its ring message came first (settle now), else it is kept.
+   * The value of `ticket`'s large result came by `postMessage`: its ring
+   * message's times when that came first (settle now), else `undefined`
+   * (the value is kept until it comes).
    */
-  resultPosted(ticket: number, value: unknown): boolean {
-    if (this.#results.has(ticket)) {
+  resultPosted(ticket: number, value: unknown): Ringed | undefined {
+    const ringed = this.#results.get(ticket);
+    if (ringed !== undefined && !("value" in ringed)) {
       this.#results.delete(ticket);
-      return true;
+      return ringed;
     }
     this.#results.set(ticket, { value });
-    return false;
+    return undefined;
   }
 
   /** Forgets a large result of `ticket` (its task settled without it). */

@@ -17,6 +17,10 @@
  * ## Result messages (the result ring; any worker → main thread)
  * - aux0: the task's ticket; aux1: `OUTCOME_OK`, `OUTCOME_ERROR`,
  *   `OUTCOME_SKIPPED` or `OUTCOME_LARGE`;
+ * - aux2: when the worker started the task, µs since the pool's epoch,
+ *   wrapping as the queue time does (the main thread unwraps it against its
+ *   own clock: right for tasks that ran under 35 minutes);
+ * - aux3: how long it ran, µs (capped at 2^31 − 1), or -1 for a skipped task;
  * - payload: the return value, a {@linkcode RemoteError}, or nothing (a
  *   skipped task, or a large result whose value comes by `postMessage`: see
  *   `_parcels.ts`).
@@ -53,9 +57,13 @@
  * ## Stats (one SharedArrayBuffer)
  * Each worker owns one Int32 record (`W_STATE`, `W_COMPLETED`, `W_FAILED`) and
  * one Float64 pair (`W_WAIT_MS`, `W_RUN_MS`) and is their only writer; the
- * main thread only reads and sums them. Counters use `Atomics.add`/`store`,
- * so a reader never sees a torn count; the Float64 totals are plain stores
- * (a stats reader may see a total one task behind).
+ * main thread only reads them. Counters use `Atomics.add`/`store`, so a
+ * reader never sees a torn count; the Float64 totals are plain stores (a
+ * stats reader may see a total one task behind). `W_COMPLETED`/`W_FAILED`
+ * tell the pool whether a worker that died had finished any task (its
+ * respawn backoff); `stats.completed` and `stats.failed` are counted by the
+ * main thread as results settle tasks, so that a task cancelled while it ran
+ * is counted once.
  *
  * @module
  */

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { PoolClosedError, TaskError } from "../errors.ts";
+import { TaskError } from "../errors.ts";
 import { describe } from "../_util.ts";
 import { RECV_EPOCH, RECV_WAITERS } from "../channel/_layout.ts";
 import { EMPTY, type Ring } from "../channel/_ring.ts";
@@ -27,7 +27,7 @@ import {
   type RemoteError,
 } from "./_protocol.ts";
 import type { Submitter } from "./_submit.ts";
-import type { TaskTable } from "./_tasks.ts";
+import { type TaskTable, WithdrawnError } from "./_tasks.ts";
 import type { Workers } from "./_workers.ts";
 
 /** The result side of one pool. Main thread only. */
@@ -93,9 +93,15 @@ export class ResultPump {
     const ring = this.ring;
     let value;
     let count = 0;
-    while ((value = ring.pop(this.#scratch)) !== EMPTY) {
-      this.#settle(ring.aux0, ring.aux1, value);
-      count++;
+    // Workers waiting for room in the result ring are woken once, at the end.
+    ring.beginDrain();
+    try {
+      while ((value = ring.pop(this.#scratch)) !== EMPTY) {
+        this.#settle(ring.aux0, ring.aux1, value, ring.aux2, ring.aux3);
+        count++;
+      }
+    } finally {
+      ring.endDrain();
     }
     return count;
   }
@@ -103,7 +109,8 @@ export class ResultPump {
   /** The value of a result too large for a slot arrived by postMessage. */
   largeResult(ticket: number, value: unknown): void {
     if (!this.#tasks.isCurrent(ticket)) return; // cancelled meanwhile
-    if (this.#parcels.resultPosted(ticket, value)) this.#settle(ticket, OUTCOME_OK, value);
+    const ringed = this.#parcels.resultPosted(ticket, value);
+    if (ringed !== undefined) this.#settle(ticket, OUTCOME_OK, value, ringed.startUs, ringed.runUs);
   }
 
   /**
@@ -163,7 +170,7 @@ export class ResultPump {
           );
           if (value === null) continue; // the loop's top decides
         }
-        this.#settle(ring.aux0, ring.aux1, value);
+        this.#settle(ring.aux0, ring.aux1, value, ring.aux2, ring.aux3);
         settled = true;
       }
     } finally {
@@ -171,8 +178,8 @@ export class ResultPump {
     }
   }
 
-  /** Settles the task `ticket` with a result from the ring. */
-  #settle(ticket: number, outcome: number, value: unknown): void {
+  /** Settles the task `ticket` with a result from the ring (and when it started, how long it ran). */
+  #settle(ticket: number, outcome: number, value: unknown, startUs: number, runUs: number): void {
     const tasks = this.#tasks;
     // A stale ticket: the task was cancelled or lost, and its id moved on.
     if (!tasks.isCurrent(ticket)) {
@@ -181,15 +188,25 @@ export class ResultPump {
       return;
     }
     if (outcome === OUTCOME_LARGE) {
-      const arrived = this.#parcels.resultRinged(ticket);
+      const arrived = this.#parcels.resultRinged(ticket, startUs, runUs);
       if (arrived === undefined) return; // its value is on its way by postMessage
       value = arrived.value;
     }
     const id = ticket & ID_MASK;
-    if (outcome === OUTCOME_OK || outcome === OUTCOME_LARGE) tasks.deliver(id, true, value);
-    else if (outcome === OUTCOME_SKIPPED) {
-      tasks.deliver(id, false, new PoolClosedError("The task was skipped"));
-    } else tasks.deliver(id, false, this.#taskError(value as RemoteError, tasks.functionOf(id)));
+    // Counted here, once per task whose result settles it: a worker's own
+    // count would also take in a task that was cancelled while it ran.
+    if (outcome === OUTCOME_OK || outcome === OUTCOME_LARGE) {
+      tasks.completed++;
+      tasks.deliver(id, true, value, startUs, runUs);
+    } else if (outcome === OUTCOME_SKIPPED) {
+      // Current only when marked by withdraw() after a worker had taken it:
+      // that worker saw the mark and never ran it.
+      tasks.deliver(id, false, new WithdrawnError());
+    } else {
+      tasks.failed++;
+      const error = this.#taskError(value as RemoteError, tasks.functionOf(id));
+      tasks.deliver(id, false, error, startUs, runUs);
+    }
     if (tasks.outstanding === 0) this.#hooks.idleCheck();
   }
 

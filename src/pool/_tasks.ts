@@ -16,22 +16,21 @@
  * @module
  */
 
-import { type Control, releaseControl } from "./_control.ts";
+import { PoolClosedError } from "../errors.ts";
+import { releaseControl } from "./_control.ts";
+import type { Control, Sink } from "./_parts.ts";
 import type { Parcels } from "./_parcels.ts";
 import { ID_MASK, TICKET_SHIFT, ticketOf } from "./_protocol.ts";
 
 /**
- * Receives the outcomes of tasks queued without a promise each (`map()`, and
- * the scheduler's tasks).
+ * The outcome of a task withdrawn before any worker started it
+ * (`PoolCore.withdraw()`, on a run's stop): it never ran.
  */
-export interface Sink {
-  /**
-   * One task ended: `ok` with its value, or not with its error (a
-   * `TaskError`, `TimeoutError`, `PoolClosedError`…). Called synchronously
-   * by the pool: from its result pump, and from `terminate()`, a task's
-   * timeout and the handling of a dead worker. It must not throw.
-   */
-  deliver(seq: number, ok: boolean, value: unknown): void;
+export class WithdrawnError extends PoolClosedError {
+  constructor() {
+    super("The task was withdrawn before it started");
+    this.name = "WithdrawnError";
+  }
 }
 
 /** Id state: not in use. */
@@ -45,6 +44,10 @@ export class TaskTable {
   readonly idLimit: number;
   /** Tasks queued or running whose outcome is not delivered yet. */
   outstanding = 0;
+  /** Tasks that settled with their return value. */
+  completed = 0;
+  /** Tasks that settled with the error they threw. */
+  failed = 0;
   /** Tasks cancelled (timeout or signal) before they settled. */
   cancelled = 0;
   /** Tasks lost with a worker that died. */
@@ -121,6 +124,16 @@ export class TaskTable {
     });
   }
 
+  /** Settles the task just opened on `id` with an existing promise's functions (a parked `run()`). */
+  settleWith(
+    id: number,
+    resolve: (value: unknown) => void,
+    reject: (error: unknown) => void,
+  ): void {
+    this.#resolves[id] = resolve;
+    this.#rejects[id] = reject;
+  }
+
   /** Sends the outcome of the task just opened on `id` to `sink` as `seq`. */
   sendTo(id: number, sink: Sink, seq: number): void {
     this.#sinks[id] = sink;
@@ -155,17 +168,18 @@ export class TaskTable {
 
   /**
    * Delivers the outcome of the pending task on `id` (a value, or an error
-   * when not `ok`) and frees the id. Used for results, and for tasks settled
-   * before their result came (cancelled, lost, terminated).
+   * when not `ok`) and frees the id. Used for results (with when the task
+   * started and how long it ran, see `Sink`), and for tasks settled before
+   * their result came (cancelled, lost, withdrawn, terminated).
    */
-  deliver(id: number, ok: boolean, value: unknown): void {
+  deliver(id: number, ok: boolean, value: unknown, startUs = 0, runUs = -1): void {
     const sink = this.#sinks[id];
     const control = this.#controls[id];
     if (sink !== undefined) {
       const seq = this.#seqs[id];
       this.#free(id);
       if (control !== undefined) releaseControl(control);
-      sink.deliver(seq, ok, value);
+      sink.deliver(seq, ok, value, startUs, runUs);
       return;
     }
     const settle = ok ? this.#resolves[id]! : this.#rejects[id]!;

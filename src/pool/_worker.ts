@@ -48,6 +48,8 @@ import {
   W_WAIT_MS,
 } from "./_protocol.ts";
 
+/** The largest Int32: a run time in µs is capped there (about 35 minutes). */
+const MAX_INT32 = 2 ** 31 - 1;
 /** Longest run of synchronous tasks before the worker lets its event loop turn, ms. */
 const YIELD_MS = 10;
 /**
@@ -213,14 +215,18 @@ async function serve(start: StartMessage): Promise<void> {
     let value: unknown;
     const started = performance.now();
     let ended = started;
+    // When it started (µs since the pool's epoch) and how long it ran (µs):
+    // the result's aux2 and aux3, so the pool can report real times.
+    let startUs = 0;
+    let runUs = -1;
 
     if (Atomics.load(flags, ticket & ID_MASK) === ticket) {
       outcome = OUTCOME_SKIPPED; // cancelled while queued: it never runs
       enc.encode(undefined);
     } else {
       Atomics.store(counters, record + W_STATE, 1);
-      const now = ((performance.timeOrigin + started - start.epoch) * 1000) | 0;
-      totals[floats + W_WAIT_MS] += Math.max(0, (now - queued) | 0) / 1000;
+      startUs = ((performance.timeOrigin + started - start.epoch) * 1000) | 0;
+      totals[floats + W_WAIT_MS] += Math.max(0, (startUs - queued) | 0) / 1000;
       let form = aux1 & FORM_MASK;
       if ((aux1 & SIGNALLED) !== 0) current = { id: ticket, controller: new AbortController() };
       try {
@@ -252,12 +258,13 @@ async function serve(start: StartMessage): Promise<void> {
       current = null;
       ended = performance.now();
       totals[floats + W_RUN_MS] += ended - started;
+      runUs = Math.min((ended - started) * 1000, MAX_INT32) | 0;
       outcome = encodeOutcome(enc, outcome, value, ticket);
       Atomics.add(counters, record + (outcome === OUTCOME_ERROR ? W_FAILED : W_COMPLETED), 1);
       Atomics.store(counters, record + W_STATE, 0);
     }
 
-    let pushed = results.push(enc, ticket, outcome, 0);
+    let pushed = results.push(enc, ticket, outcome, startUs, runUs);
     if (pushed === FULL) {
       // The encoder keeps the payload until a push succeeds.
       pushed = await waitAsync(
@@ -265,7 +272,7 @@ async function serve(start: StartMessage): Promise<void> {
         SEND_EPOCH,
         SEND_WAITERS,
         FULL,
-        () => results.push(enc, ticket, outcome, 0),
+        () => results.push(enc, ticket, outcome, startUs, runUs),
         {},
         "send a result",
       );

@@ -102,8 +102,6 @@ export type WorkerStart = Omit<StartMessage, "index" | "lock" | "workers" | "sta
 export interface WorkerTotals {
   workers: number;
   running: number;
-  completed: number;
-  failed: number;
   stuck: number;
   waitTime: number;
   runTime: number;
@@ -191,7 +189,7 @@ export class Workers {
 
   /** The stats counters, summed now. */
   totals(): WorkerTotals {
-    let workers = 0, running = 0, completed = 0, failed = 0, waitTime = 0, runTime = 0;
+    let workers = 0, running = 0, waitTime = 0, runTime = 0;
     for (const slot of this.#slots) {
       if (slot.worker === null) continue;
       workers++;
@@ -199,12 +197,10 @@ export class Workers {
     }
     const records = this.#counters.length / W_INTS;
     for (let record = 0; record < records; record++) {
-      completed += Atomics.load(this.#counters, record * W_INTS + W_COMPLETED);
-      failed += Atomics.load(this.#counters, record * W_INTS + W_FAILED);
       waitTime += this.#totals[record * W_FLOATS + W_WAIT_MS];
       runTime += this.#totals[record * W_FLOATS + W_RUN_MS];
     }
-    return { workers, running, completed, failed, stuck: this.#abandoned.size, waitTime, runTime };
+    return { workers, running, stuck: this.#abandoned.size, waitTime, runTime };
   }
 
   /**
@@ -222,6 +218,19 @@ export class Workers {
         return;
       }
     }
+  }
+
+  /** Whether a live worker holds (or is about to claim) the task `ticket`: its `W_TASK`. */
+  holds(ticket: number): boolean {
+    for (const slot of this.#slots) {
+      if (
+        slot.worker !== null &&
+        Atomics.load(this.#counters, slot.record * W_INTS + W_TASK) === ticket
+      ) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** A cancelled task came back (skipped, or stopped within its grace): its worker may go on. */

@@ -294,8 +294,7 @@ export class WorkerPool implements AsyncDisposable {
       const core = this.#core;
       // A TypeError for what is not a function comes before a closed pool's error.
       const index = core.functions.indexOfFunction(spec === undefined ? fn : spec.fn);
-      const queued = core.enqueue(index, spec === undefined ? args : spec.args ?? [], spec);
-      return ("result" in queued ? queued.result : queued.then((h) => h.result)) as Promise<
+      return core.run(index, spec === undefined ? args : spec.args ?? [], spec) as Promise<
         Awaited<R>
       >;
     } catch (error) {

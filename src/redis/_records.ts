@@ -123,10 +123,15 @@ export function* streamRecords(reply: RedisReply): Generator<[string, Record<str
  * ```
  */
 export function deadRecord(
-  entry: string,
+  entry: string | Uint8Array,
   error: string,
   consumer: string,
   attempts: number,
 ): string {
-  return JSON.stringify({ entry, error, attempts, consumer, at: new Date().toISOString() });
+  const at = new Date().toISOString();
+  if (typeof entry === "string") return JSON.stringify({ entry, error, attempts, consumer, at });
+  // Bytes that are not UTF-8: as text with U+FFFD to read, and exactly, in base64.
+  const text = new TextDecoder().decode(entry);
+  const base64 = btoa(String.fromCharCode(...entry));
+  return JSON.stringify({ entry: text, entryBase64: base64, error, attempts, consumer, at });
 }

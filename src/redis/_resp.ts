@@ -6,7 +6,7 @@
  */
 
 /** A reply as it comes off the wire; errors are values here, the client turns them into rejections. */
-export type RespValue = string | number | null | RespErrorReply | RespValue[];
+export type RespValue = string | Uint8Array | number | null | RespErrorReply | RespValue[];
 
 /** An error reply (`-ERR ...`). */
 export class RespErrorReply {
@@ -31,6 +31,8 @@ const SHRINK_ABOVE = 1024 * 1024;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+/** For bulk strings: text that is not UTF-8 comes back as its bytes, not with U+FFFD in it. */
+const strict = new TextDecoder("utf-8", { fatal: true });
 
 /** An array reply being filled, element by element. */
 interface Frame {
@@ -152,7 +154,7 @@ export class RespParser {
         }
         this.#want = 0;
         this.#start = stop + 2;
-        return decoder.decode(buf.subarray(next, stop));
+        return bulk(buf.subarray(next, stop));
       }
       case 0x2a: { // *
         const length = integer(buf, body, cr);
@@ -167,6 +169,19 @@ export class RespParser {
 }
 
 /** The decimal integer in buf[from, to). */
+/**
+ * A bulk string: its text, or, when its bytes are not valid UTF-8, a copy
+ * of the bytes (a lossy decoding would make a value that matches nothing
+ * when sent back, say to remove it from a list).
+ */
+function bulk(bytes: Uint8Array): string | Uint8Array {
+  try {
+    return strict.decode(bytes);
+  } catch {
+    return bytes.slice();
+  }
+}
+
 function integer(buf: Uint8Array, from: number, to: number): number {
   const value = Number(decoder.decode(buf.subarray(from, to)));
   if (!Number.isFinite(value) || from === to) throw new Error("malformed reply: bad integer");

@@ -29,7 +29,7 @@
  */
 
 import { RedisError } from "../errors.ts";
-import type { RedisClient, RedisReply } from "./client.ts";
+import type { RedisArg, RedisClient, RedisReply, RedisSendOptions } from "./client.ts";
 
 /**
  * Lua that refuses keys of the wrong type before the script writes
@@ -319,7 +319,8 @@ export async function runScript(
   client: RedisClient,
   script: Script,
   keys: string[],
-  args: (string | number)[],
+  args: RedisArg[],
+  options: RedisSendOptions = {},
 ): Promise<RedisReply> {
   let sha = shas.get(script);
   if (sha === undefined) {
@@ -330,10 +331,10 @@ export async function runScript(
   }
   try {
     try {
-      return await client.send(["EVALSHA", await sha, keys.length, ...keys, ...args]);
+      return await client.send(["EVALSHA", await sha, keys.length, ...keys, ...args], options);
     } catch (error) {
       if (!(error instanceof RedisError) || !error.message.includes("NOSCRIPT")) throw error;
-      return await client.send(["EVAL", script.source, keys.length, ...keys, ...args]);
+      return await client.send(["EVAL", script.source, keys.length, ...keys, ...args], options);
     }
   } catch (error) {
     if (!(error instanceof RedisError)) throw error;

@@ -10,8 +10,12 @@ import { backoff, checkMs, type MsRule } from "../_util.ts";
 import { INCOMPLETE, RespErrorReply, RespParser, type RespValue, RespWriter } from "./_resp.ts";
 import { parseRedisUrl, type RedisUrl } from "./_url.ts";
 
-/** A decoded reply: simple and bulk strings, integers, nil, and (nested) arrays. */
-export type RedisReply = string | number | null | RedisReply[];
+/**
+ * A decoded reply: simple and bulk strings, integers, nil, and (nested)
+ * arrays. A bulk string that is not valid UTF-8 comes as its bytes (a
+ * `Uint8Array`), so that it can be sent back as it is.
+ */
+export type RedisReply = string | Uint8Array | number | null | RedisReply[];
 
 /** One word of a command: strings are sent as UTF-8, numbers in decimal, bytes as they are. */
 export type RedisArg = string | number | Uint8Array;
@@ -87,7 +91,7 @@ const FIRST_RECONNECT_DELAY = 50;
  * Every timeout and delay: at most setTimeout's limit (2^31 - 1 ms), past
  * which it would fire at once. One object, as `send()` checks with it each time.
  */
-const MS: MsRule = { max: 2 ** 31 - 1 };
+const MS: MsRule = {};
 const POSITIVE_MS: MsRule = { ...MS, positive: true };
 /** What to check when no server answers (the CLI puts its --redis flag in its place). */
 const CHECK_URL = "(check the Redis URL)";

@@ -11,7 +11,7 @@ import type { Job } from "../jobs/mod.ts";
 import { PoolCore } from "../pool/_core.ts";
 import { type AttemptOutcome, Attempts, retryDelay } from "../run/_attempt.ts";
 import { RedisConnectionError } from "../errors.ts";
-import { delay } from "../_util.ts";
+import { checkMs, delay, MAX_TIMER_MS } from "../_util.ts";
 import { RedisClient, type RedisClientOptions, type RedisReply } from "./client.ts";
 import type { QueueKeys } from "./_keys.ts";
 import { ACK, PROMOTE, RECOVER, RELEASE, RETRY, runScript } from "./_scripts.ts";
@@ -51,6 +51,16 @@ export interface ConsumeOptions {
   heartbeat?: number;
   /** The consumer's id (unique among the queue's consumers). @default {host:pid:random} */
   id?: string;
+  /**
+   * Milliseconds a stopping consumer keeps trying to record the outcomes of
+   * the jobs it holds when Redis does not answer; then it gives up, and
+   * those jobs stay in its processing list for another consumer to recover
+   * (`ConsumerStats.unrecorded` names them). A consumer that holds nothing
+   * when it stops makes one short attempt to deregister, and ends.
+   *
+   * @default {30000}
+   */
+  grace?: number;
   /** Stops taking jobs when aborted; what is held finishes (as `stop()`). */
   signal?: AbortSignal;
   /** Called when an attempt starts. */
@@ -79,6 +89,12 @@ export interface ConsumerStats {
   malformed: number;
   /** Entries moved back to the queue from dead consumers. */
   recovered: number;
+  /**
+   * Ids of held jobs whose outcome (or retry) could not be recorded before
+   * the `grace` of a stop ran out: they stay in the consumer's processing
+   * list, for another consumer to recover once its heartbeat expires.
+   */
+  unrecorded: string[];
 }
 
 /** Seconds a BLMOVE blocks before it is re-issued. */
@@ -88,6 +104,9 @@ const TAKE_BATCH = 256;
 /** How often any consumer looks for due retries, ms (the one that scheduled a retry also wakes at its due time). */
 const PROMOTE_EVERY_MS = 1000;
 const DEFAULT_HEARTBEAT_MS = 10_000;
+const DEFAULT_GRACE_MS = 30_000;
+/** How long the last deregistration of a consumer that holds nothing may take, ms. */
+const LEAVE_TIMEOUT_MS = 500;
 
 /**
  * What a consumer takes from its queue. {@linkcode RedisQueue.prototype.consume}
@@ -163,6 +182,7 @@ export class RedisConsumer {
     retried: 0,
     malformed: 0,
     recovered: 0,
+    unrecorded: [],
   };
   readonly #url: string;
   readonly #clientOptions: RedisClientOptions;
@@ -174,6 +194,7 @@ export class RedisConsumer {
   readonly #limit: number;
   readonly #ttl: number;
   readonly #base: string;
+  /** Entries held, by `keyOf` (an entry may be held twice: a copy recovered back to us). */
   readonly #held = new Map<string, number>();
   readonly #commandsWaiting: Held[] = [];
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
@@ -196,6 +217,11 @@ export class RedisConsumer {
   #failure: unknown;
   #wake: (() => void) | null = null;
   #cancelling: Promise<unknown> | undefined;
+  readonly #grace: number;
+  /** When a stopping consumer stops retrying writes (`performance.now()`); Infinity until a stop. */
+  #giveUpAt = Infinity;
+  /** Held jobs when `stop()` was called. */
+  #heldAtStop = 0;
 
   // Consumers are made by RedisQueue.prototype.consume(), which checks
   // nothing itself: the RangeError for a bad heartbeat is thrown here.
@@ -214,12 +240,13 @@ export class RedisConsumer {
     this.#limit = this.#workers + (options.capacity ?? this.#workers * 2);
     this.#ttl = options.heartbeat ?? DEFAULT_HEARTBEAT_MS;
     this.#base = options.base ?? Deno.cwd();
-    if (!Number.isInteger(this.#ttl) || this.#ttl < 100) {
+    if (!Number.isInteger(this.#ttl) || this.#ttl < 100 || this.#ttl > MAX_TIMER_MS) {
       throw new RangeError(
-        `Cannot consume as 'heartbeat' must be an integer of at least 100 ms: current value is ${this.#ttl}`,
+        `Cannot consume as 'heartbeat' must be an integer from 100 to ${MAX_TIMER_MS} ms: current value is ${this.#ttl}`,
       );
     }
     this.#block = Math.min(BLOCK_SECONDS, Math.floor(this.#ttl / 3) / 1000);
+    this.#grace = checkMs(options.grace ?? DEFAULT_GRACE_MS, "consume", "grace");
     options.signal?.addEventListener("abort", () => this.stop(), { once: true });
     this.done = this.#run();
   }
@@ -233,6 +260,8 @@ export class RedisConsumer {
   stop(): void {
     if (this.#stopping) return;
     this.#stopping = true;
+    this.#giveUpAt = performance.now() + this.#grace;
+    this.#heldAtStop = this.#heldCount;
     this.#taker?.close(); // ends a blocked BLMOVE now
     this.#wake?.();
   }
@@ -293,13 +322,8 @@ export class RedisConsumer {
       this.#fail(error);
     }
     await this.#drained();
-    if (!this.#cancelled) {
-      // Give back what was taken but never reached us (a BLMOVE cut by stop()), and leave.
-      await this.#durable(
-        "give back and deregister",
-        () => this.#release([], true),
-      ).catch(() => {});
-    } else {
+    if (!this.#cancelled) await this.#leave();
+    else {
       await this.#cancelling;
     }
     for (const timer of this.#timers) clearTimeout(timer);
@@ -310,6 +334,26 @@ export class RedisConsumer {
     this.#taker.close();
     if (this.#failure !== undefined) throw this.#failure;
     return this.stats;
+  }
+
+  /**
+   * Gives back what was taken but never reached us (a BLMOVE cut by
+   * stop()), and deregisters. Holding nothing, it tries once, briefly: with
+   * Redis gone, nothing is lost by leaving, and the heartbeat expires by
+   * itself.
+   */
+  async #leave(): Promise<void> {
+    const release = (timeout?: number) => this.#release([], true, timeout);
+    try {
+      if (this.#heldAtStop === 0 && this.stats.unrecorded.length === 0) {
+        await release(LEAVE_TIMEOUT_MS);
+      } else await this.#durable("give back and deregister", release);
+    } catch (error) {
+      if (!(error instanceof RedisConnectionError)) return; // reported by #durable
+      this.#warn(
+        `cannot deregister: ${error.message}; this consumer's heartbeat expires by itself within ${this.#ttl} ms`,
+      );
+    }
   }
 
   /** Takes entries while there is room, until stopped. */
@@ -343,7 +387,7 @@ export class RedisConsumer {
         await delay(retryWait(++failures));
         continue;
       }
-      if (typeof reply !== "string") continue;
+      if (!isEntry(reply)) continue;
       this.#take(reply);
       // One round trip for as many as there is room for.
       const room = Math.min(this.#limit - this.#heldCount, TAKE_BATCH);
@@ -356,7 +400,7 @@ export class RedisConsumer {
       );
       for (const outcome of more) {
         if (outcome.status === "rejected") this.#reconcile = true;
-        else if (typeof outcome.value === "string") this.#take(outcome.value);
+        else if (isEntry(outcome.value)) this.#take(outcome.value);
       }
     }
   }
@@ -378,10 +422,11 @@ export class RedisConsumer {
     await Promise.allSettled(before);
     this.#reconcile = false;
     const counts = new Map(this.#held);
-    const orphans: string[] = [];
-    for (const raw of list as string[]) {
-      const held = counts.get(raw) ?? 0;
-      if (held > 0) counts.set(raw, held - 1);
+    const orphans: Entry[] = [];
+    for (const raw of list as Entry[]) {
+      const key = keyOf(raw);
+      const held = counts.get(key) ?? 0;
+      if (held > 0) counts.set(key, held - 1);
       else orphans.push(raw);
     }
     if (orphans.length > 0) {
@@ -389,11 +434,12 @@ export class RedisConsumer {
     }
   }
 
-  #take(raw: string): void {
+  #take(raw: Entry): void {
     this.stats.taken++;
     this.#heldCount++;
-    this.#held.set(raw, (this.#held.get(raw) ?? 0) + 1);
-    const parsed = parseEntry(raw, this.#base);
+    const key = keyOf(raw);
+    this.#held.set(key, (this.#held.get(key) ?? 0) + 1);
+    const parsed = typeof raw === "string" ? parseEntry(raw, this.#base) : notText(raw);
     if (!parsed.ok) {
       this.stats.malformed++;
       const error = `malformed entry: ${parsed.error}`;
@@ -409,7 +455,8 @@ export class RedisConsumer {
       this.#ack(raw, result, deadRecord(raw, error, this.id, 0));
       return;
     }
-    const held: Held = { raw, ...parsed };
+    // A parsed entry was text (bytes that are not UTF-8 never parse).
+    const held: Held = { raw: raw as string, ...parsed };
     if (held.job.kind === "command" && this.#attempts!.commands >= this.#workers) {
       this.#commandsWaiting.push(held);
     } else this.#start(held);
@@ -456,14 +503,17 @@ export class RedisConsumer {
       const k = this.#keys;
       this.#durable(
         `schedule the retry of ${job.id}`,
-        () =>
+        (timeout) =>
           runScript(this.#client!, RETRY, [this.#processing, k.queue, k.delayed], [
             raw,
             next,
             wait,
-          ]),
+          ], { timeout }),
       )
-        .then(() => this.#after(wait, () => this.#promote()), () => {})
+        .then(
+          () => this.#after(wait, () => this.#promote()),
+          () => this.stats.unrecorded.push(job.id),
+        )
         .finally(() => this.#let(raw));
       return;
     }
@@ -482,10 +532,10 @@ export class RedisConsumer {
    * entry in the same step while not stopping; then lets the entry go. Its
    * place is kept until the reply, so the next entry has room.
    */
-  #ack(raw: string, result: QueueResult, dead: string): void {
+  #ack(raw: Entry, result: QueueResult, dead: string): void {
     const k = this.#keys;
     let again = "0";
-    const handled = this.#durable(`record the outcome of ${result.id || "an entry"}`, () => {
+    const handled = this.#durable(`record the outcome of ${result.id || "an entry"}`, (timeout) => {
       const take = this.#stopping ? "0" : "1";
       const sent = runScript(
         this.#client!,
@@ -503,6 +553,7 @@ export class RedisConsumer {
           take,
           again,
         ],
+        { timeout },
       );
       again = "1";
       return sent.catch((error) => {
@@ -518,17 +569,21 @@ export class RedisConsumer {
       .then((reply) => {
         const next = Array.isArray(reply) ? reply[1] : null;
         this.#let(raw);
-        if (typeof next === "string") this.#take(next);
-      }, () => this.#let(raw));
+        if (isEntry(next)) this.#take(next);
+      }, () => {
+        this.stats.unrecorded.push(result.id || "(malformed entry)");
+        this.#let(raw);
+      });
     this.#acks.add(handled);
     handled.finally(() => this.#acks.delete(handled));
   }
 
   /** Forgets a held entry, and wakes the taker (room) or the drain. */
-  #let(raw: string): void {
-    const n = this.#held.get(raw)! - 1;
-    if (n === 0) this.#held.delete(raw);
-    else this.#held.set(raw, n);
+  #let(raw: Entry): void {
+    const key = keyOf(raw);
+    const n = this.#held.get(key)! - 1;
+    if (n === 0) this.#held.delete(key);
+    else this.#held.set(key, n);
     this.#heldCount--;
     this.#wake?.();
   }
@@ -566,13 +621,14 @@ export class RedisConsumer {
     await runScript(this.#client!, PROMOTE, [k.delayed, k.queue], [1000]);
   }
 
-  #release(entries: string[], leave: boolean): Promise<RedisReply> {
+  #release(entries: Entry[], leave: boolean, timeout?: number): Promise<RedisReply> {
     const k = this.#keys;
     return runScript(
       this.#client!,
       RELEASE,
       [this.#processing, k.queue, k.consumers, k.heartbeat(this.id)],
       [this.id, leave ? "1" : "0", ...entries],
+      { timeout },
     );
   }
 
@@ -606,17 +662,26 @@ export class RedisConsumer {
    * and given up (the entry stays in the processing list, and is given back
    * when the consumer stops).
    */
-  async #durable(what: string, write: () => Promise<unknown>): Promise<unknown> {
+  async #durable(
+    what: string,
+    write: (timeout: number | undefined) => Promise<unknown>,
+  ): Promise<unknown> {
     for (let retry = 1;; retry++) {
+      // Stopping, a write gets what is left of the grace, and no retry after it.
+      const left = this.#giveUpAt - performance.now();
+      const timeout = Number.isFinite(left) ? Math.max(1, Math.round(left)) : undefined;
       try {
-        return await write();
+        return await write(timeout);
       } catch (error) {
-        if (error instanceof RedisConnectionError && !this.#cancelled) {
+        const more = this.#giveUpAt - performance.now();
+        if (error instanceof RedisConnectionError && !this.#cancelled && more > 0) {
           this.#warn(`cannot ${what}: ${error.message}; retrying`);
-          await delay(retryWait(retry));
+          await delay(Math.min(retryWait(retry), more));
           continue;
         }
-        if (!this.#cancelled) this.#fail(error);
+        if (error instanceof RedisConnectionError && !this.#cancelled) {
+          this.#warn(`cannot ${what}: ${error.message}; giving up, the grace of the stop is over`);
+        } else if (!this.#cancelled) this.#fail(error);
         throw error;
       }
     }
@@ -635,4 +700,52 @@ export class RedisConsumer {
     this.#failure ??= error;
     this.stop();
   }
+}
+
+/**
+ * An entry as Redis gave it: text, or bytes when it is not valid UTF-8 (the
+ * client gives those as they are, so that they can be removed exactly).
+ */
+type Entry = string | Uint8Array;
+
+function isEntry(reply: RedisReply): reply is Entry {
+  return typeof reply === "string" || reply instanceof Uint8Array;
+}
+
+/** A Map key for an entry; bytes get a prefix that no JSON entry starts with. */
+function keyOf(entry: Entry): string {
+  if (typeof entry === "string") return entry;
+  let hex = "\u0000bytes:";
+  for (const byte of entry) hex += byte.toString(16).padStart(2, "0");
+  return hex;
+}
+
+/** The malformed outcome of an entry that is not valid UTF-8, with where it goes wrong. */
+function notText(bytes: Uint8Array): { ok: false; error: string; batch: string; id: string } {
+  return {
+    ok: false,
+    error: `not valid UTF-8 at byte offset ${invalidUtf8At(bytes)} (of ${bytes.length})`,
+    batch: "",
+    id: "",
+  };
+}
+
+/** The offset of the first byte that makes `bytes` invalid UTF-8 (or its length if none does). */
+function invalidUtf8At(bytes: Uint8Array): number {
+  const strict = new TextDecoder("utf-8", { fatal: true });
+  // The longest valid prefix: a binary search over prefixes (a prefix cut in
+  // the middle of a character is invalid too, so search for the longest
+  // valid one, then step over the character it stops at).
+  let lo = 0;
+  let hi = bytes.length;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    try {
+      strict.decode(bytes.subarray(0, mid));
+      lo = mid;
+    } catch {
+      hi = mid - 1;
+    }
+  }
+  return lo;
 }

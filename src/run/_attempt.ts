@@ -5,17 +5,17 @@
  * and how long it ran; and the wait before the next attempt.
  *
  * A task's outcome comes to this object as a pool `Sink` (no promise per
- * task) when the pool has room, else through a promise once it has: either
- * way `onEnd(token, outcome)` is called exactly once per `start`.
+ * task), with when a worker started it and how long it ran; a command's is
+ * timed here. `onEnd(token, outcome)` is called exactly once per `start`.
  *
  * @module
  */
 
 import { backoff } from "../_util.ts";
 import type { Job } from "../jobs/mod.ts";
-import type { PoolCore, Sink } from "../pool/_core.ts";
+import { type PoolCore, type Sink, WithdrawnError } from "../pool/_core.ts";
 import type { TaskSpec } from "../pool/types.ts";
-import { runCommand, terminateTree } from "./_command.ts";
+import { type CommandOutcome, runCommand, terminateTree } from "./_command.ts";
 
 /** How one attempt of a job went. */
 export interface AttemptOutcome {
@@ -29,9 +29,18 @@ export interface AttemptOutcome {
   exitCode?: number;
   /** The last lines a command wrote (stdout and stderr, up to 2 KB). */
   output?: string;
-  /** When it started, ms since the epoch. */
+  /**
+   * It never started: its task was withdrawn from the pool before a worker
+   * took it (a stopped run).
+   */
+  withdrawn?: boolean;
+  /**
+   * When it began to run, ms since the epoch: when a worker took the task,
+   * or the command's process was spawned. For a task settled before its
+   * result came (a timeout, a cancel), when it was handed to the pool.
+   */
   start: number;
-  /** How long it took, ms. */
+  /** How long it ran, ms (for a task settled early: since it was handed to the pool). */
   duration: number;
 }
 
@@ -85,21 +94,12 @@ export class Attempts implements Sink {
     this.#starts[token] = Date.now();
     this.#began[token] = performance.now();
     if (job.kind === "task") {
-      // The job is its own task spec: module, name, args and timeout.
-      const spec = job as TaskSpec;
-      let queued = false;
       try {
-        queued = this.#pool.tryPush(spec, [], this, token) !== null;
-      } catch {
-        // run() rejects with the same error, later: a job that cannot start
-        // ends in a microtask, not inside the caller's loop.
-      }
-      if (!queued) {
-        // Callbacks, not async functions: this runs once per job, 10,000s of times.
-        this.#pool.run(spec, []).then(
-          (result) => this.deliver(token, true, result),
-          (error) => this.deliver(token, false, error),
-        );
+        // The job is its own task spec: module, name, args and timeout.
+        this.#pool.queueTo(job as TaskSpec, this, token);
+      } catch (error) {
+        // A job that cannot start ends in a microtask, not inside the caller's loop.
+        queueMicrotask(() => this.deliver(token, false, error, 0, -1));
       }
       return;
     }
@@ -111,15 +111,22 @@ export class Attempts implements Sink {
   }
 
   /**
-   * Where the pool delivers a task's outcome: from its result pump, and from
-   * `terminate()`, a task's timeout or a dead worker's handling, all
-   * synchronously. (The pool's `Sink`; also the promise path's end.)
+   * Where the pool delivers a task's outcome: from its result pump (with
+   * when a worker started it and how long it ran), and from `terminate()`,
+   * `withdraw()`, a task's timeout or a dead worker's handling, all
+   * synchronously. (The pool's `Sink`.)
    */
-  deliver(token: number, ok: boolean, value: unknown): void {
-    const outcome = this.#outcome(
-      token,
-      ok ? { ok, result: value } : { ok, error: errorText(value) },
-    );
+  deliver(token: number, ok: boolean, value: unknown, startUs: number, runUs: number): void {
+    let outcome: AttemptOutcome;
+    if (runUs >= 0) {
+      const details = ok ? { ok, result: value } : { ok, error: errorText(value) };
+      outcome = details as AttemptOutcome;
+      outcome.start = this.#pool.startTime(startUs);
+      outcome.duration = runUs / 1000;
+    } else {
+      outcome = this.#outcome(token, ok ? { ok, result: value } : { ok, error: errorText(value) });
+      if (value instanceof WithdrawnError) outcome.withdrawn = true;
+    }
     try {
       this.#onEnd(token, outcome);
     } catch (error) {
@@ -130,15 +137,24 @@ export class Attempts implements Sink {
     }
   }
 
+  /** Withdraws the task attempts that no worker has started; they end as `withdrawn`. */
+  withdraw(): void {
+    this.#pool.withdraw();
+  }
+
   /** Ends what runs: the pool is terminated, and every command with its process tree. */
   cancel(): void {
     this.#pool.terminate();
     for (const child of this.#children) terminateTree(child);
   }
 
-  #end(token: number, details: Omit<AttemptOutcome, "start" | "duration">): void {
+  /** A command ended: its duration runs to its exit (not to the end of what it left behind). */
+  #end(token: number, details: CommandOutcome): void {
     this.#commands--;
-    this.#onEnd(token, this.#outcome(token, details));
+    const { endedAt, ...rest } = details;
+    const outcome = this.#outcome(token, rest);
+    if (endedAt !== undefined) outcome.duration = endedAt - this.#began[token];
+    this.#onEnd(token, outcome);
   }
 
   #outcome(token: number, details: Omit<AttemptOutcome, "start" | "duration">): AttemptOutcome {

@@ -1,7 +1,8 @@
 /**
- * Command jobs: a subprocess with a timeout, the tail of its output kept,
- * and an end that reaches the whole process tree. Shared by the scheduler
- * and the Redis consumer.
+ * Command jobs: a subprocess in a process group of its own, with a timeout,
+ * the tail of its output kept, and an end that reaches every process of its
+ * group. Shared by the scheduler and the Redis consumer (through
+ * `_attempt.ts`).
  *
  * @module
  */
@@ -10,6 +11,8 @@ import type { Job } from "../jobs/mod.ts";
 
 /** How a command's attempt went. */
 export interface CommandOutcome {
+  /** When it exited, `performance.now()` (what it left running is ended after). */
+  endedAt?: number;
   /** Whether it exited with code 0 in time. */
   ok: boolean;
   /** Why it failed. */
@@ -20,14 +23,21 @@ export interface CommandOutcome {
   output?: string;
 }
 
-/** Milliseconds a command gets between SIGTERM and SIGKILL. */
+/** Milliseconds a command (or what it left running) gets between SIGTERM and SIGKILL. */
 const KILL_AFTER_MS = 2000;
+/** How often an ending group is looked at, ms. */
+const GROUP_POLL_MS = 20;
 /** Bytes of a command's output kept for the report. */
 const OUTPUT_TAIL = 2048;
 
 /**
- * Runs a command job once. The child is in `children` while it runs, so
- * that its owner can end it with {@linkcode terminateTree}.
+ * Runs a command job once, in a process group of its own (a new session),
+ * so that a terminal's Ctrl-C (sent to the CLI's whole foreground group)
+ * does not reach it: only its runner decides what it gets. The child is in
+ * `children` while it runs, so that its owner can end it with
+ * {@linkcode terminateTree}. When it exits, whatever it left running in its
+ * group (`cmd &` in a shell) ends too: a job's background processes end
+ * with it.
  */
 export async function runCommand(
   job: Job,
@@ -43,6 +53,7 @@ export async function runCommand(
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
+      detached: true, // setsid(): a process group of its own, led by the child
     }).spawn();
   } catch (error) {
     const reason = error instanceof Deno.errors.NotFound
@@ -62,8 +73,10 @@ export async function runCommand(
     }, job.timeout);
   }
   const status = await child.status;
+  const endedAt = performance.now();
   clearTimeout(timer);
-  // A grandchild may still hold the pipes open: do not wait for it long.
+  // What it left in its group ends with it (and lets go of its pipes).
+  await endGroup(child.pid);
   await Promise.race([reading, new Promise((resolve) => setTimeout(resolve, 100))]);
   children.delete(child);
   const output = tail.text();
@@ -73,69 +86,82 @@ export async function runCommand(
       error: `timed out after ${job.timeout} ms`,
       exitCode: status.code,
       output,
+      endedAt,
     };
   }
-  if (status.success) return { ok: true, exitCode: 0, output };
+  if (status.success) return { ok: true, exitCode: 0, output, endedAt };
   const how = status.signal ? `killed by ${status.signal}` : `exited with code ${status.code}`;
-  return { ok: false, error: `${program} ${how}`, exitCode: status.code, output };
+  return { ok: false, error: `${program} ${how}`, exitCode: status.code, output, endedAt };
 }
 
 /**
- * Ends a command and everything it started: SIGTERM to the process and its
- * descendants (a shell's children too), then SIGKILL to whatever is left
- * after `KILL_AFTER_MS`. Descendants are found in /proc (Linux); elsewhere
- * only the process itself is signalled.
+ * Ends a command and everything in its process group: SIGTERM to the
+ * group, then SIGKILL to whatever is left after `KILL_AFTER_MS`. The group
+ * is found by its id (the child's pid), not by walking parent links, so a
+ * grandchild that was reparented (a shell's `(cmd &)`) is reached too.
  */
 export function terminateTree(child: Deno.ChildProcess): void {
-  // Remember the tree now: once a shell dies, its children are re-parented.
-  const tree = new Set([child.pid, ...descendants(child.pid)]);
-  const signal = (sig: Deno.Signal) => {
-    for (const pid of descendants(child.pid)) tree.add(pid);
-    for (const pid of tree) {
-      try {
-        Deno.kill(pid, sig);
-      } catch {
-        // already gone
-      }
-    }
-  };
-  signal("SIGTERM");
-  const kill = setTimeout(() => signal("SIGKILL"), KILL_AFTER_MS);
-  child.status.finally(() => {
-    clearTimeout(kill);
-    tree.delete(child.pid); // reaped: its pid may be reused
-    signal("SIGKILL"); // what it left behind
-  });
+  signalGroup(child.pid, "SIGTERM");
+  const kill = setTimeout(() => signalGroup(child.pid, "SIGKILL"), KILL_AFTER_MS);
+  // Once it exited, runCommand ends the rest of its group itself.
+  child.status.finally(() => clearTimeout(kill));
 }
 
-/** The pids below `pid`, from /proc's parent links. */
-function descendants(pid: number): number[] {
-  const parentOf = new Map<number, number>();
-  try {
-    for (const entry of Deno.readDirSync("/proc")) {
-      if (!/^\d+$/.test(entry.name)) continue;
-      try {
-        const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
-        const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-        parentOf.set(Number(entry.name), ppid);
-      } catch {
-        // gone meanwhile
-      }
-    }
-  } catch {
-    return [];
+/**
+ * Ends what lives on in the process group `group` after its leader exited:
+ * SIGTERM, then SIGKILL if anything is still there after `KILL_AFTER_MS`;
+ * resolves once the group is empty. The group id stays reserved while any
+ * member lives (the kernel reuses no pid that is still a group's id), so a
+ * signal cannot reach another program. A job's outcome is reported after
+ * this, so nothing of it outlives its report (or the CLI).
+ */
+async function endGroup(group: number): Promise<void> {
+  if (!signalGroup(group, "SIGTERM")) return; // nothing left: the common case
+  for (let waited = 0; waited < KILL_AFTER_MS; waited += GROUP_POLL_MS) {
+    await new Promise((resolve) => setTimeout(resolve, GROUP_POLL_MS));
+    if (!groupAlive(group)) return;
   }
-  const found: number[] = [];
-  const walk = (parent: number) => {
-    for (const [child, ppid] of parentOf) {
-      if (ppid === parent) {
-        found.push(child);
-        walk(child);
-      }
+  signalGroup(group, "SIGKILL");
+}
+
+/**
+ * Whether a process of group `group` still runs. A zombie does not count:
+ * a member orphaned by the group's leader waits to be reaped by init, and
+ * on some machines init takes its time (seen here: the zombie of a killed
+ * `sleep` stayed for seconds). From /proc on Linux; elsewhere any member,
+ * by a harmless signal (SIGCONT changes nothing for a running process).
+ */
+function groupAlive(group: number): boolean {
+  let entries: Iterable<Deno.DirEntry>;
+  try {
+    entries = Deno.readDirSync("/proc");
+  } catch {
+    return signalGroup(group, "SIGCONT");
+  }
+  for (const entry of entries) {
+    const code = entry.name.charCodeAt(0);
+    if (code < 48 || code > 57) continue; // not a pid
+    let stat: string;
+    try {
+      stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+    } catch {
+      continue; // gone meanwhile
     }
-  };
-  walk(pid);
-  return found;
+    // pid (comm) state ppid pgrp …; comm may hold spaces and parentheses.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ", 3);
+    if (fields[0] !== "Z" && Number(fields[2]) === group) return true;
+  }
+  return false;
+}
+
+/** Sends `signal` to every process of group `group`; false when the group is empty. */
+function signalGroup(group: number, signal: Deno.Signal): boolean {
+  try {
+    Deno.kill(-group, signal);
+    return true;
+  } catch {
+    return false; // no such group (all gone), or not ours
+  }
 }
 
 /** Keeps the last bytes of a command's output. */

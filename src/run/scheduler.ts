@@ -61,7 +61,10 @@ export class Scheduler {
   #attempts: Attempts | null = null;
   #pool: PoolCore | null = null;
   #finished = 0;
-  #running = 0;
+  /** Attempts handed out and not ended: tasks in the pool (queued or running) and commands. */
+  #handed = 0;
+  /** When the run began, ms since the epoch. */
+  #startedAt = 0;
   #stopping = false;
   #cancelled = false;
   #done: (() => void) | null = null;
@@ -110,9 +113,19 @@ export class Scheduler {
     return this.#finished;
   }
 
-  /** Jobs running (or queued in the pool) now. */
+  /**
+   * Jobs running now: tasks a worker has taken (their start), and commands.
+   * Tasks handed to the pool that no worker has started are `waiting`.
+   */
   get running(): number {
-    return this.#running;
+    const attempts = this.#attempts;
+    if (attempts === null) return 0;
+    return Math.min(this.#handed, attempts.commands + this.#pool!.stats().running);
+  }
+
+  /** Jobs handed to the pool that no worker has started yet. */
+  get waiting(): number {
+    return this.#handed - this.running;
   }
 
   /**
@@ -133,6 +146,7 @@ export class Scheduler {
       (at, outcome) => this.#ended(this.#entries[at]!, outcome),
     );
     this.#ready.start();
+    this.#startedAt = Date.now();
     const finished = new Promise<void>((resolve) => this.#done = resolve);
     this.#pump();
     await finished;
@@ -151,13 +165,20 @@ export class Scheduler {
         waitingFor: job.after.length,
         dependents: undefined,
         attempts: 0,
+        readyAt: 0,
         result: undefined,
       };
     }
     return entry;
   }
 
-  /** Starts nothing new; what is queued and running finishes. The rest is reported `not-run`. */
+  /**
+   * Starts nothing new: the jobs that are running (a worker took the task,
+   * or the command was spawned) finish; tasks handed to the pool that no
+   * worker has started are withdrawn and, like every job not started,
+   * reported `not-run`. So what a stop waits for is bounded by the running
+   * jobs (`running` says how many).
+   */
   stop(): void {
     if (this.#stopping) return;
     this.#stopping = true;
@@ -166,6 +187,7 @@ export class Scheduler {
       this.#retryTimers.delete(entry);
       this.#finish(entry, "failed", { error: "interrupted before its next attempt" });
     }
+    this.#attempts?.withdraw();
     this.#pump();
   }
 
@@ -177,19 +199,31 @@ export class Scheduler {
     this.#attempts?.cancel();
   }
 
-  /** Starts ready jobs while there is room; resolves the run once nothing is left to happen. */
+  /**
+   * Starts ready jobs while there is room; resolves the run once nothing is
+   * left to happen. Tasks and commands together run at most `workers` at a
+   * time: tasks handed to the pool start as its workers come free, so a
+   * command starts only when fewer than `workers` jobs are handed, and
+   * while commands run no task waits in the pool beyond the free workers.
+   * With no command running, `capacity` more tasks wait in the pool so that
+   * its workers never wait for this thread.
+   */
   #pump(): void {
-    const limit = this.#workers + this.#capacity;
+    const workers = this.#workers;
+    const prefetch = workers + this.#capacity;
     const ready = this.#ready;
-    while (!this.#stopping && this.#running < limit) {
+    while (!this.#stopping) {
       const at = ready.peek();
       if (at < 0) break;
-      if (this.#jobs[at].kind === "command" && this.#attempts!.commands >= this.#workers) break;
+      const room = this.#jobs[at].kind === "command" || this.#attempts!.commands > 0
+        ? workers
+        : prefetch;
+      if (this.#handed >= room) break;
       ready.pop();
       this.#start(this.#entry(at));
     }
     if (
-      this.#running === 0 && this.#retryTimers.size === 0 &&
+      this.#handed === 0 && this.#retryTimers.size === 0 &&
       (this.#stopping || ready.peek() < 0)
     ) {
       for (let at = 0; at < this.#jobs.length; at++) {
@@ -207,20 +241,23 @@ export class Scheduler {
   #start(entry: Entry): void {
     // One attempt of a job at a time: the entry holds the current one's.
     entry.attempts++;
-    this.#running++;
+    this.#handed++;
     this.#options.onStart?.(entry.job, entry.attempts);
     this.#attempts!.start(entry.job, entry.at);
   }
 
   #ended(entry: Entry, outcome: AttemptOutcome): void {
     const job = entry.job;
-    this.#running--;
+    this.#handed--;
     let delay: number;
-    if (outcome.ok) {
+    if (outcome.withdrawn) {
+      entry.attempts--; // it never started
+      this.#finish(entry, "not-run", { error: "not started: the run was stopped" });
+    } else if (outcome.ok) {
       this.#finish(entry, "succeeded", outcome);
       if (entry.dependents !== undefined) {
         for (const next of entry.dependents) {
-          if (--next.waitingFor === 0 && next.result === undefined) this.#ready.push(next);
+          if (--next.waitingFor === 0 && next.result === undefined) this.#becomesReady(next);
         }
       }
     } else if (this.#cancelled) {
@@ -232,7 +269,7 @@ export class Scheduler {
         setTimeout(() => {
           this.#retryTimers.delete(entry);
           if (this.#stopping) this.#finish(entry, "failed", outcome);
-          else this.#ready.push(entry);
+          else this.#becomesReady(entry);
           this.#pump();
         }, delay),
       );
@@ -242,6 +279,12 @@ export class Scheduler {
       if (this.#options.failFast) this.stop();
     }
     this.#pump();
+  }
+
+  /** A job whose dependencies succeeded, or whose retry is due: it waits from now. */
+  #becomesReady(entry: Entry): void {
+    entry.readyAt = Date.now();
+    this.#ready.push(entry);
   }
 
   #skipDependents(failed: Entry): void {
@@ -264,7 +307,11 @@ export class Scheduler {
   #finish(entry: Entry, status: JobStatus, details: Partial<AttemptOutcome>): void {
     if (entry.result !== undefined) return;
     const result: JobResult = { id: entry.job.id, status, attempts: entry.attempts };
-    if (details.start !== undefined) result.start = details.start;
+    if (details.start !== undefined) {
+      result.start = details.start;
+      // From when it was ready (the run's start, for a job ready then) to its start.
+      result.wait = Math.max(0, details.start - (entry.readyAt || this.#startedAt));
+    }
     if (details.duration !== undefined) result.duration = details.duration;
     if (details.result !== undefined) result.result = details.result;
     if (details.error !== undefined) result.error = details.error;
@@ -287,6 +334,8 @@ interface Entry extends Ready {
   dependents: Entry[] | undefined;
   /** Attempts started. */
   attempts: number;
+  /** When it became ready to start, ms since the epoch; 0 for a job ready when the run began. */
+  readyAt: number;
   /** How it ended, once it has. */
   result: JobResult | undefined;
 }

@@ -18,10 +18,15 @@ export interface JobResult {
   status: JobStatus;
   /** Attempts made (0 for a job that never started). */
   attempts: number;
-  /** When its last attempt started, ms since the epoch. */
+  /**
+   * When its last attempt began to run, ms since the epoch: when a worker
+   * took the task, or the command's process was spawned.
+   */
   start?: number;
-  /** How long its last attempt took, ms. */
+  /** How long its last attempt ran, ms (not counting its wait). */
   duration?: number;
+  /** How long its last attempt waited, ms: from when it was ready (or its retry due) to its start. */
+  wait?: number;
   /** A task's return value, when it succeeded. */
   result?: unknown;
   /** Why it failed, was skipped, not run or cancelled. */
