@@ -20,6 +20,7 @@ export const VERSION = "0.1.0";
 export const USAGE = `Usage: taskpool [options] <jobs.json>
        taskpool push [--wait] [options] <jobs.json>   (enqueue in Redis; --help for more)
        taskpool consume [options]                    (run jobs from Redis; --help for more)
+       taskpool schedules | unschedule <id>...       (recurring jobs in Redis; --help for more)
 
 Runs the jobs of a JSON job file on a pool of workers.
 
