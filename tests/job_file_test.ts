@@ -452,3 +452,36 @@ Deno.test("validateJobFile() answers 5,000 random mutations of a valid file with
     }
   }
 });
+
+// -- Every problem, and no odd hint --
+
+Deno.test("validateJobFile() checks a job with a duplicate id as well: every problem at once", () => {
+  const found = problems({
+    jobs: [{ id: "a", command: ["true"] }, { id: "a", command: "ls", timeout: "zz" }],
+  });
+  assert(
+    found.some((p) => /^jobs\[1\]\.id: duplicate id "a" \(also jobs\[0\]\)/.test(p)),
+    found.join("\n"),
+  );
+  assert(found.some((p) => p.startsWith("jobs[1].command: ")), found.join("\n"));
+  assert(found.some((p) => p.startsWith("jobs[1].timeout: ")), found.join("\n"));
+});
+
+Deno.test("validateJobFile() never suggests a job as its own dependency", () => {
+  const found = problems({ jobs: [{ id: "a", command: ["true"], after: ["b"] }] });
+  assert.deepStrictEqual(found, ['jobs[0].after[0]: unknown job "b"']);
+  const near = problems({
+    jobs: [{ id: "ab", command: ["true"], after: ["ac"] }, { id: "ad", command: ["true"] }],
+  });
+  assert.deepStrictEqual(near, ['jobs[0].after[0]: unknown job "ac"; did you mean "ad"?']);
+});
+
+Deno.test("readJobFile() reads a file that starts with a UTF-8 byte-order mark", async () => {
+  const path = await Deno.makeTempFile({ suffix: ".json" });
+  try {
+    await Deno.writeTextFile(path, '\uFEFF{ "jobs": [] }');
+    assert.deepStrictEqual(await readJobFile(path), { jobs: [] });
+  } finally {
+    await Deno.remove(path);
+  }
+});

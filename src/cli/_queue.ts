@@ -26,7 +26,7 @@ export type Flags = Record<string, string | boolean | undefined>;
  * `RangeError` from it exits 2, a Redis error 1, each on one line.
  */
 export async function queueCommand(
-  command: "push" | "consume",
+  command: "push" | "consume" | "schedules" | "unschedule",
   usage: string,
   args: string[],
   options: ParseArgsConfig["options"],
@@ -36,7 +36,7 @@ export async function queueCommand(
   try {
     flags = parseArgs({
       args,
-      allowPositionals: command === "push",
+      allowPositionals: command === "push" || command === "unschedule",
       options: {
         redis: { type: "string" },
         queue: { type: "string", default: "jobs" },

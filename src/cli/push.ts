@@ -62,7 +62,12 @@ async function pushAndWait(values: Flags, file: JobFile, signal: AbortSignal): P
   }
   const receipt = await queue.push(file);
   err(
-    `taskpool push: pushed ${receipt.ids.length} job(s) to "${queue.name}" (batch ${receipt.batch})`,
+    `taskpool push: pushed ${receipt.ids.length} job(s) to "${queue.name}" (batch ${receipt.batch})` +
+      (receipt.schedules.length === 0
+        ? ""
+        : `; registered ${receipt.schedules.length} recurring job(s): ${
+          receipt.schedules.join(", ")
+        }${values.wait ? " (--wait does not wait for their runs)" : ""}`),
   );
   if (!values.wait) return 0;
 

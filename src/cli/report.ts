@@ -35,6 +35,8 @@ export interface ReporterOptions {
   running: () => number;
   /** Jobs handed out that have not started (queued in the pool). */
   waiting?: () => number;
+  /** The next tick of a recurring job, ms since the epoch, if any comes. */
+  nextTick?: () => number | undefined;
 }
 
 /** Collects results and writes what the user sees. */
@@ -50,6 +52,8 @@ export class Reporter {
     "not-run": 0,
     cancelled: 0,
   };
+  /** Runs of each recurring job (`<id>@<tick>`), by job id, for the summary. */
+  readonly #runs = new Map<string, number>();
   /** Failed and cancelled jobs, for the summary. */
   readonly #failures: JobResult[] = [];
   /**
@@ -78,6 +82,11 @@ export class Reporter {
   finished(result: JobResult): void {
     const status = result.status;
     this.#done++;
+    const tick = result.id.lastIndexOf("@");
+    if (tick > 0 && /^@\d{4}-\d\d-\d\dT/.test(result.id.slice(tick))) {
+      const id = result.id.slice(0, tick);
+      this.#runs.set(id, (this.#runs.get(id) ?? 0) + 1);
+    }
     this.#counts[status]++;
     if (status === "failed" || status === "cancelled") this.#failures.push(result);
     const duration = result.duration;
@@ -145,6 +154,7 @@ export class Reporter {
       `${n} ${s}`
     );
     const lines = [`${this.#done} jobs: ${parts.join(", ")} in ${wall.toFixed(2)} s`];
+    for (const [id, runs] of this.#runs) lines.push(`${id}: ${runs} run${runs === 1 ? "" : "s"}`);
     if (this.#slowest.length > 0) {
       lines.push(
         `slowest: ${this.#slowest.map((r) => `${r.id} ${seconds(r.duration!)}`).join(", ")}`,
@@ -168,6 +178,7 @@ export class Reporter {
     const eta = rate > 0 ? (this.#options.total - done) / rate : Infinity;
     const line = `${done}/${this.#options.total} done, ${this.#options.running()} running, ` +
       `${this.#options.waiting?.() ?? 0} waiting, ${this.#counts.failed} failed, ` +
+      next(this.#options.nextTick?.()) +
       `${elapsed.toFixed(1)} s, ${rate.toFixed(1)}/s, ETA ${
         Number.isFinite(eta) ? `${eta.toFixed(0)} s` : "?"
       }`;
@@ -204,4 +215,10 @@ function writeAll(stream: { writeSync(p: Uint8Array): number }, text: string): v
 function seconds(ms: number): string {
   // Math.round, not toFixed(0): the same text, for a line per job.
   return ms < 1000 ? Math.round(ms) + " ms" : `${(ms / 1000).toFixed(2)} s`;
+}
+
+/** "next tick in 12 s, " for the progress line, or nothing. */
+function next(tick: number | undefined): string {
+  if (tick === undefined) return "";
+  return `next tick in ${Math.max(0, (tick - Date.now()) / 1000).toFixed(0)} s, `;
 }

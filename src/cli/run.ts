@@ -20,6 +20,7 @@ export const VERSION = "0.1.0";
 export const USAGE = `Usage: taskpool [options] <jobs.json>
        taskpool push [--wait] [options] <jobs.json>   (enqueue in Redis; --help for more)
        taskpool consume [options]                    (run jobs from Redis; --help for more)
+       taskpool schedules | unschedule <id>...       (recurring jobs in Redis; --help for more)
 
 Runs the jobs of a JSON job file on a pool of workers.
 
@@ -34,13 +35,19 @@ Options:
   --fail-fast        start nothing new after the first job fails for good
   --grace <time>     after a first SIGINT/SIGTERM, cancel what still runs after this ("30s");
                      default: none, what runs finishes unless a second signal comes
-  --dry-run          validate the file and print the plan; run nothing
+  --for <time>       stop after this long ("1h"), as a first signal would: for a file with
+                     recurring jobs, which otherwise runs until stopped
+  --dry-run          validate the file and print the plan (and the next five ticks of each
+                     recurring job, in UTC and its time zone); run nothing
   --help             this text
   --version          the version
 
 A line per finished job goes to stderr (a progress line instead on a terminal), so that stdout
 holds only the JSON Lines of --json. The first SIGINT/SIGTERM starts nothing new: running jobs
 finish, the rest are reported not-run; a second cancels what still runs.
+
+A file with recurring jobs (cron, every) runs until stopped by a signal or --for; it then exits 0
+if every run succeeded, else 1.
 
 Exit codes: 0 all succeeded, 1 some failed, 2 invalid input or usage, 130 interrupted.`;
 
@@ -57,6 +64,7 @@ export async function run(args: string[]): Promise<number> {
         json: { type: "boolean", default: false },
         "fail-fast": { type: "boolean", default: false },
         grace: { type: "string" },
+        for: { type: "string" },
         "dry-run": { type: "boolean", default: false },
         help: { type: "boolean", default: false },
         version: { type: "boolean", default: false },
@@ -80,11 +88,12 @@ export async function run(args: string[]): Promise<number> {
     err(`taskpool: ${what}\n\n${USAGE}`);
     return 2;
   }
-  let workers, capacity, grace;
+  let workers, capacity, grace, forMs;
   try {
     workers = count("workers", values.workers);
     capacity = count("capacity", values.capacity);
     grace = duration("grace", values.grace);
+    forMs = duration("for", values.for);
   } catch (error) {
     err(`taskpool: ${(error as Error).message}`);
     return 2;
@@ -92,11 +101,7 @@ export async function run(args: string[]): Promise<number> {
   const file = await loadJobFile(positionals[0], "taskpool", "run");
   if (file === null) return 2;
   if (values["dry-run"]) {
-    const levels = plan(file);
-    console.log(
-      `${file.jobs.length} jobs in ${levels.length} level${levels.length === 1 ? "" : "s"}:`,
-    );
-    levels.forEach((ids, level) => console.log(`  ${level + 1}. ${ids.join(", ")}`));
+    printPlan(file);
     return 0;
   }
 
@@ -104,9 +109,39 @@ export async function run(args: string[]): Promise<number> {
     workers,
     capacity,
     grace,
+    forMs,
     json: values.json,
     failFast: values["fail-fast"],
   });
+}
+
+/** The order the one-off jobs would start in, by level, and the next five ticks of each recurring one. */
+function printPlan(file: JobFile): void {
+  const oneOff = { ...file, jobs: file.jobs.filter((job) => job.schedule === undefined) };
+  if (oneOff.jobs.length > 0 || oneOff.jobs.length === file.jobs.length) {
+    const levels = plan(oneOff);
+    console.log(
+      `${oneOff.jobs.length} jobs in ${levels.length} level${levels.length === 1 ? "" : "s"}:`,
+    );
+    levels.forEach((ids, level) => console.log(`  ${level + 1}. ${ids.join(", ")}`));
+  }
+  for (const job of file.jobs) {
+    const schedule = job.schedule;
+    if (schedule === undefined) continue;
+    const zone = schedule.kind === "cron" ? schedule.timezone : "UTC";
+    console.log(`${job.id} (${schedule.kind} ${schedule}${zone === "UTC" ? "" : `, ${zone}`}):`);
+    const local = new Intl.DateTimeFormat("sv-SE", {
+      timeZone: zone,
+      dateStyle: "short",
+      timeStyle: "medium",
+    });
+    let tick = new Date();
+    for (let i = 0; i < 5; i++) {
+      tick = schedule.next(tick);
+      const inZone = zone === "UTC" ? "" : `  (${local.format(tick)} ${zone})`;
+      console.log(`  ${tick.toISOString()}${inZone}`);
+    }
+  }
 }
 
 /** Runs a loaded job file to its end, or to a stop by signals; resolves with the exit code. */
@@ -116,11 +151,13 @@ async function runFile(
     workers?: number;
     capacity?: number;
     grace?: number;
+    forMs?: number;
     json: boolean;
     failFast: boolean;
   },
 ): Promise<number> {
-  const { workers, capacity, grace } = options;
+  const { workers, capacity, grace, forMs } = options;
+  const recurring = file.jobs.some((job) => job.schedule !== undefined);
   const live = Deno.stderr.isTerminal() && !options.json;
   const box: { scheduler?: Scheduler } = {};
   const reporter = new Reporter({
@@ -130,6 +167,7 @@ async function runFile(
     color: live && !Deno.env.get("NO_COLOR"),
     running: () => box.scheduler?.running ?? 0,
     waiting: () => box.scheduler?.waiting ?? 0,
+    nextTick: () => box.scheduler?.nextTick,
   });
   const scheduler = box.scheduler = new Scheduler(file, {
     workers,
@@ -139,32 +177,55 @@ async function runFile(
   });
 
   let interrupted = 0;
+  let stoppedOnTime = false;
   let graceTimer: ReturnType<typeof setTimeout> | undefined;
+  const stop = (why: string) => {
+    scheduler.stop(); // withdraws what no worker started: only running jobs remain
+    const running = scheduler.running;
+    reporter.note(
+      `taskpool: ${why}: ${running} running job${
+        running === 1 ? "" : "s"
+      } finishing, nothing new starts (signal again to cancel ${running === 1 ? "it" : "them"})`,
+    );
+    if (grace !== undefined) graceTimer = setTimeout(() => scheduler.cancel(), grace);
+  };
   const onSignal = () => {
     interrupted++;
-    if (interrupted === 1) {
-      scheduler.stop(); // withdraws what no worker started: only running jobs remain
-      const running = scheduler.running;
-      reporter.note(
-        `taskpool: stopping: ${running} running job${
-          running === 1 ? "" : "s"
-        } finishing, nothing new starts (signal again to cancel ${running === 1 ? "it" : "them"})`,
-      );
-      if (grace !== undefined) graceTimer = setTimeout(() => scheduler.cancel(), grace);
-    } else {
+    if (interrupted === 1 && !stoppedOnTime) stop("stopping");
+    else {
       reporter.note("taskpool: cancelling what still runs");
       scheduler.cancel();
     }
   };
+  const forTimer = forMs === undefined ? undefined : setTimeout(() => {
+    stoppedOnTime = true;
+    if (interrupted === 0) stop(`stopping after --for ${forMs} ms`);
+  }, forMs);
   for (const signal of STOP_SIGNALS) Deno.addSignalListener(signal, onSignal);
   let results;
   try {
     results = await scheduler.run();
   } finally {
     clearTimeout(graceTimer);
+    clearTimeout(forTimer);
     for (const signal of STOP_SIGNALS) Deno.removeSignalListener(signal, onSignal);
   }
   reporter.summary();
-  if (interrupted > 0) return 130;
-  return results.every((r) => r.status === "succeeded") ? 0 : 1;
+  // A file with recurring jobs runs until stopped: a stop is its end, not an interruption.
+  if (interrupted > 0 && !recurring) return 130;
+  return results.every((r) => r.status === "succeeded" || isTick(r.id) && !failed(r.status))
+    ? 0
+    : 1;
+}
+
+/**
+ * Whether a result is a run of a recurring job (`<job id>@<tick>`): a tick
+ * skipped (overlap) or not started (the stop) is not a failure.
+ */
+function isTick(id: string): boolean {
+  return /@\d{4}-\d\d-\d\dT/.test(id);
+}
+
+function failed(status: string): boolean {
+  return status === "failed" || status === "cancelled";
 }

@@ -168,6 +168,8 @@ export async function readJobFile(path: string): Promise<unknown> {
   } catch (error) {
     throw new JobFileError(`${path}: cannot read it (${(error as Error).message})`);
   }
+  // A UTF-8 byte-order mark (some editors write one) is not part of the JSON.
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   if (text.trim() === "") {
     throw new JobFileError(`${path}: the file is empty; a job file is a JSON object with "jobs"`);
   }

@@ -119,10 +119,10 @@ function readDefaults(value: unknown, report: Report): Defaults {
 
 /**
  * The jobs of `list` that have a usable id, in file order, each also put in
- * `byId`. An entry that is not an object, or has no id or a duplicate one,
- * is left out with its problem reported; a job with other problems is kept
- * (its id and dependencies matter to the checks that follow) and its
- * problems reported.
+ * `byId`. An entry that is not an object or has no id is left out with its
+ * problem reported; a job with a duplicate id is checked (every problem of
+ * it reported) and left out; a job with other problems is kept (its id and
+ * dependencies matter to the checks that follow) and its problems reported.
  */
 function readJobs(
   list: unknown[],
@@ -160,6 +160,9 @@ function readJobs(
         `jobs[${index}].id`,
         `duplicate id "${id}" (also jobs[${first.index}]); ids must be unique`,
       );
+      // Its other fields are checked all the same (every problem at once),
+      // but it stays out of the known ids: the first job of the id is "id".
+      readJob(raw, index, id, base, dir, cache, report);
       continue;
     }
     const job = readJob(raw, index, id, base, dir, cache, report);
@@ -412,7 +415,8 @@ function unknownDependencies(
         );
         continue;
       }
-      const hint = suggest(dep, jobs.map((job) => job.id));
+      // The job itself is never the suggestion: it cannot wait for itself.
+      const hint = suggest(dep, jobs.filter((other) => other !== job).map((other) => other.id));
       report(
         `jobs[${job.index}].after[${at}]`,
         `unknown job "${dep}"${hint ? `; did you mean "${hint}"?` : ""}`,

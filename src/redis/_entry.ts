@@ -11,7 +11,15 @@ import { describe } from "../_util.ts";
 
 /** An entry checked by a consumer. */
 export type ParsedEntry =
-  | { ok: true; job: Job; batch: string; attempt: number; value: Record<string, unknown> }
+  | {
+    ok: true;
+    job: Job;
+    batch: string;
+    attempt: number;
+    /** The recurring job whose run this is (`"schedule"`), or "". */
+    schedule: string;
+    value: Record<string, unknown>;
+  }
   | { ok: false; error: string; batch: string; id: string };
 
 /**
@@ -51,6 +59,16 @@ export function entryOf(job: Job, base: string, batch: string): Record<string, u
   return entry;
 }
 
+/**
+ * When a pushed one-off job may start, ms since the epoch: its `at`, or now
+ * plus its `delay`; `undefined` for a job that may start at once. A push
+ * turns `delay` into this instant, so that a consumer that reads the entry
+ * does not start the wait again.
+ */
+export function notBefore(job: Job, now: number): number | undefined {
+  return job.at ?? (job.delay === undefined ? undefined : now + job.delay);
+}
+
 /** A path or file URL relative to `base` when it lies below it; else as it is. */
 function relative(pathOrUrl: string, base: string): string {
   let path = pathOrUrl;
@@ -87,13 +105,19 @@ export function parseEntry(raw: string, base: string): ParsedEntry {
     const type = value === null ? "null" : Array.isArray(value) ? "an array" : typeof value;
     return { ok: false, error: `expected a job object, got ${type}`, batch: "", id: "" };
   }
-  const { batch = "", attempt = 1, after, ...job } = value as Record<string, unknown>;
+  const { batch = "", attempt = 1, after, schedule = "", ...job } = value as Record<
+    string,
+    unknown
+  >;
   const id = typeof job.id === "string" ? job.id : "";
   const problems: string[] = [];
   if (typeof batch !== "string" || batch.includes("/")) {
     problems.push(
       `batch: expected the id of a push (a string without "/"), got ${describe(batch)}`,
     );
+  }
+  if (typeof schedule !== "string") {
+    problems.push(`schedule: expected the id of a recurring job, got ${describe(schedule)}`);
   }
   if (typeof attempt !== "number" || !Number.isInteger(attempt) || attempt < 1) {
     problems.push(`attempt: expected a positive integer, got ${describe(attempt)}`);
@@ -120,6 +144,7 @@ export function parseEntry(raw: string, base: string): ParsedEntry {
     job: checked.file.jobs[0],
     batch: safeBatch,
     attempt: attempt as number,
+    schedule: schedule as string,
     value: value as Record<string, unknown>,
   };
 }

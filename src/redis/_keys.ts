@@ -10,12 +10,22 @@
  * | `q:processing:<c>`    | list   | what consumer `c` holds (BLMOVE q → here)            |
  * | `q:consumers`         | set    | consumer ids that may hold jobs                      |
  * | `q:heartbeat:<c>`     | string | consumer `c` is alive while this exists (PX TTL)     |
- * | `q:delayed`           | zset   | retries, scored by the server time they are due      |
+ * | `q:delayed`           | zset   | retries and delayed jobs, scored by when they are due|
  * | `q:blocked`           | hash   | `batch/id` → entry of a job waiting for `after` jobs |
  * | `q:pending`           | hash   | `batch/id` → how many of its `after` jobs are left   |
  * | `q:dependents:<b/id>` | set    | `batch/id`s waiting for job `b/id`                   |
  * | `q:results`           | stream | one record per outcome: batch, id, status, data      |
  * | `q:dead`              | list   | entries that failed for good or were malformed       |
+ * | `q:notbefore`         | hash   | `batch/id` → ms: a blocked job's `at`, kept apart    |
+ * | `q:schedules`         | hash   | recurring job id → its definition (JSON)             |
+ * | `q:ticks`             | zset   | recurring job id, scored by its next tick (ms)       |
+ * | `q:active`            | hash   | recurring job id → its runs queued or running        |
+ * | `q:lastrun`           | hash   | recurring job id → its last run's id and outcome     |
+ * | `q:waiting:<id>`      | list   | runs of job `id` waiting for the one before (queue)  |
+ *
+ * A recurring job's runs are entries like any other, with the id
+ * `<job id>@<tick>` and `"schedule": "<job id>"`, from which the ack of
+ * their outcome updates `active`, `lastrun` and `waiting:<id>`.
  *
  * The scripts build the names with a consumer id or a job key in them from
  * {@linkcode QueueKeys.prefix}, so the two spellings must agree.
@@ -39,7 +49,19 @@ export interface QueueKeys {
   results: string;
   /** The list of entries that failed for good or were malformed. */
   dead: string;
-  /** Prefix of `processing:<c>`, `heartbeat:<c>`, `dependents:<b/id>`. */
+  /** The hash of blocked jobs' `at` (ms), released to `delayed` when due later. */
+  notBefore: string;
+  /** The hash of recurring jobs' definitions, by id. */
+  schedules: string;
+  /** The sorted set of recurring jobs, by their next tick. */
+  ticks: string;
+  /** The hash of how many runs of each recurring job are queued or running. */
+  active: string;
+  /** The hash of each recurring job's last run and its outcome. */
+  lastRun: string;
+  /** The list of runs of recurring job `id` waiting for the run before (`overlap: "queue"`). */
+  waiting(id: string): string;
+  /** Prefix of `processing:<c>`, `heartbeat:<c>`, `dependents:<b/id>`, `waiting:<id>`. */
   prefix: string;
   /** The processing list of a consumer. */
   processing(consumer: string): string;
@@ -73,6 +95,12 @@ export function queueKeys(name: string): QueueKeys {
     pending: `${prefix}pending`,
     results: `${prefix}results`,
     dead: `${prefix}dead`,
+    notBefore: `${prefix}notbefore`,
+    schedules: `${prefix}schedules`,
+    ticks: `${prefix}ticks`,
+    active: `${prefix}active`,
+    lastRun: `${prefix}lastrun`,
+    waiting: (id) => `${prefix}waiting:${id}`,
     prefix,
     processing: (consumer) => `${prefix}processing:${consumer}`,
     heartbeat: (consumer) => `${prefix}heartbeat:${consumer}`,

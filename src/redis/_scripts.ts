@@ -63,13 +63,17 @@ export interface Script {
  * processing list: one round trip per job instead of two.
  *
  * - KEYS: 1 the caller's processing list, 2 queue, 3 results, 4 dead,
- *   5 blocked, 6 pending.
+ *   5 blocked, 6 pending, 7 active, 8 lastrun, 9 delayed, 10 notbefore.
  * - ARGV: 1 entry, 2 batch ("" for an entry pushed by hand), 3 job id,
  *   4 status, 5 data (the outcome as JSON), 6 dead record or "", 7 key
  *   prefix, 8 about how many records `results` keeps, 9 take ("1" to take
  *   the next entry), 10 again ("1" when sent again after a lost reply: then
  *   an entry found nowhere means the first run recorded it, and nothing is
- *   written twice).
+ *   written twice), 11 the recurring job this entry is a run of, or "".
+ * - A run of a recurring job (ARGV 11) counts one run fewer in `active`,
+ *   records itself in `lastrun`, and lets the run waiting for it
+ *   (`overlap: "queue"`) into the queue. A released dependent that has an
+ *   `at` still in the future goes to `delayed` instead of the queue.
  * - Returns `{ removed, next }`: removed is 1 if the entry was in the
  *   processing list, -1 if it had been moved back to the queue (and was
  *   taken out again), 0 if neither (another consumer holds the copy, or the
@@ -82,12 +86,17 @@ export const ACK: Script = {
   source: EXPECT + `
 expect(1, 'list') expect(2, 'list') expect(3, 'stream') expect(4, 'list')
 expect(5, 'hash') expect(6, 'hash')
+if ARGV[11] ~= '' then expect(7, 'hash') expect(8, 'hash') end
 if ARGV[2] ~= '' then
   local deps = ARGV[7] .. 'dependents:' .. ARGV[2] .. '/' .. ARGV[3]
   local kind = redis.call('TYPE', deps).ok
   if kind ~= 'set' and kind ~= 'none' then
     error({ err = 'WRONGTYPE the key "' .. deps .. '" holds a ' .. kind .. ', not a set' })
   end
+end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local function next_entry()
   if ARGV[9] ~= '1' then return false end
@@ -100,6 +109,13 @@ if removed == 0 and ARGV[10] == '1' then return { 0, next_entry() } end
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*',
   'batch', ARGV[2], 'id', ARGV[3], 'status', ARGV[4], 'data', ARGV[5])
 if ARGV[6] ~= '' then redis.call('LPUSH', KEYS[4], ARGV[6]) end
+if ARGV[11] ~= '' then
+  local sid = ARGV[11]
+  redis.call('HSET', KEYS[8], sid, cjson.encode({ id = ARGV[3], status = ARGV[4] }))
+  if redis.call('HINCRBY', KEYS[7], sid, -1) <= 0 then redis.call('HDEL', KEYS[7], sid) end
+  local waiting = redis.call('LMOVE', ARGV[7] .. 'waiting:' .. sid, KEYS[2], 'LEFT', 'LEFT')
+  if waiting then redis.call('HINCRBY', KEYS[7], sid, 1) end
+end
 if ARGV[2] == '' then return { removed, next_entry() } end
 local key = ARGV[2] .. '/' .. ARGV[3]
 if ARGV[4] == 'succeeded' then
@@ -109,7 +125,13 @@ if ARGV[4] == 'succeeded' then
       local entry = redis.call('HGET', KEYS[5], d)
       redis.call('HDEL', KEYS[5], d)
       redis.call('HDEL', KEYS[6], d)
-      if entry then redis.call('LPUSH', KEYS[2], entry) end
+      local at = redis.call('HGET', KEYS[10], d)
+      if at then redis.call('HDEL', KEYS[10], d) end
+      if entry and at and tonumber(at) > now_ms() then
+        redis.call('ZADD', KEYS[9], at, 'dep|' .. entry)
+      elseif entry then
+        redis.call('LPUSH', KEYS[2], entry)
+      end
     end
   end
   redis.call('DEL', deps)
@@ -262,27 +284,113 @@ return moved`,
  * dependency can finish before its dependents are registered. Each job's
  * dependencies come without duplicates (the count must match the set).
  *
- * - KEYS: 1 queue, 2 blocked, 3 pending.
- * - ARGV: 1 key prefix, 2 the batch as JSON: `{ ready: [entry], blocked:
- *   [[key, entry, [dependency keys]]] }`, keys being `batch/id`.
+ * - KEYS: 1 queue, 2 blocked, 3 pending, 4 delayed, 5 notbefore,
+ *   6 schedules, 7 ticks.
+ * - ARGV: 1 key prefix, 2 the batch as JSON: `{ ready: [entry], later:
+ *   [[at ms, member]], blocked: [[key, entry, [dependency keys], at ms or
+ *   0]], schedules: [[id, definition, first tick ms]] }`, keys being
+ *   `batch/id`. `later` are one-off jobs with an `at` still to come (the
+ *   member is `<token>|<entry>`, as a retry's in `delayed`); a blocked job's
+ *   `at` waits in `notbefore` for ACK; a recurring job's definition replaces
+ *   any earlier one of its id, with its next tick.
  * - Returns how many entries were queued ready.
  * - Called by `RedisQueue.prototype.push` (queue.ts).
  */
 export const PUSH: Script = {
   name: "push",
   source: EXPECT + `
-expect(1, 'list') expect(2, 'hash') expect(3, 'hash')
+expect(1, 'list') expect(2, 'hash') expect(3, 'hash') expect(4, 'zset') expect(5, 'hash')
+expect(6, 'hash') expect(7, 'zset')
 local batch = cjson.decode(ARGV[2])
 for _, b in ipairs(batch.blocked) do
   redis.call('HSET', KEYS[2], b[1], b[2])
   redis.call('HSET', KEYS[3], b[1], #b[3])
+  if b[4] > 0 then redis.call('HSET', KEYS[5], b[1], b[4]) end
   for _, dep in ipairs(b[3]) do redis.call('SADD', ARGV[1] .. 'dependents:' .. dep, b[1]) end
+end
+for _, l in ipairs(batch.later) do redis.call('ZADD', KEYS[4], l[1], l[2]) end
+for _, d in ipairs(batch.schedules) do
+  redis.call('HSET', KEYS[6], d[1], d[2])
+  redis.call('ZADD', KEYS[7], d[3], d[1])
 end
 local ready = batch.ready
 for i = 1, #ready, 1000 do
   redis.call('LPUSH', KEYS[1], unpack(ready, i, math.min(i + 999, #ready)))
 end
 return #ready`,
+};
+
+/**
+ * Fires one tick of a recurring job, exactly once however many consumers
+ * race for it: a compare-and-set on its stored tick. Only the caller that
+ * finds `ticks` still holding the tick it read fires it, and moves the
+ * stored tick on in the same step; any other finds the next tick there and
+ * does nothing.
+ *
+ * - KEYS: 1 ticks, 2 schedules, 3 queue, 4 active, 5 results.
+ * - ARGV: 1 the recurring job's id, 2 the tick the caller read (ms), 3 the
+ *   tick after it (ms), 4 the run's entry, or "" to fire nothing (ticks
+ *   missed with `catchUp: "skip"`), 5 overlap (`skip`, `queue`, `allow`),
+ *   6 the run's id, 7 key prefix, 8 about how many records `results` keeps.
+ * - With `overlap: "skip"` and a run of the job still queued or running,
+ *   the tick is recorded `skipped` in `results`; with `"queue"` its entry
+ *   waits in `waiting:<id>` for ACK to let it in; else it is queued and
+ *   counted in `active`.
+ * - Returns 0 (not fired: another consumer did, or the job is gone), 1
+ *   (queued, or nothing to run), 2 (skipped), 3 (waiting).
+ * - Called by the consumers' ticker (`_ticker.ts`) for each due tick.
+ */
+export const FIRE: Script = {
+  name: "fire",
+  source: EXPECT + `
+expect(1, 'zset') expect(2, 'hash') expect(3, 'list') expect(4, 'hash') expect(5, 'stream')
+local stored = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not stored or tonumber(stored) ~= tonumber(ARGV[2]) then return 0 end
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+if ARGV[4] == '' then return 1 end
+local active = tonumber(redis.call('HGET', KEYS[4], ARGV[1]) or '0')
+if active > 0 and ARGV[5] == 'skip' then
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[8], '*',
+    'batch', '', 'id', ARGV[6], 'status', 'skipped',
+    'data', cjson.encode({ id = ARGV[6], batch = '', status = 'skipped', attempts = 0,
+      error = 'skipped: the run of "' .. ARGV[1] .. '" before it was still running' }))
+  return 2
+end
+if active > 0 and ARGV[5] == 'queue' then
+  redis.call('RPUSH', ARGV[7] .. 'waiting:' .. ARGV[1], ARGV[4])
+  return 3
+end
+redis.call('HINCRBY', KEYS[4], ARGV[1], 1)
+redis.call('LPUSH', KEYS[3], ARGV[4])
+return 1`,
+};
+
+/**
+ * Removes recurring jobs: their definitions, next ticks, counts and waiting
+ * runs (runs already queued or running go on).
+ *
+ * - KEYS: 1 schedules, 2 ticks, 3 active, 4 lastrun.
+ * - ARGV: 1 key prefix, 2… the ids.
+ * - Returns how many of the ids were defined.
+ * - Called by `RedisQueue.prototype.unschedule` (queue.ts).
+ */
+export const UNSCHEDULE: Script = {
+  name: "unschedule",
+  source: EXPECT + `
+expect(1, 'hash') expect(2, 'zset') expect(3, 'hash') expect(4, 'hash')
+local removed = 0
+for i = 2, #ARGV do
+  removed = removed + redis.call('HDEL', KEYS[1], ARGV[i])
+  redis.call('ZREM', KEYS[2], ARGV[i])
+  redis.call('HDEL', KEYS[3], ARGV[i])
+  redis.call('HDEL', KEYS[4], ARGV[i])
+  redis.call('DEL', ARGV[1] .. 'waiting:' .. ARGV[i])
+end
+return removed`,
 };
 
 const shas = new Map<Script, Promise<string>>();

@@ -15,6 +15,8 @@ import { checkMs, delay, MAX_TIMER_MS } from "../_util.ts";
 import { RedisClient, type RedisClientOptions, type RedisReply } from "./client.ts";
 import type { QueueKeys } from "./_keys.ts";
 import { ACK, PROMOTE, RECOVER, RELEASE, RETRY, runScript } from "./_scripts.ts";
+import { Ticker } from "./_ticker.ts";
+import { type Clock, systemClock } from "../run/clock.ts";
 import { parseEntry } from "./_entry.ts";
 import { deadRecord, type QueueResult, toJson } from "./_records.ts";
 import { retryWait, withBlock } from "./_timing.ts";
@@ -61,6 +63,13 @@ export interface ConsumeOptions {
    * @default {30000}
    */
   grace?: number;
+  /**
+   * Where the consumer's ticker reads the time and sleeps (the ticks of
+   * recurring jobs); a test may pass a clock it moves itself.
+   *
+   * @default {systemClock}
+   */
+  clock?: Clock;
   /** Stops taking jobs when aborted; what is held finishes (as `stop()`). */
   signal?: AbortSignal;
   /** Called when an attempt starts. */
@@ -89,6 +98,8 @@ export interface ConsumerStats {
   malformed: number;
   /** Entries moved back to the queue from dead consumers. */
   recovered: number;
+  /** Ticks of recurring jobs this consumer fired (another consumer fires the rest). */
+  fired: number;
   /**
    * Ids of held jobs whose outcome (or retry) could not be recorded before
    * the `grace` of a stop ran out: they stay in the consumer's processing
@@ -129,6 +140,8 @@ interface Held {
   job: Job;
   batch: string;
   attempt: number;
+  /** The recurring job this entry is a run of, or "". */
+  schedule: string;
   value: Record<string, unknown>;
 }
 
@@ -182,6 +195,7 @@ export class RedisConsumer {
     retried: 0,
     malformed: 0,
     recovered: 0,
+    fired: 0,
     unrecorded: [],
   };
   readonly #url: string;
@@ -206,6 +220,8 @@ export class RedisConsumer {
   #taker: RedisClient | null = null;
   #pool: PoolCore | null = null;
   #attempts: Attempts | null = null;
+  #ticker: Ticker | null = null;
+  #ticking: Promise<void> | undefined;
   #stopping = false;
   #cancelled = false;
   #reconcile = false;
@@ -260,6 +276,7 @@ export class RedisConsumer {
   stop(): void {
     if (this.#stopping) return;
     this.#stopping = true;
+    this.#ticker?.stop(); // a stopping consumer fires no tick: the others do
     this.#giveUpAt = performance.now() + this.#grace;
     this.#heldAtStop = this.#heldCount;
     this.#taker?.close(); // ends a blocked BLMOVE now
@@ -317,6 +334,14 @@ export class RedisConsumer {
       await this.#recover();
       this.#every(this.#ttl / 2, () => this.#recover());
       this.#every(PROMOTE_EVERY_MS, () => this.#promote());
+      this.#ticker = new Ticker(
+        this.#client,
+        this.#keys,
+        this.#maxResults,
+        this.#options.clock ?? systemClock,
+        (message) => this.#warn(message),
+      );
+      this.#ticking = this.#ticker.run();
       await this.#takeLoop();
     } catch (error) {
       this.#fail(error);
@@ -326,6 +351,9 @@ export class RedisConsumer {
     else {
       await this.#cancelling;
     }
+    this.#ticker?.stop();
+    await this.#ticking;
+    this.stats.fired = this.#ticker?.fired ?? 0;
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
     if (this.#cancelled) this.#pool.terminate();
@@ -524,6 +552,7 @@ export class RedisConsumer {
       raw,
       result,
       ok ? "" : deadRecord(JSON.stringify(held.value), result.error ?? "", this.id, attempt),
+      held.schedule,
     );
   }
 
@@ -532,7 +561,7 @@ export class RedisConsumer {
    * entry in the same step while not stopping; then lets the entry go. Its
    * place is kept until the reply, so the next entry has room.
    */
-  #ack(raw: Entry, result: QueueResult, dead: string): void {
+  #ack(raw: Entry, result: QueueResult, dead: string, schedule = ""): void {
     const k = this.#keys;
     let again = "0";
     const handled = this.#durable(`record the outcome of ${result.id || "an entry"}`, (timeout) => {
@@ -540,7 +569,18 @@ export class RedisConsumer {
       const sent = runScript(
         this.#client!,
         ACK,
-        [this.#processing, k.queue, k.results, k.dead, k.blocked, k.pending],
+        [
+          this.#processing,
+          k.queue,
+          k.results,
+          k.dead,
+          k.blocked,
+          k.pending,
+          k.active,
+          k.lastRun,
+          k.delayed,
+          k.notBefore,
+        ],
         [
           raw,
           result.batch,
@@ -552,6 +592,7 @@ export class RedisConsumer {
           this.#maxResults,
           take,
           again,
+          schedule,
         ],
         { timeout },
       );

@@ -20,7 +20,13 @@
  * @module
  */
 
-export { type PushReceipt, type QueueCounts, RedisQueue, type RedisQueueOptions } from "./queue.ts";
+export {
+  type PushReceipt,
+  type QueueCounts,
+  RedisQueue,
+  type RedisQueueOptions,
+  type ScheduleInfo,
+} from "./queue.ts";
 export { type ConsumeOptions, type ConsumerStats, RedisConsumer } from "./consumer.ts";
 export type { QueueResult } from "./_records.ts";
 export {

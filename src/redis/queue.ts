@@ -13,8 +13,9 @@ import { delay } from "../_util.ts";
 import { RedisClient, type RedisClientOptions, type RedisReply } from "./client.ts";
 import { type ConsumeOptions, type ConsumerSettings, RedisConsumer } from "./consumer.ts";
 import { type QueueKeys, queueKeys } from "./_keys.ts";
-import { PUSH, runScript } from "./_scripts.ts";
-import { entryOf } from "./_entry.ts";
+import { PUSH, runScript, UNSCHEDULE } from "./_scripts.ts";
+import { entryOf, notBefore } from "./_entry.ts";
+import { type Definition, definitionOf, scheduleOf } from "./_definition.ts";
 import { parseResult, type QueueResult, streamRecords } from "./_records.ts";
 import { retryWait, withBlock } from "./_timing.ts";
 
@@ -40,10 +41,32 @@ export interface RedisQueueOptions extends RedisClientOptions {
 export interface PushReceipt {
   /** The id of this push; entries carry it as `batch`. */
   batch: string;
-  /** The jobs' ids, in file order. */
+  /** The one-off jobs' ids, in file order: what `wait()` waits for. */
   ids: string[];
+  /** The recurring jobs registered (or replaced) by the push: `wait()` does not wait for their runs. */
+  schedules: string[];
   /** The last record of `<queue>:results` before the push: outcomes are read from here on. */
   from: string;
+}
+
+/** A recurring job registered in a queue, from {@linkcode RedisQueue.prototype.schedules}. */
+export interface ScheduleInfo {
+  /** The job's id; its runs are `<id>@<tick>`. */
+  id: string;
+  /** Its rule: `cron <expression>` or `every <duration>`. */
+  rule: string;
+  /** The time zone of a cron rule ("UTC" for `every`). */
+  timezone: string;
+  /** Its next tick, ms since the epoch (`undefined` while a consumer is firing it). */
+  next?: number;
+  /** Its last run that has an outcome, and that outcome. */
+  lastRun?: { id: string; status: string };
+  /** Its runs queued or running now. */
+  active: number;
+  /** What a tick does while a run before it is under way: `skip`, `queue` or `allow`. */
+  overlap: string;
+  /** What a consumer does with ticks a whole period old: `skip` them, or run `one`. */
+  catchUp: string;
 }
 
 /** How many entries each part of a queue holds. */
@@ -180,26 +203,43 @@ export class RedisQueue {
   async push(file: JobFile, options: { base?: string } = {}): Promise<PushReceipt> {
     const base = options.base ?? Deno.cwd();
     const batch = crypto.randomUUID().slice(0, 13).replace("-", "");
+    const now = Date.now();
     const ready: string[] = [];
-    const blocked: [string, string, string[]][] = [];
+    const later: [number, string][] = [];
+    const blocked: [string, string, string[], number][] = [];
+    const schedules: [string, string, number][] = [];
     const ordered = [...file.jobs].sort((a, b) => b.priority - a.priority || a.index - b.index);
     for (const job of ordered) {
+      if (job.schedule !== undefined) {
+        const definition = definitionOf(job, base);
+        const first = job.schedule.next(new Date(now)).getTime();
+        schedules.push([job.id, JSON.stringify(definition), first]);
+        continue;
+      }
       const entry = JSON.stringify(entryOf(job, base, batch));
-      if (job.after.length === 0) ready.push(entry);
-      else {
+      const at = notBefore(job, now) ?? 0;
+      if (job.after.length > 0) {
         // A dependency listed twice counts once: PUSH counts the set's members.
         const after = [...new Set(job.after)].map((id) => `${batch}/${id}`);
-        blocked.push([`${batch}/${job.id}`, entry, after]);
-      }
+        blocked.push([`${batch}/${job.id}`, entry, after, at]);
+      } else if (at > now) later.push([at, `${batch}/${job.id}|${entry}`]);
+      else ready.push(entry);
     }
     const last = await this.#client.send(["XREVRANGE", this.#keys.results, "+", "-", "COUNT", 1]);
     const from = Array.isArray(last) && Array.isArray(last[0]) ? String(last[0][0]) : "0-0";
     const k = this.#keys;
-    await runScript(this.#client, PUSH, [k.queue, k.blocked, k.pending], [
-      k.prefix,
-      JSON.stringify({ ready, blocked }),
-    ]);
-    return { batch, ids: file.jobs.map((job) => job.id), from };
+    await runScript(
+      this.#client,
+      PUSH,
+      [k.queue, k.blocked, k.pending, k.delayed, k.notBefore, k.schedules, k.ticks],
+      [k.prefix, JSON.stringify({ ready, later, blocked, schedules })],
+    );
+    return {
+      batch,
+      ids: file.jobs.filter((job) => job.schedule === undefined).map((job) => job.id),
+      schedules: schedules.map(([id]) => id),
+      from,
+    };
   }
 
   /**
@@ -302,6 +342,68 @@ export class RedisQueue {
     ]) as number[];
     const processing = lists.reduce((sum, n) => sum + n, 0);
     return { queued, processing, delayed, blocked, dead, consumers: consumers.length };
+  }
+
+  /**
+   * Lists the recurring jobs registered in the queue, by id.
+   *
+   * @returns Each job's rule, next tick, last run and how many runs are under way.
+   */
+  async schedules(): Promise<ScheduleInfo[]> {
+    const k = this.#keys;
+    const c = this.#client;
+    const [definitions, ticks, active, last] = await Promise.all([
+      c.send(["HGETALL", k.schedules]),
+      c.send(["ZRANGE", k.ticks, 0, -1, "WITHSCORES"]),
+      c.send(["HGETALL", k.active]),
+      c.send(["HGETALL", k.lastRun]),
+    ]) as string[][];
+    const pairs = (list: string[]) => {
+      const map = new Map<string, string>();
+      for (let i = 0; i + 1 < list.length; i += 2) map.set(list[i], list[i + 1]);
+      return map;
+    };
+    const tickOf = pairs(ticks);
+    const activeOf = pairs(active);
+    const lastOf = pairs(last);
+    const infos: ScheduleInfo[] = [];
+    for (const [id, json] of pairs(definitions)) {
+      const d = JSON.parse(json) as Definition;
+      const info: ScheduleInfo = {
+        id,
+        rule: d.rule.kind === "cron"
+          ? `cron ${d.rule.expression}`
+          : `every ${scheduleOf(d).toString()}`,
+        timezone: d.rule.kind === "cron" ? d.rule.timezone : "UTC",
+        active: Number(activeOf.get(id) ?? 0),
+        overlap: d.overlap,
+        catchUp: d.catchUp,
+      };
+      if (tickOf.has(id)) info.next = Number(tickOf.get(id));
+      if (lastOf.has(id)) info.lastRun = JSON.parse(lastOf.get(id)!);
+      infos.push(info);
+    }
+    return infos.sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+  }
+
+  /**
+   * Removes recurring jobs: no tick of theirs fires any more (runs already
+   * queued or running go on).
+   *
+   * @param ids The recurring jobs' ids.
+   * @returns The ids that were registered (and are removed now).
+   */
+  async unschedule(ids: string[]): Promise<string[]> {
+    const k = this.#keys;
+    const known = await this.#client.send(["HMGET", k.schedules, ...ids]) as RedisReply[];
+    const found = ids.filter((_, i) => known[i] !== null);
+    if (found.length > 0) {
+      await runScript(this.#client, UNSCHEDULE, [k.schedules, k.ticks, k.active, k.lastRun], [
+        k.prefix,
+        ...found,
+      ]);
+    }
+    return found;
   }
 
   /** Closes the queue's connection (consumers have their own). Idempotent. */

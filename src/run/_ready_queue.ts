@@ -43,10 +43,10 @@ export class ReadyQueue {
     let last = Infinity;
     for (let i = 0; i < jobs.length; i++) {
       const job = jobs[i];
-      if (job.after.length > 0) continue;
+      if (waitsAtStart(job)) continue;
       if (job.priority > last) {
         const sorted: number[] = [];
-        for (let k = 0; k < jobs.length; k++) if (jobs[k].after.length === 0) sorted.push(k);
+        for (let k = 0; k < jobs.length; k++) if (!waitsAtStart(jobs[k])) sorted.push(k);
         sorted.sort((a, b) => (rank(jobs[a], a, jobs[b], b) ? -1 : 1));
         this.#sorted = sorted;
         return;
@@ -86,7 +86,7 @@ export class ReadyQueue {
     if (sorted !== null) return this.#cursor < sorted.length ? sorted[this.#cursor] : -1;
     const jobs = this.#jobs;
     let at = this.#cursor;
-    while (at < jobs.length && jobs[at].after.length > 0) at++;
+    while (at < jobs.length && waitsAtStart(jobs[at])) at++;
     this.#cursor = at;
     return at < jobs.length ? at : -1;
   }
@@ -152,4 +152,15 @@ function rank(a: Job, atA: number, b: Job, atB: number): boolean {
   const p = a.priority;
   const q = b.priority;
   return p > q || (p === q && atA < atB);
+}
+
+/**
+ * Whether a job is not ready when the run starts: it waits for other jobs,
+ * for a time (`delay`, `at`), or it recurs (its runs come on their ticks).
+ * The time fields are absent from a job without them: three reads of
+ * `undefined`.
+ */
+export function waitsAtStart(job: Job): boolean {
+  return job.after.length > 0 || job.delay !== undefined || job.at !== undefined ||
+    job.schedule !== undefined;
 }

@@ -19,3 +19,4 @@
 
 export * from "./scheduler.ts";
 export * from "./types.ts";
+export * from "./clock.ts";

@@ -11,6 +11,9 @@ import type { Job, JobFile } from "../jobs/mod.ts";
 import { PoolCore } from "../pool/_core.ts";
 import { type AttemptOutcome, Attempts, retryDelay } from "./_attempt.ts";
 import { type Ready, ReadyQueue } from "./_ready_queue.ts";
+import { Ticks } from "./_recurring.ts";
+import { type Clock, systemClock } from "./clock.ts";
+import { atInstant } from "./_timer.ts";
 import type { JobResult, JobStatus, SchedulerOptions } from "./types.ts";
 
 /** Tasks queued in the pool by default (at least): enough to keep the workers busy. */
@@ -26,6 +29,13 @@ const DEFAULT_CAPACITY = 64;
  * times, after `backoff` doubled per retry, with ±50 % jitter. Tasks and
  * commands together run at most `workers` at a time (tasks may also wait in
  * the pool's queue).
+ *
+ * Time: a job with `delay` (counted from the start of the run) or `at` does
+ * not start before then (its dependencies still apply). A recurring job
+ * (`cron` or `every`) runs at each of its ticks, as a run with the id
+ * `<job id>@<tick in ISO 8601, UTC>`, with its `overlap` and `catchUp`
+ * (see `_recurring.ts`); a file with recurring jobs runs until `stop()`.
+ * The scheduler reads time from `options.clock`, which a test may drive.
  *
  * @example Run two dependent jobs
  * ```ts
@@ -57,7 +67,12 @@ export class Scheduler {
    */
   readonly #entries: Array<Entry | undefined>;
   readonly #ready: ReadyQueue;
-  readonly #retryTimers = new Map<Entry, ReturnType<typeof setTimeout>>();
+  readonly #retryTimers = new Map<Entry, unknown>();
+  /** One-off jobs waiting for their `delay` or `at`, with the way to cancel each wait. */
+  readonly #timed = new Map<Entry, () => void>();
+  readonly #clock: Clock;
+  /** The run's recurring jobs, from `run()` on. */
+  #ticks: Ticks | null = null;
   #attempts: Attempts | null = null;
   #pool: PoolCore | null = null;
   #finished = 0;
@@ -77,6 +92,7 @@ export class Scheduler {
    */
   constructor(file: JobFile, options: SchedulerOptions = {}) {
     this.#options = options;
+    this.#clock = options.clock ?? systemClock;
     this.#workers = options.workers ?? file.workers ?? (navigator.hardwareConcurrency || 1);
     this.#capacity = options.capacity ?? file.capacity ??
       Math.max(this.#workers * 2, DEFAULT_CAPACITY);
@@ -128,6 +144,11 @@ export class Scheduler {
     return this.#handed - this.running;
   }
 
+  /** The next tick of a recurring job, ms since the epoch; `undefined` when none comes. */
+  get nextTick(): number | undefined {
+    return this.#ticks?.nextTick;
+  }
+
   /**
    * Runs every job and resolves with their results, in file order, once all
    * have ended (or, after `stop()`, once what had started has ended).
@@ -146,12 +167,61 @@ export class Scheduler {
       (at, outcome) => this.#ended(this.#entries[at]!, outcome),
     );
     this.#ready.start();
-    this.#startedAt = Date.now();
+    this.#startedAt = this.#clock.now();
+    const recurring: Job[] = [];
+    for (let at = 0; at < this.#jobs.length; at++) {
+      const job = this.#jobs[at];
+      if (job.schedule !== undefined) recurring.push(job);
+      else if ((job.delay !== undefined || job.at !== undefined) && job.after.length === 0) {
+        this.#becomesReady(this.#entry(at));
+      }
+    }
+    this.#ticks = new Ticks(recurring, {
+      clock: this.#clock,
+      startRun: (job, tick) => this.#startRun(job, tick),
+      skipTick: (job, tick) =>
+        this.#finish(this.#runEntry(job, tick), "skipped", {
+          error: `skipped: the run of "${job.id}" before it was still running`,
+        }),
+    });
+    this.#ticks.start();
     const finished = new Promise<void>((resolve) => this.#done = resolve);
     this.#pump();
     await finished;
     await this.#pool.close();
-    return this.#entries.map((entry) => entry!.result!);
+    // One result per one-off job in file order, then one per run of a recurring job.
+    const results: JobResult[] = [];
+    for (let at = 0; at < this.#entries.length; at++) {
+      const entry = this.#entries[at]!;
+      if (at < this.#jobs.length && entry.job.schedule !== undefined) continue;
+      results.push(entry.result!);
+    }
+    return results;
+  }
+
+  /** A run of recurring `job` for the tick at `tick`: a job of its own, at the end of the entries. */
+  #runEntry(job: Job, tick: number): Entry {
+    const { schedule: _schedule, overlap: _overlap, catchUp: _catchUp, ...rest } = job;
+    const run: Job = { ...rest, id: `${job.id}@${new Date(tick).toISOString()}` };
+    const entry: Entry = {
+      job: run,
+      at: this.#entries.length,
+      waitingFor: 0,
+      dependents: undefined,
+      attempts: 0,
+      readyAt: tick,
+      result: undefined,
+      recurring: undefined,
+    };
+    this.#entries.push(entry);
+    return entry;
+  }
+
+  #startRun(job: Job, tick: number): void {
+    const entry = this.#runEntry(job, tick);
+    entry.recurring = job; // its end lets a queued tick start
+    this.#ready.push(entry);
+    this.#pump();
   }
 
   /** The entry of the job at position `at`, made on first use. */
@@ -167,6 +237,7 @@ export class Scheduler {
         attempts: 0,
         readyAt: 0,
         result: undefined,
+        recurring: undefined,
       };
     }
     return entry;
@@ -183,9 +254,16 @@ export class Scheduler {
     if (this.#stopping) return;
     this.#stopping = true;
     for (const [entry, timer] of this.#retryTimers) {
-      clearTimeout(timer);
+      this.#clock.clearTimer(timer);
       this.#retryTimers.delete(entry);
       this.#finish(entry, "failed", { error: "interrupted before its next attempt" });
+    }
+    for (const cancel of this.#timed.values()) cancel(); // reported not-run below
+    this.#timed.clear();
+    for (const [job, tick] of this.#ticks?.stop() ?? []) {
+      this.#finish(this.#runEntry(job, tick), "not-run", {
+        error: "not started: the run was stopped",
+      });
     }
     this.#attempts?.withdraw();
     this.#pump();
@@ -215,20 +293,21 @@ export class Scheduler {
     while (!this.#stopping) {
       const at = ready.peek();
       if (at < 0) break;
-      const room = this.#jobs[at].kind === "command" || this.#attempts!.commands > 0
+      const entry = this.#entry(at);
+      const room = entry.job.kind === "command" || this.#attempts!.commands > 0
         ? workers
         : prefetch;
       if (this.#handed >= room) break;
       ready.pop();
-      this.#start(this.#entry(at));
+      this.#start(entry);
     }
     if (
-      this.#handed === 0 && this.#retryTimers.size === 0 &&
-      (this.#stopping || ready.peek() < 0)
+      this.#handed === 0 && this.#retryTimers.size === 0 && this.#timed.size === 0 &&
+      (this.#stopping || (ready.peek() < 0 && !this.#ticks!.live))
     ) {
-      for (let at = 0; at < this.#jobs.length; at++) {
+      for (let at = 0; at < this.#entries.length; at++) {
         const entry = this.#entry(at);
-        if (entry.result === undefined) {
+        if (entry.result === undefined && entry.job.schedule === undefined) {
           this.#finish(entry, "not-run", {
             error: this.#stopping ? "not started: the run was stopped" : "never became ready",
           });
@@ -266,7 +345,7 @@ export class Scheduler {
     } else if (!this.#stopping && (delay = retryDelay(job, entry.attempts)) >= 0) {
       this.#retryTimers.set(
         entry,
-        setTimeout(() => {
+        this.#clock.setTimer(() => {
           this.#retryTimers.delete(entry);
           if (this.#stopping) this.#finish(entry, "failed", outcome);
           else this.#becomesReady(entry);
@@ -281,9 +360,29 @@ export class Scheduler {
     this.#pump();
   }
 
-  /** A job whose dependencies succeeded, or whose retry is due: it waits from now. */
+  /**
+   * A job whose dependencies succeeded, or whose retry is due, or that waits
+   * for nothing but its time: ready from now, or from its `delay` or `at`
+   * if that is later (a first attempt only).
+   */
   #becomesReady(entry: Entry): void {
-    entry.readyAt = Date.now();
+    const job = entry.job;
+    const due = entry.attempts > 0
+      ? undefined
+      : job.at ?? (job.delay === undefined ? undefined : this.#startedAt + job.delay);
+    if (due !== undefined && due > this.#clock.now()) {
+      this.#timed.set(
+        entry,
+        atInstant(this.#clock, due, () => {
+          this.#timed.delete(entry);
+          entry.readyAt = due;
+          this.#ready.push(entry);
+          this.#pump();
+        }),
+      );
+      return;
+    }
+    entry.readyAt = this.#clock.now();
     this.#ready.push(entry);
   }
 
@@ -319,6 +418,7 @@ export class Scheduler {
     if (details.output !== undefined) result.output = details.output;
     entry.result = result;
     this.#finished++;
+    if (entry.recurring !== undefined) this.#ticks!.runEnded(entry.recurring);
     this.#options.onFinish?.(result);
   }
 }
@@ -336,6 +436,8 @@ interface Entry extends Ready {
   attempts: number;
   /** When it became ready to start, ms since the epoch; 0 for a job ready when the run began. */
   readyAt: number;
+  /** For a run of a recurring job that was started: that job (its ticks are told when the run ends). */
+  recurring: Job | undefined;
   /** How it ended, once it has. */
   result: JobResult | undefined;
 }

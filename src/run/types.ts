@@ -6,6 +6,7 @@
  */
 
 import type { Job } from "../jobs/mod.ts";
+import type { Clock } from "./clock.ts";
 
 /** How a job ended. */
 export type JobStatus = "succeeded" | "failed" | "skipped" | "not-run" | "cancelled";
@@ -57,6 +58,13 @@ export interface SchedulerOptions {
    * @default {false}
    */
   failFast?: boolean;
+  /**
+   * Where time comes from: now, and timers (for `delay`, `at`, the ticks of
+   * recurring jobs and retries). A test passes a clock it moves itself.
+   *
+   * @default {systemClock}
+   */
+  clock?: Clock;
   /** Called when an attempt starts. */
   onStart?: (job: Job, attempt: number) => void;
   /** Called once per job when it ends. */
