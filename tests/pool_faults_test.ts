@@ -94,6 +94,22 @@ Deno.test("a module whose loading kills the worker fails its tasks without a res
   assert.strictEqual(await pool.run("echo", "still serving"), "still serving");
 });
 
+Deno.test("a module that fails to load fails its tasks naming the reason; the worker keeps serving", async () => {
+  await using pool = new WorkerPool({ workers: 1, module: FAULTS });
+  const before = await pool.run("workerId");
+  const broken = new URL("./fixtures/broken_module.ts", import.meta.url);
+  for (let i = 0; i < 2; i++) {
+    await assert.rejects(pool.run({ module: broken, name: "never" }), (error: unknown) => {
+      assert(error instanceof TaskError, String(error));
+      assert.match(error.message, /Cannot load task module .*broken_module\.ts/);
+      assert.match(error.message, /broken on purpose/);
+      return true;
+    });
+  }
+  assert.strictEqual(await pool.run("workerId"), before, "the same worker serves on");
+  assert.strictEqual(pool.stats.crashed, 0);
+});
+
 // -- Timeouts --
 
 Deno.test("a task that spins past its timeout rejects with TimeoutError; its worker is replaced", async () => {
@@ -102,11 +118,13 @@ Deno.test("a task that spins past its timeout rejects with TimeoutError; its wor
   const before = await pool.run("workerId");
   try {
     // The task spins until the gate opens: it rejects while the loop still runs.
+    // (500 ms: the timeout counts from the call, and the task must have
+    // started by then for this to test a running task.)
     await assert.rejects(
-      pool.run({ name: "spinUntil", args: [gate.path], timeout: 50 }),
+      pool.run({ name: "spinUntil", args: [gate.path], timeout: 500 }),
       (error: unknown) => {
         assert(error instanceof TimeoutError);
-        assert.match(error.message, /timed out after 50 ms/);
+        assert.match(error.message, /timed out after 500 ms/);
         return true;
       },
     );
@@ -151,6 +169,47 @@ Deno.test("a queued task whose timeout runs out never runs", async () => {
       await gate.open();
     }
     await assert.rejects(Deno.stat(`${dir}/queued`), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a stuck worker's late result is ignored: it settles nothing, not even the task on its recycled id", async () => {
+  await using stuckGate = await Gate.create();
+  await using nextGate = await Gate.create();
+  const dir = await Deno.makeTempDir();
+  try {
+    await using pool = new WorkerPool({ workers: 1, module: FAULTS, abortGrace: 10 });
+    try {
+      // Stopped by a signal once it runs (a timeout could expire while it is queued).
+      const stop = new AbortController();
+      const stuck = pool.run({ name: "spinUntil", args: [stuckGate.path], signal: stop.signal });
+      await until(() => pool.stats.running === 1);
+      stop.abort(new Error("stop"));
+      await assert.rejects(stuck, /stop/);
+      await until(() => pool.stats.stuck === 1); // terminated after its grace, still spinning
+      // The next tasks go to the new worker; the first holds it, the second waits.
+      const settled: string[] = [];
+      const next = pool.run("gated", nextGate.path, "mine").then((v) => (settled.push("next"), v));
+      const queued = pool.run("once", dir, "queued", "queued").then((v) => (
+        settled.push("queued"), v
+      ));
+      await until(() => pool.stats.running === 1);
+      // Release the stuck one: it ends its task, sends its result, and would take the next.
+      await stuckGate.open();
+      await until(() => pool.stats.stuck === 0);
+      // A window for a late result to show (nothing the pool does can settle these meanwhile).
+      await delay(50);
+      assert.deepStrictEqual(settled, [], "the late result settled a task");
+      await assert.rejects(Deno.stat(`${dir}/queued`), Deno.errors.NotFound, "it took a task");
+      await nextGate.open();
+      assert.deepStrictEqual(await Promise.all([next, queued]), ["mine", "queued"]);
+      assert.deepStrictEqual(settled, ["next", "queued"]);
+      assert.strictEqual(pool.stats.cancelled, 1);
+    } finally {
+      await stuckGate.open();
+      await nextGate.open();
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
