@@ -291,6 +291,20 @@ Deno.test("arguments and results larger than a slot travel by the side path", as
   mixed.forEach((value, i) => assert.strictEqual(value, i % 4 === 0 ? 200 : i));
 });
 
+Deno.test("a 50 MB Uint8Array travels as an argument and as a result", async () => {
+  await using pool = new WorkerPool({ workers: 1, module: TASKS });
+  const size = 50 * 1024 * 1024;
+  const big = new Uint8Array(size);
+  for (let i = 0; i < size; i += 4096) big[i] = (i / 4096) % 256;
+  let expected = 0;
+  for (let i = 0; i < size; i += 4096) expected += big[i];
+  assert.strictEqual(await pool.run("sum", big), expected);
+  const back = await pool.run<Uint8Array>("bytes", size);
+  assert(back instanceof Uint8Array);
+  assert.strictEqual(back.length, size);
+  assert.strictEqual(back[size - 1], (size - 1) % 256);
+});
+
 Deno.test("a large task cancelled while queued leaves nothing behind and never runs", async () => {
   await using pool = new WorkerPool({ workers: 1, capacity: 1, module: TASKS, slotSize: 256 });
   const blocker = pool.run("sleep", 50);
