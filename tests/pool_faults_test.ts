@@ -6,6 +6,7 @@ import {
   WorkerCrashedError,
   WorkerPool,
 } from "../mod.ts";
+import { Gate } from "./_gate.ts";
 
 const FAULTS = new URL("./fixtures/fault_tasks.ts", import.meta.url);
 const DEADLY = new URL("./fixtures/deadly_module.ts", import.meta.url);
@@ -80,30 +81,63 @@ Deno.test("a module whose loading kills the worker fails its tasks without a res
   for (const outcome of outcomes) {
     assert(outcome.status === "rejected" && outcome.reason instanceof WorkerCrashedError);
   }
-  // Six crashes in a row: the pool backed off between respawns.
-  assert(performance.now() - started >= 100, "respawns were spaced out");
+  assert.strictEqual(pool.stats.crashed, 6, "each task cost one worker, no more");
+  // Six crashes of workers that never finished a task: each slot waits 50 ms,
+  // then 100 ms, … before its next worker. However the six fell on the two
+  // slots, one of them crashed three times, after pauses of 50 + 100 ms: a
+  // lower bound, which load only makes easier to meet. It cannot tell a
+  // missing pause from slow spawns (a new worker that loads the module and
+  // dies takes about as long here), and the pool has no clock to inject, so
+  // the pause itself is not tested: see issue #18's note.
+  const took = performance.now() - started;
+  assert(took >= 145, `six crashes in ${took.toFixed(0)} ms: respawns were not spaced out`);
   assert.strictEqual(await pool.run("echo", "still serving"), "still serving");
+});
+
+Deno.test("a module that fails to load fails its tasks naming the reason; the worker keeps serving", async () => {
+  await using pool = new WorkerPool({ workers: 1, module: FAULTS });
+  const before = await pool.run("workerId");
+  const broken = new URL("./fixtures/broken_module.ts", import.meta.url);
+  for (let i = 0; i < 2; i++) {
+    await assert.rejects(pool.run({ module: broken, name: "never" }), (error: unknown) => {
+      assert(error instanceof TaskError, String(error));
+      assert.match(error.message, /Cannot load task module .*broken_module\.ts/);
+      assert.match(error.message, /broken on purpose/);
+      return true;
+    });
+  }
+  assert.strictEqual(await pool.run("workerId"), before, "the same worker serves on");
+  assert.strictEqual(pool.stats.crashed, 0);
 });
 
 // -- Timeouts --
 
 Deno.test("a task that spins past its timeout rejects with TimeoutError; its worker is replaced", async () => {
+  await using gate = await Gate.create();
   await using pool = new WorkerPool({ workers: 1, module: FAULTS, abortGrace: 10 });
   const before = await pool.run("workerId");
-  const started = performance.now();
-  await assert.rejects(pool.run({ name: "spin", args: [1000], timeout: 50 }), (error: unknown) => {
-    assert(error instanceof TimeoutError);
-    assert.match(error.message, /timed out after 50 ms/);
-    return true;
-  });
-  assert(performance.now() - started < 900, "rejected at its timeout, not when the loop ended");
-  assert.notStrictEqual(await pool.run("workerId"), before, "a new worker serves at once");
-  const stats = pool.stats;
-  assert.strictEqual(stats.cancelled, 1);
-  assert.strictEqual(stats.crashed, 0, "a kill to stop a task is not a crash");
-  // Deno cannot stop the old worker inside its loop: the pool reports it
-  // until the loop ends and the worker is gone.
-  assert.strictEqual(stats.stuck, 1);
+  try {
+    // The task spins until the gate opens: it rejects while the loop still runs.
+    // (500 ms: the timeout counts from the call, and the task must have
+    // started by then for this to test a running task.)
+    await assert.rejects(
+      pool.run({ name: "spinUntil", args: [gate.path], timeout: 500 }),
+      (error: unknown) => {
+        assert(error instanceof TimeoutError);
+        assert.match(error.message, /timed out after 500 ms/);
+        return true;
+      },
+    );
+    assert.notStrictEqual(await pool.run("workerId"), before, "a new worker serves at once");
+    const stats = pool.stats;
+    assert.strictEqual(stats.cancelled, 1);
+    assert.strictEqual(stats.crashed, 0, "a kill to stop a task is not a crash");
+    // Deno cannot stop the old worker inside its loop: the pool reports it
+    // until the loop ends and the worker is gone.
+    assert.strictEqual(stats.stuck, 1);
+  } finally {
+    await gate.open();
+  }
   await until(() => pool.stats.stuck === 0);
 });
 
@@ -121,13 +155,61 @@ Deno.test("the pool's timeout applies to every task, and a task's own overrides 
 Deno.test("a queued task whose timeout runs out never runs", async () => {
   const dir = await Deno.makeTempDir();
   try {
+    await using gate = await Gate.create();
     await using pool = new WorkerPool({ workers: 1, capacity: 4, module: FAULTS, abortGrace: 10 });
-    const blocker = pool.run({ name: "spin", args: [300], timeout: 100 });
+    // The blocker holds the only worker until its own timeout (it spins until
+    // the gate opens), and the queued task's shorter timer fires first.
+    const blocker = pool.run({ name: "spinUntil", args: [gate.path], timeout: 100 });
     const queued = pool.run({ name: "once", args: [dir, "queued", 1], timeout: 20 });
-    await assert.rejects(queued, TimeoutError);
-    await assert.rejects(blocker, TimeoutError);
-    assert.strictEqual(await pool.run("once", dir, "after", 2), 2);
+    try {
+      await assert.rejects(queued, TimeoutError);
+      await assert.rejects(blocker, TimeoutError);
+      assert.strictEqual(await pool.run("once", dir, "after", 2), 2);
+    } finally {
+      await gate.open();
+    }
     await assert.rejects(Deno.stat(`${dir}/queued`), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a stuck worker's late result is ignored: it settles nothing, not even the task on its recycled id", async () => {
+  await using stuckGate = await Gate.create();
+  await using nextGate = await Gate.create();
+  const dir = await Deno.makeTempDir();
+  try {
+    await using pool = new WorkerPool({ workers: 1, module: FAULTS, abortGrace: 10 });
+    try {
+      // Stopped by a signal once it runs (a timeout could expire while it is queued).
+      const stop = new AbortController();
+      const stuck = pool.run({ name: "spinUntil", args: [stuckGate.path], signal: stop.signal });
+      await until(() => pool.stats.running === 1);
+      stop.abort(new Error("stop"));
+      await assert.rejects(stuck, /stop/);
+      await until(() => pool.stats.stuck === 1); // terminated after its grace, still spinning
+      // The next tasks go to the new worker; the first holds it, the second waits.
+      const settled: string[] = [];
+      const next = pool.run("gated", nextGate.path, "mine").then((v) => (settled.push("next"), v));
+      const queued = pool.run("once", dir, "queued", "queued").then((v) => (
+        settled.push("queued"), v
+      ));
+      await until(() => pool.stats.running === 1);
+      // Release the stuck one: it ends its task, sends its result, and would take the next.
+      await stuckGate.open();
+      await until(() => pool.stats.stuck === 0);
+      // A window for a late result to show (nothing the pool does can settle these meanwhile).
+      await delay(50);
+      assert.deepStrictEqual(settled, [], "the late result settled a task");
+      await assert.rejects(Deno.stat(`${dir}/queued`), Deno.errors.NotFound, "it took a task");
+      await nextGate.open();
+      assert.deepStrictEqual(await Promise.all([next, queued]), ["mine", "queued"]);
+      assert.deepStrictEqual(settled, ["next", "queued"]);
+      assert.strictEqual(pool.stats.cancelled, 1);
+    } finally {
+      await stuckGate.open();
+      await nextGate.open();
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -252,12 +334,15 @@ Deno.test("a cancelled queued task never runs, even when its id is reused and ca
   const dir = await Deno.makeTempDir();
   try {
     await using pool = new WorkerPool({ workers: 1, capacity: 4, module: FAULTS, abortGrace: 10 });
-    const blocker = pool.run("spin", 150);
+    await using gate = await Gate.create();
+    // The blocker holds the worker until both queued tasks have timed out.
+    const blocker = pool.run("spinUntil", gate.path);
     await until(() => pool.stats.running === 1);
     const x = pool.run({ name: "once", args: [dir, "x", 1], timeout: 10 });
     await assert.rejects(x, TimeoutError);
     const y = pool.run({ name: "once", args: [dir, "y", 2], timeout: 10 });
     await assert.rejects(y, TimeoutError);
+    await gate.open();
     await blocker;
     await pool.run("echo", 0);
     for (const name of ["x", "y"]) {
@@ -274,12 +359,22 @@ Deno.test("a map() waiting for room ends when the pool is terminated", async () 
   await until(() => pool.stats.running === 1);
   const queued = await pool.submit("hang");
   const queuedEnds = assert.rejects(queued.result, PoolClosedError);
+  // An async source: the map reads ahead of the full queue, so a pulled input
+  // says it is under way and waiting for room.
+  let pulled = 0;
+  async function* inputs() {
+    for (const i of [1, 2, 3]) {
+      pulled++;
+      yield i;
+    }
+  }
   const iterating = (async () => {
-    for await (const _ of pool.map("echo", [1, 2, 3])) {
+    for await (const _ of pool.map("echo", inputs())) {
       // nothing arrives: the queue stays full
     }
   })();
-  await delay(20);
+  await until(() => pulled > 0);
+  assert.strictEqual(pool.stats.queued, 1, "the queue is still full");
   pool.terminate();
   await assert.rejects(iterating, PoolClosedError);
   await queuedEnds;

@@ -1,5 +1,6 @@
 import assert from "node:assert";
 import { PoolClosedError, TaskError, WorkerPool } from "../mod.ts";
+import { Gate } from "./_gate.ts";
 
 const TASKS = new URL("./fixtures/tasks.ts", import.meta.url);
 const OTHER = new URL("./fixtures/other_tasks.ts", import.meta.url);
@@ -148,16 +149,42 @@ Deno.test("WorkerPool.execute() rejects a function that uses its captured scope"
   await assert.rejects(pool.execute(42 as unknown as () => void), /expected a function/);
 });
 
+/**
+ * Queues `first`, then 300 one-millisecond spin tasks, all at once and
+ * synchronously (trySubmit), so the worker never waits for a task: only its
+ * own turns of the event loop let what `first` started run. Returns the flag
+ * `first` left ("fired after 12 spin tasks", "delivered after …").
+ */
+async function burstAfter(first: string, ...args: unknown[]): Promise<string> {
+  await using pool = new WorkerPool({ workers: 1, module: TASKS, spin: 0, capacity: 512 });
+  await pool.run("echo", 0); // the worker is up and has the module
+  const submitted = [pool.trySubmit(first, ...args)];
+  for (let i = 0; i < 300; i++) submitted.push(pool.trySubmit("spin", 1));
+  await Promise.all(submitted.map((s) => s.ok ? s.handle.result : assert.fail(s.reason)));
+  return String(await pool.run("readFlag"));
+}
+
 Deno.test("a worker stays responsive: timers left by a task fire while sync tasks keep coming", async () => {
-  // Room for every task at once: the worker never waits for one, so only its
-  // own yields let the timer fire. Five rounds: a yield that turns the event
-  // loop without running timers lets one fire now and then, by luck.
-  for (let round = 0; round < 5; round++) {
-    await using pool = new WorkerPool({ workers: 1, module: TASKS, spin: 0, capacity: 128 });
-    await pool.run("armTimer", 5);
-    // 120 ms of back-to-back synchronous work: timers get a turn every 100 ms.
-    await Promise.all(Array.from({ length: 120 }, () => pool.run("spin", 1)));
-    assert.strictEqual(await pool.run("readFlag"), "fired", `round ${round + 1}`);
+  // Each spin task takes at least 1 ms, so 100 ms of back-to-back tasks are
+  // at most ~100 of them: the timers' turn must come by then (a count, not a
+  // clock). The timer is due after the first turns for messages: those fire a
+  // timer that was already due when the loop first saw it, not a later one.
+  for (let round = 1; round <= 3; round++) {
+    const flag = await burstAfter("armTimer", 50);
+    const fired = /^fired after (\d+) spin tasks$/.exec(flag);
+    assert(fired, `round ${round}: the timer never fired (${flag})`);
+    assert(Number(fired[1]) <= 110, `round ${round}: the timer waited for ${flag}`);
+  }
+});
+
+Deno.test("a worker stays responsive: messages reach it while sync tasks keep coming", async () => {
+  // The event loop turns every 10 ms of back-to-back tasks: at most ~11 tasks
+  // of 1 ms or more, far fewer than the ~100 of the timers' turn.
+  for (let round = 1; round <= 3; round++) {
+    const flag = await burstAfter("armMessage");
+    const delivered = /^delivered after (\d+) spin tasks$/.exec(flag);
+    assert(delivered, `round ${round}: the message never arrived (${flag})`);
+    assert(Number(delivered[1]) <= 40, `round ${round}: the message waited for ${flag}`);
   }
 });
 
@@ -264,6 +291,20 @@ Deno.test("arguments and results larger than a slot travel by the side path", as
   mixed.forEach((value, i) => assert.strictEqual(value, i % 4 === 0 ? 200 : i));
 });
 
+Deno.test("a 50 MB Uint8Array travels as an argument and as a result", async () => {
+  await using pool = new WorkerPool({ workers: 1, module: TASKS });
+  const size = 50 * 1024 * 1024;
+  const big = new Uint8Array(size);
+  for (let i = 0; i < size; i += 4096) big[i] = (i / 4096) % 256;
+  let expected = 0;
+  for (let i = 0; i < size; i += 4096) expected += big[i];
+  assert.strictEqual(await pool.run("sum", big), expected);
+  const back = await pool.run<Uint8Array>("bytes", size);
+  assert(back instanceof Uint8Array);
+  assert.strictEqual(back.length, size);
+  assert.strictEqual(back[size - 1], (size - 1) % 256);
+});
+
 Deno.test("a large task cancelled while queued leaves nothing behind and never runs", async () => {
   await using pool = new WorkerPool({ workers: 1, capacity: 1, module: TASKS, slotSize: 256 });
   const blocker = pool.run("sleep", 50);
@@ -308,21 +349,29 @@ Deno.test("WorkerPool.trySubmit() reports full once capacity tasks wait", async 
 });
 
 Deno.test("WorkerPool.submit() waits for room, then resolves with a handle", async () => {
+  await using gate = await Gate.create();
   await using pool = new WorkerPool({ workers: 1, capacity: 1, module: TASKS });
-  const running = await pool.submit("sleep", 40, "a");
+  const running = await pool.submit("gated", gate.path, "a");
   await until(() => pool.stats.running === 1);
   const queued = await pool.submit("echo", "b");
-  let accepted = false;
+  const events: string[] = [];
   const waiting = pool.submit("echo", "c").then((h) => {
-    accepted = true;
+    events.push("accepted");
     return h;
   });
-  await delay(15);
-  assert.strictEqual(accepted, false, "no room while one runs and one waits");
-  assert.strictEqual(await running.result, "a");
+  // Nothing can make room while the gate is shut: the wait only gives a
+  // submit that does not wait the time to show it.
+  await delay(20);
+  assert.strictEqual(pool.stats.queued, 1, "no room while one runs and one waits");
+  events.push("gate opened");
+  await gate.open();
   const third = await waiting;
-  assert.strictEqual(accepted, true);
-  assert.deepStrictEqual(await Promise.all([queued.result, third.result]), ["b", "c"]);
+  assert.deepStrictEqual(events, ["gate opened", "accepted"]);
+  assert.deepStrictEqual(await Promise.all([running.result, queued.result, third.result]), [
+    "a",
+    "b",
+    "c",
+  ]);
 });
 
 Deno.test("WorkerPool.submit() gives up waiting for room on abort and queues nothing", async () => {
@@ -335,8 +384,10 @@ Deno.test("WorkerPool.submit() gives up waiting for room on abort and queues not
   controller.abort(new Error("changed my mind"));
   await assert.rejects(waiting, /changed my mind/);
   await running;
-  await until(() => pool.stats.completed === 2);
-  assert.strictEqual(pool.stats.completed, 2, "the aborted task never ran");
+  // One worker takes tasks in order: had the aborted submit been queued, it
+  // would run before this one.
+  assert.strictEqual(await pool.run("echo", 3), 3);
+  assert.strictEqual(pool.stats.completed, 3, "the aborted task never ran");
 });
 
 Deno.test("WorkerPool.close() returns when the only waiting submits were aborted", async () => {
@@ -402,43 +453,63 @@ Deno.test("WorkerPool.terminate() stops at once and rejects what had not finishe
   assert.strictEqual(pool.stats.workers, 0);
 });
 
-/** Runs a script in a fresh Deno and reports whether it ended within `ms`. */
-async function endsWithin(script: string, ms: number): Promise<{ ended: boolean; stdout: string }> {
+/**
+ * Runs a script in a fresh Deno; once it has printed `line`, gives it `ms` more
+ * to end by itself, and reports whether it did (it is killed otherwise). The
+ * time counts only from the line: a slow start cannot look like a hang.
+ */
+async function endsAfter(
+  script: string,
+  line: string,
+  ms: number,
+): Promise<{ ended: boolean; stdout: string }> {
   const file = await Deno.makeTempFile({ suffix: ".ts" });
   await Deno.writeTextFile(file, script);
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", file],
     stdout: "piped",
-    stderr: "piped",
+    stderr: "null",
   }).spawn();
-  const timer = setTimeout(() => child.kill("SIGKILL"), ms);
-  const output = await child.output();
-  clearTimeout(timer);
-  await Deno.remove(file);
-  return { ended: output.success, stdout: new TextDecoder().decode(output.stdout) };
+  let stdout = "";
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+      stdout += chunk;
+      if (timer === undefined && stdout.includes(line)) {
+        timer = setTimeout(() => child.kill("SIGKILL"), ms);
+      }
+    }
+    const status = await child.status;
+    return { ended: status.success, stdout };
+  } finally {
+    clearTimeout(timer);
+    await Deno.remove(file);
+  }
 }
 
 Deno.test("a program ends by itself once its pool is closed; an open idle pool keeps it alive", async () => {
   const mod = JSON.stringify(new URL("../mod.ts", import.meta.url).href);
   const tasks = JSON.stringify(TASKS.href);
-  const closed = await endsWithin(
+  const closed = await endsAfter(
     `import { WorkerPool } from ${mod};
      const pool = new WorkerPool({ workers: 2, module: ${tasks} });
      console.log(await pool.run("add", 1, 2));
      await pool.close();`,
-    20_000,
+    "3\n",
+    30_000,
   );
   assert.deepStrictEqual(closed, { ended: true, stdout: "3\n" });
-  const open = await endsWithin(
+  const open = await endsAfter(
     `import { WorkerPool } from ${mod};
      const pool = new WorkerPool({ workers: 2, module: ${tasks} });
      console.log(await pool.run("add", 1, 2));`,
-    3_000,
+    "3\n",
+    1_500,
   );
   assert.deepStrictEqual(
     open,
     { ended: false, stdout: "3\n" },
-    "killed after 3 s: the idle pool kept it alive",
+    "killed 1.5 s after its last line: the idle pool kept it alive",
   );
 });
 
@@ -458,18 +529,33 @@ Deno.test("WorkerPool.map() yields every result in input order", async () => {
 });
 
 Deno.test("WorkerPool.map({ ordered: false }) yields in completion order", async () => {
+  await using gate = await Gate.create();
   await using pool = new WorkerPool({ workers: 2, capacity: 8, module: TASKS });
-  const delays = [40, 1, 30, 1, 20, 1];
-  const seen: number[] = [];
-  for await (const value of pool.map<number>("sleep", delays, { ordered: false })) {
-    seen.push(value as number);
-  }
-  assert.strictEqual(seen.length, 6);
-  assert.notDeepStrictEqual(
-    seen,
-    delays.map(() => undefined).map((_, i) => i),
-    "not in input order",
+  // Even inputs wait for a file that the loop creates only once it has the odd
+  // input after them: each even one can only finish after its successor was
+  // yielded. (In input order the loop would wait for input 0 first, forever:
+  // the safety timer opens every gate after 5 s, and the order check fails.)
+  const plan = Array.from(
+    { length: 6 },
+    (_, i) => i % 2 === 0 ? { value: i, waitFor: gate.file(`${i}`) } : { value: i },
   );
+  const openAll = setTimeout(() => {
+    for (let i = 0; i < 6; i += 2) Deno.writeTextFileSync(gate.file(`${i}`), "");
+  }, 5000);
+  const seen: number[] = [];
+  try {
+    for await (const value of pool.map<number>("step", plan, { ordered: false })) {
+      const n = value as number;
+      seen.push(n);
+      if (n % 2 === 1) await Deno.writeTextFile(gate.file(`${n - 1}`), "");
+    }
+  } finally {
+    clearTimeout(openAll);
+  }
+  assert.deepStrictEqual([...seen].sort(), [0, 1, 2, 3, 4, 5]);
+  for (const i of [0, 2, 4]) {
+    assert(seen.indexOf(i + 1) < seen.indexOf(i), `${i} came before ${i + 1}: ${seen}`);
+  }
 });
 
 Deno.test("WorkerPool.map() stops at the first error, or yields errors as values", async () => {
@@ -575,30 +661,34 @@ Deno.test("WorkerPool permissions: a sandboxed task cannot read a file the progr
 // -- Stats --
 
 Deno.test("WorkerPool.stats counts tasks, states and times", async () => {
+  await using gate = await Gate.create();
   await using pool = new WorkerPool({ workers: 2, capacity: 8, module: TASKS });
   const initial = pool.stats;
   assert.deepStrictEqual(
     [initial.workers, initial.running, initial.queued, initial.completed, initial.failed],
     [2, 0, 0, 0, 0],
   );
-  const slow = [
-    pool.run("sleep", 60),
-    pool.run("sleep", 60),
+  const all = [
+    pool.run("gated", gate.path),
+    pool.run("gated", gate.path),
     pool.run("sleep", 1),
     pool.run("sleep", 1),
   ];
+  // The gated tasks hold both workers until the gate opens: a stable state to read.
   await until(() => pool.stats.running === 2);
   const busy = pool.stats;
-  assert.strictEqual(busy.idle, 0);
-  assert.strictEqual(busy.queued, 2);
-  await Promise.all(slow);
+  assert.deepStrictEqual([busy.idle, busy.running, busy.queued, busy.completed], [0, 2, 2, 0]);
+  // Held for at least 60 ms: the two gated tasks run, the two others wait, that long.
+  await delay(60);
+  await gate.open();
+  await Promise.all(all);
   await pool.run("fail", "x").catch(() => {});
   const done = pool.stats;
   assert.strictEqual(done.completed, 4);
   assert.strictEqual(done.failed, 1);
   assert.strictEqual(done.idle, 2);
-  assert(done.runTime >= 115, `runTime ${done.runTime}`);
-  assert(done.waitTime >= 50, `waitTime ${done.waitTime}: two tasks waited for the 60 ms ones`);
+  assert(done.runTime >= 110, `runTime ${done.runTime}: two tasks ran for 60 ms or more each`);
+  assert(done.waitTime >= 110, `waitTime ${done.waitTime}: two tasks waited 60 ms or more each`);
 });
 
 // -- Stall check and stress --

@@ -180,7 +180,7 @@ Deno.test("RedisClient.connect() gives up on a server that does not answer in ti
   const pid = info(await oneCommand(server.url, ["INFO", "server"]), "process_id");
   Deno.kill(pid, "SIGSTOP"); // the kernel still accepts connections; Redis answers nothing
   try {
-    const start = Date.now();
+    // A stopped server never answers: only connectTimeout can end this, and the message says it did.
     await assert.rejects(
       RedisClient.connect(server.url, { connectTimeout: 300 }),
       (error: Error) =>
@@ -188,7 +188,6 @@ Deno.test("RedisClient.connect() gives up on a server that does not answer in ti
         error.message ===
           `cannot connect to Redis at 127.0.0.1:${server.port}: no answer within 300 ms; is the host right? (check the Redis URL)`,
     );
-    assert(Date.now() - start < 1500, "connectTimeout was not applied");
   } finally {
     Deno.kill(pid, "SIGCONT");
   }
@@ -453,12 +452,11 @@ function parse(chunks: Uint8Array[]): RespValue[] {
 Deno.test("RedisClient.send() times out a command, then works again after reconnecting", async () => {
   await using server = await startRedisServer();
   await using redis = await RedisClient.connect(server.url, { commandTimeout: 5000 });
-  const start = Date.now();
+  // Left alone, DEBUG SLEEP 1 answers OK after a second: rejected with this message, the timeout cut it.
   const [sleep, behind] = await Promise.allSettled([
     redis.send(["DEBUG", "SLEEP", 1], { timeout: 200 }),
     redis.send(["PING"]),
   ]);
-  assert(Date.now() - start < 900, "the timeout did not cut the wait");
   assert(sleep.status === "rejected" && sleep.reason instanceof RedisConnectionError);
   assert.strictEqual(sleep.reason.message, "Redis did not answer DEBUG within 200 ms");
   // The command behind it shares the out-of-sync connection, so it is failed too.
@@ -523,27 +521,32 @@ Deno.test("RedisClient survives a server restart", async () => {
   });
   assert.strictEqual(await redis.send(["SET", "k", "before"]), "OK");
   const outcomes: Promise<RedisReply | Error>[] = [];
+  let succeeded = 0;
   let sending = true;
   const sender = (async () => {
     while (sending) {
-      outcomes.push(redis.send(["INCR", "n"]).catch((error) => error));
+      outcomes.push(
+        redis.send(["INCR", "n"]).then((n) => (succeeded++, n), (error) => error),
+      );
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
   })();
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  // Counts of INCRs that came back, not sleeps: some before the restart, some after.
+  await until(() => succeeded >= 3, 20_000);
   await server.restart();
-  await until(async () => (await redis.send(["PING"]).catch(() => "")) === "PONG");
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  await until(async () => (await redis.send(["PING"]).catch(() => "")) === "PONG", 20_000);
+  const before = succeeded;
+  await until(() => succeeded >= before + 3, 20_000);
   sending = false;
   await sender;
   const settled = await Promise.all(outcomes);
   const failed = settled.filter((o) => o instanceof Error);
   for (const error of failed) assert(error instanceof RedisConnectionError, String(error));
-  assert(settled.some((o) => typeof o === "number"), "no INCR succeeded");
-  // The restarted server is empty: INCRs after it count from 1 again.
+  // The restarted server is empty: INCRs after it count from 1 again, so the
+  // last one is below the number that succeeded (three or more on each side).
   assert.strictEqual(await redis.send(["GET", "k"]), null);
   const last = settled.findLast((o) => typeof o === "number");
-  assert(typeof last === "number" && last < settled.length);
+  assert(typeof last === "number" && last <= succeeded - 3, `last ${last} of ${succeeded}`);
 });
 
 Deno.test("RedisClient reconnects to a restarted server that kept its data", async () => {
@@ -563,7 +566,6 @@ Deno.test("RedisClient.send() waits for a reconnect, then times out if the serve
     await using redis = await RedisClient.connect(server.url, { maxReconnectDelay: 100 });
     await server.stop();
     await until(() => !redis.connected);
-    const start = Date.now();
     await assert.rejects(
       redis.send(["SET", "k", "late"], { timeout: 300 }),
       (error: Error) =>
@@ -571,9 +573,8 @@ Deno.test("RedisClient.send() waits for a reconnect, then times out if the serve
         /^Redis did not answer SET within 300 ms: still reconnecting \(cannot connect to Redis at 127.0.0.1:\d+: connection refused; .*\)$/
           .test(error.message),
     );
-    assert(Date.now() - start < 1000, "the wait outlived its timeout");
-    const later = redis.send(["PING"], { timeout: 5000 });
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Sent while the server is down (not connected, by the until above); it waits for the restart.
+    const later = redis.send(["PING"], { timeout: 30_000 });
     await server.restart();
     assert.strictEqual(await later, "PONG");
     // The SET that timed out while waiting was dropped, not sent to the new server.
@@ -590,13 +591,15 @@ Deno.test("RedisClient with reconnect: false fails every send after a drop at on
   const id = await redis.send(["CLIENT", "ID"]);
   await admin.send(["CLIENT", "KILL", "ID", String(id)]);
   await until(() => !redis.connected);
-  const start = Date.now();
-  await assert.rejects(
-    redis.send(["PING"], { timeout: 0 }),
-    (error: Error) =>
-      error instanceof RedisConnectionError && /reconnect is off/.test(error.message),
+  // "At once": settled before any timer, however busy the machine.
+  const first = await Promise.race([
+    redis.send(["PING"], { timeout: 0 }).then(() => "answered", (error) => error),
+    new Promise((resolve) => setTimeout(() => resolve("still waiting"), 0)),
+  ]);
+  assert(
+    first instanceof RedisConnectionError && /reconnect is off/.test(first.message),
+    String(first),
   );
-  assert(Date.now() - start < 50);
   await new Promise((resolve) => setTimeout(resolve, 300));
   assert(!redis.connected, "it reconnected");
 });

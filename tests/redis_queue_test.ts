@@ -6,6 +6,8 @@ import { type QueueResult, RedisClient, RedisQueue } from "../src/redis/mod.ts";
 import { type JobFile, validateJobFile } from "../src/jobs/mod.ts";
 import { redisTest, startRedisServer, uniqueKey } from "./_redis.ts";
 import { withDir } from "./_temp.ts";
+import { Gate } from "./_gate.ts";
+import { retryDelay } from "../src/run/_attempt.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const TASKS = new URL("./fixtures/cli_tasks.ts", import.meta.url).pathname;
@@ -59,6 +61,25 @@ async function finish(child: Deno.ChildProcess) {
 
 async function cli(args: string[], env: Record<string, string> = {}) {
   return await finish(spawnCli(args, env));
+}
+
+/** Spawns the CLI and collects its output as it comes, for tests that act on what it says. */
+function watchCli(args: string[]) {
+  const child = spawnCli(args);
+  const out = { stdout: "", stderr: "" };
+  const read = async (stream: ReadableStream<Uint8Array>, key: "stdout" | "stderr") => {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) out[key] += chunk;
+  };
+  const reading = Promise.all([read(child.stdout, "stdout"), read(child.stderr, "stderr")]);
+  return {
+    child,
+    out,
+    async end() {
+      const status = await child.status;
+      await reading;
+      return { code: status.code, ...out };
+    },
+  };
 }
 
 // -- Sharing and exactly once --
@@ -205,6 +226,146 @@ redisTest(
     });
   },
 );
+
+Deno.test("retryDelay() doubles the backoff per attempt, with ±50 % jitter, until the retries run out", () => {
+  const [job] = jobs([{ id: "j", task: "#fail", args: ["x"], retries: 4, backoff: 1000 }]).jobs;
+  for (let attempt = 1; attempt <= 4; attempt++) {
+    const base = 1000 * 2 ** (attempt - 1);
+    const waits = Array.from({ length: 200 }, () => retryDelay(job, attempt));
+    for (const wait of waits) {
+      assert(wait >= 0.5 * base && wait <= 1.5 * base, `attempt ${attempt}: ${wait} ms`);
+    }
+    // Jitter: spread over the range, not one value (200 draws all in one
+    // quarter of it would mean no jitter; by chance, 1 in 4^199).
+    assert(Math.min(...waits) < 0.75 * base && Math.max(...waits) > 1.25 * base, `${waits}`);
+  }
+  assert.strictEqual(retryDelay(job, 5), -1, "no retry after the last");
+});
+
+redisTest(
+  "RedisQueue: a retry waits in <queue>:delayed, due after its backoff",
+  async (url) => {
+    const name = uniqueKey("delayed");
+    await using queue = await RedisQueue.connect({ url, queue: name });
+    const client = await RedisClient.connect(url);
+    try {
+      const before = Date.now();
+      await queue.push(
+        jobs([{ id: "later", task: "#fail", args: ["not yet"], retries: 2, backoff: 60_000 }]),
+      );
+      const consumer = queue.consume({ workers: 1 });
+      await until("the retry to be scheduled", async () => {
+        return await client.send(["ZCARD", `${name}:delayed`]) === 1;
+      });
+      const after = Date.now();
+      consumer.stop();
+      await consumer.done;
+      const [member, score] = await client.send([
+        "ZRANGE",
+        `${name}:delayed`,
+        0,
+        -1,
+        "WITHSCORES",
+      ]) as string[];
+      // Due 60 s ±50 % after the failure, which came between our two clock reads.
+      const due = Number(score);
+      assert(due >= before + 30_000 && due <= after + 90_000, `due in ${due - after} ms`);
+      const entry = JSON.parse(member.slice(member.indexOf("|") + 1));
+      assert.deepStrictEqual([entry.id, entry.attempt], ["later", 2]);
+      // Nowhere else meanwhile: not queued, not held, not dead, no outcome recorded.
+      const counts = await queue.counts();
+      assert.deepStrictEqual([counts.queued, counts.processing], [0, 0]);
+      assert.strictEqual(await client.send(["LLEN", `${name}:dead`]), 0);
+      assert.strictEqual(await client.send(["XLEN", `${name}:results`]), 0);
+    } finally {
+      client.close();
+    }
+  },
+);
+
+redisTest(
+  "RedisQueue.push() tags entries with the push's batch and queues higher priority first",
+  async (url) => {
+    const name = uniqueKey("batch");
+    await withDir(async (dir) => {
+      const log = `${dir}/log`;
+      await using queue = await RedisQueue.connect({ url, queue: name });
+      const receipt = await queue.push(jobs([
+        { id: "low", task: "#record", args: [log, "low"], priority: -1 },
+        { id: "plain", task: "#record", args: [log, "plain"] },
+        { id: "high", task: "#record", args: [log, "high"], priority: 5 },
+        { id: "plain2", task: "#record", args: [log, "plain2"] },
+        { id: "dep", task: "#record", args: [log, "dep"], after: ["low"], priority: 9 },
+      ]));
+      const other = await queue.push(jobs([{ id: "low", task: "#record", args: [log, "x"] }]));
+      assert.notStrictEqual(other.batch, receipt.batch, "each push has its own batch");
+      const client = await RedisClient.connect(url);
+      try {
+        const entries = (await client.send(["LRANGE", name, 0, -1]) as string[])
+          .map((text) => JSON.parse(text));
+        const batches = Object.fromEntries(entries.map((e) => [`${e.id}@${e.batch}`, e.batch]));
+        for (const id of ["low", "plain", "high", "plain2"]) {
+          assert.strictEqual(batches[`${id}@${receipt.batch}`], receipt.batch, id);
+        }
+        assert.strictEqual(batches[`low@${other.batch}`], other.batch);
+      } finally {
+        client.close();
+      }
+      // One worker takes them one at a time: the start order is the queue's order.
+      const consumer = queue.consume({ workers: 1, capacity: 1 });
+      await queue.wait(receipt);
+      await queue.wait(other);
+      consumer.stop();
+      await consumer.done;
+      const order = (await Deno.readTextFile(log)).trim().split("\n");
+      // Within the first push: priority first, then file order. The second push
+      // comes after the whole first one. "dep" waits for "low" whatever its
+      // priority, then joins the end of the queue.
+      assert.deepStrictEqual(order.filter((id) => id !== "dep"), [
+        "high",
+        "plain",
+        "plain2",
+        "low",
+        "x",
+      ]);
+      assert(order.indexOf("dep") > order.indexOf("low"), `${order}`);
+    });
+  },
+);
+
+redisTest("RedisQueue: maxResults trims <queue>:results to about that many", async (url) => {
+  const name = uniqueKey("trim");
+  await using queue = await RedisQueue.connect({ url, queue: name, maxResults: 5 });
+  await queue.push(
+    jobs(Array.from({ length: 250 }, (_, i) => ({ id: `j${i}`, task: "#noop", args: [i] }))),
+  );
+  let finished = 0;
+  const consumer = queue.consume({ workers: 2, onFinish: () => finished++ });
+  await until("every job", () => finished === 250);
+  consumer.stop();
+  await consumer.done;
+  const client = await RedisClient.connect(url);
+  try {
+    // MAXLEN ~: Redis trims whole nodes of the stream (100 entries by default),
+    // never below the limit.
+    const kept = await client.send(["XLEN", `${name}:results`]) as number;
+    assert(kept >= 5 && kept < 250, `kept ${kept} of 250`);
+    const [[, fields]] = await client.send([
+      "XREVRANGE",
+      `${name}:results`,
+      "+",
+      "-",
+      "COUNT",
+      1,
+    ]) as [
+      string,
+      string[],
+    ][];
+    assert.strictEqual(JSON.parse(fields[fields.indexOf("data") + 1]).status, "succeeded");
+  } finally {
+    client.close();
+  }
+});
 
 redisTest(
   "RedisQueue: malformed entries reach the dead list and the consumer carries on",
@@ -540,11 +701,16 @@ redisTest(
 
 redisTest("consume: SIGTERM stops taking jobs, finishes and records the held ones", async (url) => {
   const name = uniqueKey("drain");
+  await using gate = await Gate.create();
   await using queue = await RedisQueue.connect({ url, queue: name });
+  // The jobs hold until the test opens the gate: the consumer fills its room
+  // (2 workers + 2) and can finish nothing before the signal.
   await queue.push(
-    jobs(Array.from({ length: 20 }, (_, i) => ({ id: `j${i}`, task: "#sleep", args: [300] }))),
+    jobs(
+      Array.from({ length: 20 }, (_, i) => ({ id: `j${i}`, task: "#gated", args: [gate.path, i] })),
+    ),
   );
-  const child = spawnCli([
+  const consumer = watchCli([
     "consume",
     "--redis",
     url,
@@ -558,12 +724,17 @@ redisTest("consume: SIGTERM stops taking jobs, finishes and records the held one
   ]);
   const client = await RedisClient.connect(url);
   try {
-    await until("the consumer to hold jobs", async () => (await queue.counts()).processing >= 3);
-    child.kill("SIGTERM");
-    const run = await finish(child);
+    await until(
+      "the consumer to fill its room",
+      async () => (await queue.counts()).processing === 4,
+    );
+    consumer.child.kill("SIGTERM");
+    await until("the stop", () => consumer.out.stderr.includes("stopping: no new jobs"));
+    await gate.open();
+    const run = await consumer.end();
     assert.strictEqual(run.code, 0, run.stderr);
     const done = run.stdout.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
-    assert(done.length >= 3 && done.length <= 6, `${done.length} finished`);
+    assert.strictEqual(done.length, 4, "the held jobs, no more");
     assert(done.every((r) => r.status === "succeeded"));
     // Finished ones were recorded; the rest are still queued; nothing held.
     const counts = await queue.counts();
@@ -584,12 +755,13 @@ redisTest(
     const receipt = await queue.push(
       jobs(Array.from({ length: 6 }, (_, i) => ({ id: `j${i}`, task: "#sleep", args: [2000] }))),
     );
-    const child = spawnCli(["consume", "--redis", url, "--queue", name, "--workers", "2"]);
+    const consumer = watchCli(["consume", "--redis", url, "--queue", name, "--workers", "2"]);
     await until("the consumer to hold jobs", async () => (await queue.counts()).processing >= 2);
-    child.kill("SIGINT");
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    child.kill("SIGINT");
-    const run = await finish(child);
+    consumer.child.kill("SIGINT");
+    // The second signal once the first was taken (two at once may arrive as one).
+    await until("the stop", () => consumer.out.stderr.includes("stopping: no new jobs"));
+    consumer.child.kill("SIGINT");
+    const run = await consumer.end();
     assert.strictEqual(run.code, 130, run.stderr);
     assert.match(run.stderr, /exiting at once/);
     // Another consumer recovers them at once (the heartbeat was removed) and finishes all six.

@@ -279,7 +279,12 @@ export async function* mapTasks<R>(
         yield value as R | Error;
       }
       if (run.done()) return;
-      if (!yielded) await sink.nextResult();
+      if (!yielded) {
+        // Check again right before the wait: a close, terminate or abort that came
+        // while the prefetch above awaited the source woke nobody.
+        run.check();
+        await sink.nextResult();
+      }
     }
   } finally {
     await run.end();
