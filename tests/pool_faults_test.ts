@@ -206,6 +206,8 @@ Deno.test("a stuck worker's late result is ignored: it settles nothing, not even
       assert.deepStrictEqual(await Promise.all([next, queued]), ["mine", "queued"]);
       assert.deepStrictEqual(settled, ["next", "queued"]);
       assert.strictEqual(pool.stats.cancelled, 1);
+      // The stuck task ran to its end but was cancelled: it is not also completed.
+      assert.strictEqual(pool.stats.completed, 2);
     } finally {
       await stuckGate.open();
       await nextGate.open();

@@ -55,8 +55,9 @@ const YIELD_MS = 10;
 /**
  * Longest run of synchronous tasks before the worker lets its timers run, ms.
  * A turn of the event loop by a message (`yieldToEventLoop`) delivers
- * messages but almost never fires a due timer (1 in 50 here); a
- * `setTimeout(0)` does, but costs ~2 ms, so it comes less often.
+ * messages, but fires only timers that were already due when the event loop
+ * last looked (measured: never one that fell due during the synchronous run);
+ * a `setTimeout(0)` fires them all, but costs ~2 ms, so it comes less often.
  */
 const TIMER_YIELD_MS = 100;
 
