@@ -21,11 +21,28 @@ const WARM_UP = 5_000;
 const IDLE_MS = 2_000;
 const MODULE = new URL("./_pool_tasks.ts", import.meta.url);
 
-/** One fresh pool: its tasks/s over 100,000 no-ops at once (`map` when asked). */
-async function freshPool(form: "run" | "map"): Promise<number> {
+/** The CPU time of the calling thread, ms, from schedstat (ns). */
+function threadCpuMs(): number {
+  return Number(Deno.readTextFileSync("/proc/thread-self/schedstat").split(" ")[0]) / 1e6;
+}
+
+/** One pool's run: tasks/s, and the share of the wall time the main thread was on a CPU. */
+interface Rep {
+  rate: number;
+  busy: number;
+}
+
+/**
+ * One fresh pool: its tasks/s over 100,000 no-ops at once (`map` when asked),
+ * and how busy the main thread was meanwhile. A collapse into wake-ups leaves
+ * the main thread idle (it waits for sleeping workers); a slow pool whose main
+ * thread was busy throughout was slow in its own code (JIT tiering, GC).
+ */
+async function freshPool(form: "run" | "map"): Promise<Rep> {
   const pool = new WorkerPool({ workers: 2, module: MODULE });
   try {
     await Promise.all(Array.from({ length: WARM_UP }, (_, i) => pool.run("noop", i)));
+    const cpu = threadCpuMs();
     const start = performance.now();
     if (form === "run") {
       const all = new Array<Promise<unknown>>(TASKS);
@@ -36,7 +53,8 @@ async function freshPool(form: "run" | "map"): Promise<number> {
       for await (const _ of pool.map("noop", Array.from({ length: TASKS }, (_, i) => i))) n++;
       if (n !== TASKS) throw new Error(`map yielded ${n} results`);
     }
-    return TASKS / ((performance.now() - start) / 1000);
+    const wall = performance.now() - start;
+    return { rate: TASKS / (wall / 1000), busy: (threadCpuMs() - cpu) / wall };
   } finally {
     await pool.close();
   }
@@ -95,27 +113,30 @@ function describe(rates: number[]): { min: number; p10: number; median: number }
 
 const fmt = (x: number) => Math.round(x).toLocaleString("en-US");
 
-const series: Array<{ label: string; rates: number[] }> = [];
+const show = (rep: Rep) =>
+  `${fmt(rep.rate)} tasks/s, main thread busy ${(100 * rep.busy).toFixed(0)} %`;
+
+const series: Array<{ label: string; reps: Rep[] }> = [];
 for (const form of ["run", "map"] as const) {
-  const rates: number[] = [];
+  const reps: Rep[] = [];
   for (let i = 0; i < QUIET_POOLS; i++) {
-    rates.push(await freshPool(form));
-    console.error(`quiet ${form} ${i + 1}/${QUIET_POOLS}: ${fmt(rates.at(-1)!)} tasks/s`);
+    reps.push(await freshPool(form));
+    console.error(`quiet ${form} ${i + 1}/${QUIET_POOLS}: ${show(reps.at(-1)!)}`);
   }
-  series.push({ label: `${QUIET_POOLS} fresh pools, \`${form}\`, quiet machine`, rates });
+  series.push({ label: `${QUIET_POOLS} fresh pools, \`${form}\`, quiet machine`, reps });
 }
 {
   const stop = busyNeighbours();
-  const rates: number[] = [];
+  const reps: Rep[] = [];
   try {
     for (let i = 0; i < LOADED_POOLS; i++) {
-      rates.push(await freshPool("run"));
-      console.error(`loaded run ${i + 1}/${LOADED_POOLS}: ${fmt(rates.at(-1)!)} tasks/s`);
+      reps.push(await freshPool("run"));
+      console.error(`loaded run ${i + 1}/${LOADED_POOLS}: ${show(reps.at(-1)!)}`);
     }
   } finally {
     await stop();
   }
-  series.push({ label: `${LOADED_POOLS} fresh pools, \`run\`, 2 busy processes beside`, rates });
+  series.push({ label: `${LOADED_POOLS} fresh pools, \`run\`, 2 busy processes beside`, reps });
 }
 const idle = { pool: [] as number[], none: [] as number[] };
 for (let i = 0; i < 3; i++) {
@@ -128,14 +149,23 @@ console.log(`## Does the pool's speed hold?\n`);
 console.log(
   `Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores. Each row: fresh pools in a ` +
     `row in one process, 2 workers, default options, ${fmt(WARM_UP)} tasks of warm-up, then ` +
-    `${fmt(TASKS)} no-ops at once (tasks/s). "Slowest / median" is the collapse check.\n`,
+    `${fmt(TASKS)} no-ops at once (tasks/s). "Slowest / median" is the collapse check; the ` +
+    `main thread's busy share (its CPU time over the wall time) tells a collapse (the main thread ` +
+    `idle, waiting for sleeping workers) from a pool slow in its own code (busy: JIT, GC).\n`,
 );
-console.log("| Series | min | p10 | median | slowest / median |");
-console.log("| --- | ---: | ---: | ---: | ---: |");
-for (const { label, rates } of series) {
+console.log(
+  "| Series | min | p10 | median | slowest / median | main thread busy, slowest pool | " +
+    "main thread busy, least |",
+);
+console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+for (const { label, reps } of series) {
+  const rates = reps.map((rep) => rep.rate);
   const { min, p10, median } = describe(rates);
+  const slowest = reps[rates.indexOf(min)];
+  const least = Math.min(...reps.map((rep) => rep.busy));
   console.log(
-    `| ${label} | ${fmt(min)} | ${fmt(p10)} | ${fmt(median)} | ${(min / median).toFixed(2)} |`,
+    `| ${label} | ${fmt(min)} | ${fmt(p10)} | ${fmt(median)} | ${(min / median).toFixed(2)} | ` +
+      `${(100 * slowest.busy).toFixed(0)} % | ${(100 * least).toFixed(0)} % |`,
   );
 }
 console.log("\n| Idle process, after a burst of work | CPU ms per second idle (median of 3) |");
