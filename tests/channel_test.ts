@@ -18,8 +18,19 @@ function spawn(): { worker: Worker; next: () => Promise<unknown>; send: (c: Comm
   worker.onerror = (event) => event.preventDefault(); // some fixtures die on purpose
   return {
     worker,
+    // A safety net only: a fixture that never answers fails the test instead of hanging it.
     next: () =>
-      inbox.length > 0 ? Promise.resolve(inbox.shift()) : new Promise((r) => waiting.push(r)),
+      inbox.length > 0 ? Promise.resolve(inbox.shift()) : new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiting.splice(waiting.indexOf(settle), 1);
+          reject(new Error("the worker did not answer within 60 s"));
+        }, 60_000);
+        const settle = (value: unknown) => {
+          clearTimeout(timer);
+          resolve(value);
+        };
+        waiting.push(settle);
+      }),
     send: (command) => worker.postMessage(command),
   };
 }
@@ -400,7 +411,11 @@ Deno.test("SyncSender.from() rejects what is not a descriptor of its kind", asyn
   await assert.rejects(SyncSender.from(rx.share()), /not a sender descriptor/);
   await assert.rejects(SyncReceiver.from(tx.share()), /not a receiver descriptor/);
   await assert.rejects(
-    SyncSender.from({ kind: "sender", buffer: new SharedArrayBuffer(8192) }),
+    SyncSender.from({
+      kind: "sender",
+      buffer: new SharedArrayBuffer(8192),
+      claim: new SharedArrayBuffer(4),
+    }),
     TypeError,
   );
   await assert.rejects(SyncSender.from(null as never), TypeError);
@@ -417,6 +432,28 @@ Deno.test("share() reserves one end, and opening its descriptor once makes it th
   opened.close();
   assert.deepStrictEqual(rx.tryRecv(), { ok: true, value: 7 });
   assert.deepStrictEqual(rx.tryRecv(), { ok: false, reason: "closed" });
+});
+
+Deno.test("a descriptor opens once: a second from() fails, here or after another thread opened it", async () => {
+  const [tx, rx] = syncChannel<number>(4);
+  const here = tx.share();
+  const opened = await SyncSender.from<number>(here);
+  await assert.rejects(SyncSender.from<number>(here), /already opened once; call share\(\) again/);
+  await assert.rejects(SyncSender.from<number>(structuredClone(here)), /already opened/);
+  assert.strictEqual(rx.senderCount, 2, "the failed openings count no end");
+
+  const there = tx.share();
+  const holder = spawn();
+  holder.send({ op: "hold-sender", end: there, fill: 1 });
+  await holder.next(); // the worker opened it and sent 0 (then -1: there is room)
+  await assert.rejects(SyncSender.from<number>(there), /already opened/);
+  assert.strictEqual(rx.senderCount, 3);
+  holder.worker.terminate();
+  opened.close();
+  tx.close();
+  // The worker's end is released when it dies, so the channel ends: had the
+  // second opening counted, it would stay open for ever.
+  assert.deepStrictEqual(await Array.fromAsync(rx), [0, -1]);
 });
 
 Deno.test("share() counts the end it reserves", async () => {
@@ -501,6 +538,32 @@ Deno.test("a worker blocked in recvSync is woken when a third thread holding the
   } finally {
     rx.close();
     consumer.worker.terminate();
+    holder.worker.terminate();
+  }
+});
+
+Deno.test("a worker blocked in sendSync is woken when a third thread holding the only receiver dies", async () => {
+  const [tx, rx] = syncChannel<number>(1);
+  const producer = spawn();
+  const holder = spawn();
+  try {
+    holder.send({ op: "hold-receiver", end: rx.share() });
+    await holder.next(); // it holds a receiver and never reads
+    rx.close(); // the holder has the only receiver now
+    // The producer loops on sendSync (no timeout) until the channel closes.
+    producer.send({ op: "send-until-closed", end: tx.share() });
+    await eventually("the producer to fill the channel", () => tx.len === 1);
+    holder.worker.terminate();
+    // This thread's asynchronous wait finds the dead holder's lock and returns
+    // its end; that wakes the blocked producer too.
+    await assert.rejects(tx.send(99, { timeout: 30_000 }), ChannelClosedError);
+    const report = await producer.next() as { sent: number; error: string };
+    assert.strictEqual(report.sent, 1, "one message went in before the channel filled");
+    assert.match(report.error, /ChannelClosedError/);
+    assert.strictEqual(tx.receiverCount, 0);
+  } finally {
+    tx.close();
+    producer.worker.terminate();
     holder.worker.terminate();
   }
 });

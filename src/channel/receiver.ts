@@ -49,6 +49,7 @@ export class SyncReceiver<T> implements AsyncIterable<T>, Iterable<T> {
    * @param descriptor What `share()` returned, received through `postMessage`.
    * @returns The receiver.
    * @throws {TypeError} When `descriptor` is not a receiver descriptor.
+   * @throws {Error} When this descriptor was already opened (in any thread).
    *
    * @example Open a shared receiver
    * ```ts
@@ -138,6 +139,7 @@ export class SyncReceiver<T> implements AsyncIterable<T>, Iterable<T> {
     return {
       kind: "receiver",
       buffer: this.#core.i32.buffer as SharedArrayBuffer,
+      claim: new SharedArrayBuffer(4),
     };
   }
 

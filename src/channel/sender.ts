@@ -82,6 +82,7 @@ export class SyncSender<T> {
    * @param descriptor What `share()` returned, received through `postMessage`.
    * @returns The sender.
    * @throws {TypeError} When `descriptor` is not a sender descriptor.
+   * @throws {Error} When this descriptor was already opened (in any thread).
    *
    * @example Open a shared sender
    * ```ts
@@ -159,7 +160,8 @@ export class SyncSender<T> {
    * Reserves a new sender end for another thread and returns it as plain data
    * for `postMessage`. The receiving thread opens it with `SyncSender.from()`.
    * The reserved end counts as open from now on: pass the descriptor to
-   * `from()` exactly once, or the channel never sees its senders all closed.
+   * `from()` once, or the channel never sees its senders all closed (a
+   * second `from()` of it throws).
    *
    * @returns The descriptor.
    * @throws {ChannelClosedError} When this end is closed.
@@ -176,6 +178,7 @@ export class SyncSender<T> {
     return {
       kind: "sender",
       buffer: this.#core.i32.buffer as SharedArrayBuffer,
+      claim: new SharedArrayBuffer(4),
     };
   }
 

@@ -54,11 +54,17 @@ export type TryRecvResult<T> =
 /**
  * A channel end as plain data, to hand to another thread with `postMessage`.
  * It stands for one end: pass it to `SyncSender.from()` or
- * `SyncReceiver.from()` exactly once. Made by `share()`.
+ * `SyncReceiver.from()` once (a second opening throws). Made by `share()`.
  */
 export interface ChannelEndDescriptor {
   /** Which end this is. */
   readonly kind: "sender" | "receiver";
   /** The channel's memory. */
   readonly buffer: SharedArrayBuffer;
+  /**
+   * Four bytes of shared memory that the first `from()` marks as opened
+   * (every copy of the descriptor shares them), so a second `from()` of the
+   * same descriptor, in any thread, fails instead of counting one end twice.
+   */
+  readonly claim: SharedArrayBuffer;
 }
