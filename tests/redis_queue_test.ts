@@ -8,6 +8,8 @@ import { redisTest, startRedisServer, uniqueKey } from "./_redis.ts";
 import { withDir } from "./_temp.ts";
 import { Gate } from "./_gate.ts";
 import { retryDelay } from "../src/run/_attempt.ts";
+import { ACK } from "../src/redis/_scripts.ts";
+import { startProxy } from "./_proxy.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const TASKS = new URL("./fixtures/cli_tasks.ts", import.meta.url).pathname;
@@ -561,6 +563,101 @@ redisTest(
       assert.strictEqual(records.length, 300, "a job was recorded twice (or lost)");
       assert.strictEqual(new Set(records.map((r) => r.id)).size, 300);
       assert.strictEqual(consumer.stats.succeeded, 300, "a job ran twice");
+      const counts = await queue.counts();
+      assert.deepStrictEqual([counts.queued, counts.processing, counts.consumers], [0, 0, 0]);
+    } finally {
+      client.close();
+    }
+  },
+);
+
+redisTest(
+  "RedisConsumer: an outcome recorded whose reply was lost is sent again and recorded once",
+  async (url) => {
+    const name = uniqueKey("lostack");
+    const client = await RedisClient.connect(url);
+    await using proxy = startProxy(url);
+    try {
+      // Loaded beforehand, so the consumer's first ACK is an EVALSHA that runs.
+      const sha = await client.send(["SCRIPT", "LOAD", ACK.source]) as string;
+      proxy.count(sha);
+      await using queue = await RedisQueue.connect({ url, queue: name });
+      const receipt = await queue.push(jobs([{ id: "once", task: "#sleep", args: [1] }]));
+      const acked = proxy.swallowAfter(sha);
+      await using through = await RedisQueue.connect({
+        url: proxy.url,
+        queue: name,
+        commandTimeout: 1000,
+      });
+      const warnings: string[] = [];
+      const consumer = through.consume({ workers: 1, onWarning: (w) => warnings.push(w) });
+      await acked; // the ACK went to the server; its reply will not come back
+      await until(
+        "the ACK to record the outcome",
+        async () => (await results(client, name)).length === 1,
+      );
+      proxy.cut(); // the connection drops with the reply lost
+      const [outcome] = await queue.wait(receipt);
+      await until("the consumer to let the entry go", () => consumer.stats.succeeded === 1);
+      consumer.stop();
+      await consumer.done;
+      assert.strictEqual(outcome.status, "succeeded");
+      assert(
+        proxy.count(sha) >= 2,
+        `the ACK was sent ${proxy.count(sha)} time(s); it should be sent again`,
+      );
+      assert(warnings.length > 0, "the lost connection is reported as a warning");
+      const records = await results(client, name);
+      assert.deepStrictEqual(records.map((r) => r.id), ["once"], "recorded once");
+      assert.deepStrictEqual(consumer.stats.unrecorded, []);
+      const counts = await queue.counts();
+      assert.deepStrictEqual([counts.queued, counts.processing], [0, 0]);
+    } finally {
+      client.close();
+    }
+  },
+);
+
+redisTest(
+  "RedisConsumer: a server that stops answering mid-run (a frozen network), then answers again: each job runs once",
+  async (url) => {
+    const name = uniqueKey("frozen");
+    const client = await RedisClient.connect(url);
+    await using proxy = startProxy(url);
+    try {
+      await using queue = await RedisQueue.connect({ url, queue: name });
+      const receipt = await queue.push(
+        jobs(Array.from({ length: 60 }, (_, i) => ({ id: `j${i}`, task: "#sleep", args: [2] }))),
+      );
+      await using through = await RedisQueue.connect({
+        url: proxy.url,
+        queue: name,
+        commandTimeout: 500,
+        connectTimeout: 500,
+      });
+      const warnings: string[] = [];
+      const consumer = through.consume({ workers: 2, onWarning: (w) => warnings.push(w) });
+      await until("20 jobs done", () => consumer.stats.succeeded >= 20);
+      proxy.freeze();
+      const before = proxy.accepted;
+      // Silence, no error: the consumer's commands time out and it reconnects,
+      // into the same silence, at least twice.
+      await until(
+        "two reconnects into the frozen network",
+        () => proxy.accepted >= before + 2,
+        60_000,
+      );
+      assert(warnings.length > 0, "the consumer says it lost the connection");
+      proxy.thaw();
+      const outcomes = await queue.wait(receipt);
+      await until("the consumer to let every entry go", () => consumer.stats.succeeded === 60);
+      consumer.stop();
+      await consumer.done;
+      assert(outcomes.every((r) => r.status === "succeeded"));
+      const records = await results(client, name);
+      assert.strictEqual(records.length, 60, "a job was recorded twice (or lost)");
+      assert.strictEqual(new Set(records.map((r) => r.id)).size, 60);
+      assert.strictEqual(consumer.stats.succeeded, 60, "a job ran twice");
       const counts = await queue.counts();
       assert.deepStrictEqual([counts.queued, counts.processing, counts.consumers], [0, 0, 0]);
     } finally {
