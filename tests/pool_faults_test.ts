@@ -26,7 +26,8 @@ async function until(check: () => boolean, ms = 10_000): Promise<void> {
 
 for (
   const [task, why] of [
-    ["crashLater", /stray error from a timer/],
+    ["crashLater", /: Uncaught Error: stray error from a timer$/],
+    ["rejectLater", /: Uncaught \(in promise\) Error: stray rejection$/],
     ["closeWorker", /exited/],
     ["exitWorker", /exited/],
   ] as const
@@ -47,6 +48,50 @@ for (
     await until(() => pool.stats.workers === 1);
   });
 }
+
+Deno.test("an uncaught error reaches the task or, between tasks, one line of stderr; the runtime prints nothing", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const script = `${dir}/crash.ts`;
+    await Deno.writeTextFile(
+      script,
+      `import { WorkerPool } from ${JSON.stringify(new URL("../mod.ts", import.meta.url).href)};
+await using pool = new WorkerPool({ workers: 1, module: ${JSON.stringify(FAULTS.href)} });
+for (const task of ["crashLater", "rejectLater"]) {
+  await pool.run(task).then(() => console.log("no crash"), (e) => console.log("task failed:", e.message));
+}
+const first = await pool.run("workerId");
+await pool.run("crashAfterReturn", 1);
+// The timer kills the worker between tasks; wait until another one serves.
+const deadline = Date.now() + 30_000;
+while ((await pool.run("workerId")) === first) {
+  if (Date.now() > deadline) throw new Error("the worker never died");
+  await new Promise((resolve) => setTimeout(resolve, 5));
+}
+console.log("replaced");
+`,
+    );
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", script],
+      env: { NO_COLOR: "1" },
+    }).output();
+    const stdout = new TextDecoder().decode(output.stdout);
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.strictEqual(output.code, 0, stderr);
+    const lines = stdout.trim().split("\n");
+    assert.match(
+      lines[0],
+      /^task failed: .*died while running crashLater .*: Uncaught Error: stray error from a timer$/,
+    );
+    assert.match(lines[1], /^task failed: .*: Uncaught \(in promise\) Error: stray rejection$/);
+    assert.strictEqual(lines[2], "replaced");
+    assert.deepStrictEqual(stderr.trim().split("\n"), [
+      'taskpool: worker 1 of pool "taskpool" died between tasks and is replaced: Uncaught Error: stray error after the task returned',
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
 
 Deno.test("a crash loses no other task and runs none twice, queued ones included", async () => {
   const dir = await Deno.makeTempDir();

@@ -168,7 +168,18 @@ export function statsFloatOffset(workers: number): number {
 export type ToWorker = StartMessage | AbortMessage | ParcelMessage;
 
 /** What a worker posts to the main thread. */
-export type FromWorker = FetchMessage | LargeResultMessage;
+export type FromWorker = FetchMessage | LargeResultMessage | CrashMessage;
+
+/**
+ * An uncaught error (or unhandled rejection) is ending the worker: it says
+ * why, then closes itself. The pool gives the reason to the task it held, so
+ * the runtime does not print it as well (the worker prevents that).
+ */
+export interface CrashMessage {
+  kind: "crash";
+  /** As the runtime would print it, say "Uncaught Error: boom". */
+  message: string;
+}
 
 /** Arguments too large for a slot, as they were encoded (see `TooLargeError`). */
 export interface ParcelMessage {

@@ -19,6 +19,7 @@ import { CLOSED, DISCONNECTED, EMPTY, FULL, PAUSED, ringFor } from "../channel/_
 import { waitAsync } from "../channel/_wait.ts";
 import { readEntry } from "./_table.ts";
 import {
+  type CrashMessage,
   FORM_LARGE,
   FORM_MASK,
   FORM_NONE,
@@ -67,6 +68,7 @@ type TaskFunction = (...args: any[]) => unknown;
 const scope = self as unknown as {
   onmessage: ((event: MessageEvent<ToWorker>) => void) | null;
   postMessage(message: unknown): void;
+  close(): void;
 };
 
 /** The Web Locks API (Deno implements it; its types do not declare it). */
@@ -79,6 +81,27 @@ const locks = (navigator as unknown as {
 // first task (every wait clears a timer). The first two results of a pool
 // idle since it started came after ~14 and ~11 ms; now ~5 and ~2 ms.
 clearTimeout(undefined);
+
+// An uncaught error or unhandled rejection ends the worker, as it would
+// anyway, but the pool reports it (to the task this worker held, see
+// `_workers.ts`) instead of the runtime printing it to stderr: a caller that
+// handles the task's failure gets a clean stderr. The message goes before
+// close(), so it reaches the main thread before the worker's lock comes free.
+function crash(event: Event, message: string): void {
+  event.preventDefault();
+  scope.postMessage({ kind: "crash", message } satisfies CrashMessage);
+  scope.close();
+}
+addEventListener("error", (event) => crash(event, (event as ErrorEvent).message));
+addEventListener("unhandledrejection", (event) => {
+  const reason = (event as PromiseRejectionEvent).reason;
+  crash(
+    event,
+    `Uncaught (in promise) ${
+      reason instanceof Error ? `${reason.name}: ${reason.message}` : describe(reason)
+    }`,
+  );
+});
 
 /** Parcels asked for and not yet here, by key. */
 const parcels = new Map<number, (parcel: ParcelMessage) => void>();

@@ -287,14 +287,13 @@ export class Workers {
       if (message?.kind === "fetch") worker.postMessage(this.#parcels.fetch(message.key));
       else if (message?.kind === "result") {
         this.#hooks.largeResult(message.ticket, decodeLarge(message.tag, message.data));
-      }
+      } else if (message?.kind === "crash") this.#onCrash(index, generation, message.message);
     };
+    // The worker reports its own uncaught errors ("crash"); this catches the
+    // rest, say its module failing to load.
     worker.onerror = (event) => {
       event.preventDefault(); // the pool handles it; the program goes on
-      if (slot.generation !== generation) return;
-      slot.lastError = event.message || "an uncaught error";
-      // Before it holds its lock (W_READY) no lock can tell us: treat it as dead now.
-      if (!slot.ready) this.#onDeath(index, generation);
+      this.#onCrash(index, generation, event.message || "an uncaught error");
     };
     worker.postMessage({ ...this.#start, index: record, lock } satisfies StartMessage);
     // Once the worker holds its lock (it says so in shared memory), watch it:
@@ -313,6 +312,15 @@ export class Workers {
       locks.request(lock, { signal: watch.signal }, () => this.#onDeath(index, generation))
         .catch(() => {/* withdrawn: the pool closed, or the worker was abandoned */});
     });
+  }
+
+  /** The worker of slot `index` is dying of an uncaught error: keep why. */
+  #onCrash(index: number, generation: number, why: string): void {
+    const slot = this.#slots[index];
+    if (slot.generation !== generation) return;
+    slot.lastError = why;
+    // Before it holds its lock (W_READY) no lock can tell us: treat it as dead now.
+    if (!slot.ready) this.#onDeath(index, generation);
   }
 
   /** The worker of slot `index` died on its own (its lock came free). */
@@ -339,6 +347,13 @@ export class Workers {
     const held = Atomics.load(this.#counters, at + W_TASK);
     if (held >= 0) this.#tasks.release(held); // a cancelled task it held will not come back
     if (held >= 0 && this.#lost(slot.record, held)) this.#crashed(index, held & ID_MASK);
+    else if (slot.lastError !== undefined) {
+      // No task to carry the reason (say, a timer a finished task left behind
+      // threw): say it here, since the worker kept the runtime from printing it.
+      console.error(
+        `taskpool: worker ${index + 1} of pool "${this.#name}" died between tasks and is replaced: ${slot.lastError}`,
+      );
+    }
     if (slot.stopping !== null) clearTimeout(slot.stopping.timer);
     slot.stopping = null;
     slot.worker = null;
