@@ -54,7 +54,7 @@ export interface WorkerPoolOptions {
    * cost of a busy core for that long; it never pays when workers outnumber
    * cores.
    *
-   * @default {50 when workers ≤ cores, else 0}
+   * @default {10 when workers ≤ cores, else 0}
    */
   spin?: number;
   /**
