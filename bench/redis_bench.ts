@@ -75,6 +75,22 @@ async function stop(children: Deno.ChildProcess[]): Promise<void> {
   await Promise.all(children.map((child) => child.status));
 }
 
+/** CPU time of every thread of process `pid`, ms, from schedstat (ns). */
+function cpuMsOf(pid: number): number {
+  let ns = 0;
+  for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/schedstat`).split(" ")[0]);
+    } catch {
+      // a thread that ended meanwhile
+    }
+  }
+  return ns / 1e6;
+}
+
+/** The consumers' CPU per job of the last throughput run, µs, by case. */
+const consumerCpu = new Map<string, number[]>();
+
 /** Seconds from the start of the push until every outcome has been read. */
 async function throughput(n: number, run: number, extra: string[] = []): Promise<number> {
   await using queue = await RedisQueue.connect({
@@ -83,10 +99,14 @@ async function throughput(n: number, run: number, extra: string[] = []): Promise
   });
   const children = await consumers(queue, n, extra);
   try {
+    const cpu = () => children.reduce((sum, child) => sum + cpuMsOf(child.pid), 0);
+    const cpuBefore = cpu();
     const started = performance.now();
     const receipt = await queue.push(file(JOBS, "j"));
     const results = await queue.wait(receipt);
     const seconds = (performance.now() - started) / 1000;
+    const key = `${n}${extra.join(" ")}`;
+    consumerCpu.set(key, [...(consumerCpu.get(key) ?? []), (cpu() - cpuBefore) * 1000 / JOBS]);
     if (results.some((r) => r.status !== "succeeded")) throw new Error("a job failed");
     return seconds;
   } finally {
@@ -150,13 +170,18 @@ try {
       `once, timed from the push until every outcome was read back; each consumer is a ` +
       `\`cli.ts consume --workers 1\` process. Medians of ${RUNS}.\n`,
   );
-  console.log("| | jobs/s |");
-  console.log("| --- | ---: |");
-  console.log(`| 1 consumer | ${Math.round(JOBS / median(one))} |`);
-  console.log(`| 2 consumers | ${Math.round(JOBS / median(two))} |`);
-  console.log(`| 1 consumer, \`--capacity 16\` | ${Math.round(JOBS / median(deep))} |`);
-  console.log(`| \`redis-benchmark\` LPUSH (requests/s) | ${Math.round(median(lpush))} |`);
-  console.log(`| \`redis-benchmark\` LPOP (requests/s) | ${Math.round(median(lpop))} |`);
+  const cpuPerJob = (key: string) => median(consumerCpu.get(key)!).toFixed(1);
+  console.log("| | jobs/s | consumers' CPU µs/job |");
+  console.log("| --- | ---: | ---: |");
+  console.log(`| 1 consumer | ${Math.round(JOBS / median(one))} | ${cpuPerJob("1")} |`);
+  console.log(`| 2 consumers | ${Math.round(JOBS / median(two))} | ${cpuPerJob("2")} |`);
+  console.log(
+    `| 1 consumer, \`--capacity 16\` | ${Math.round(JOBS / median(deep))} | ${
+      cpuPerJob("1--capacity 16")
+    } |`,
+  );
+  console.log(`| \`redis-benchmark\` LPUSH (requests/s) | ${Math.round(median(lpush))} | |`);
+  console.log(`| \`redis-benchmark\` LPOP (requests/s) | ${Math.round(median(lpop))} | |`);
   console.log(
     `\nPush to result, one job at a time (${samples.length} samples): p50 ${
       percentile(samples, 0.5).toFixed(2)
