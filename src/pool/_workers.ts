@@ -351,7 +351,9 @@ export class Workers {
       // No task to carry the reason (say, a timer a finished task left behind
       // threw): say it here, since the worker kept the runtime from printing it.
       console.error(
-        `taskpool: worker ${index + 1} of pool "${this.#name}" died between tasks and is replaced: ${slot.lastError}`,
+        `taskpool: worker ${
+          index + 1
+        } of pool "${this.#name}" died between tasks and is replaced: ${slot.lastError}`,
       );
     }
     if (slot.stopping !== null) clearTimeout(slot.stopping.timer);
