@@ -56,7 +56,7 @@ async function measure(spin: number): Promise<Figures> {
   await Promise.all(Array.from({ length: WARM_UP }, (_, i) => pool.run("noop", i)));
 
   let cpu = cpuMs();
-  let start = performance.now();
+  const start = performance.now();
   const all = new Array<Promise<unknown>>(BURST);
   for (let i = 0; i < BURST; i++) all[i] = pool.run("noop", i);
   await Promise.all(all);
