@@ -7,7 +7,7 @@
 //
 //   deno run -A bench/redis_bench.ts [--quick]
 import { parseArgs } from "node:util";
-import { RedisQueue } from "../src/redis/mod.ts";
+import { RedisClient, RedisQueue } from "../src/redis/mod.ts";
 import { validateJobFile } from "../src/jobs/mod.ts";
 import { startRedisServer } from "../tests/_redis.ts";
 
@@ -88,8 +88,27 @@ function cpuMsOf(pid: number): number {
   return ns / 1e6;
 }
 
-/** The consumers' CPU per job of the last throughput run, µs, by case. */
+/** The consumers' CPU per job of each throughput run, µs, by case. */
 const consumerCpu = new Map<string, number[]>();
+/** Redis commands per job (every command the server ran: pushes, takes, acks, reads), by case. */
+const commandsPerJob = new Map<string, number[]>();
+/** The server's CPU per job, µs, by case. */
+const redisCpu = new Map<string, number[]>();
+
+/** The server's total commands run and CPU seconds so far (INFO). */
+async function serverTotals(): Promise<{ calls: number; cpu: number }> {
+  await using client = await RedisClient.connect(server.url);
+  const stats = await client.send(["INFO", "commandstats"]) as string;
+  const cpuInfo = await client.send(["INFO", "cpu"]) as string;
+  let calls = 0;
+  for (const match of stats.matchAll(/^cmdstat_[^:]+:calls=(\d+)/gm)) calls += Number(match[1]);
+  const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, "m").exec(cpuInfo)![1]);
+  return { calls, cpu: field("used_cpu_sys") + field("used_cpu_user") };
+}
+
+function record(map: Map<string, number[]>, key: string, value: number): void {
+  map.set(key, [...(map.get(key) ?? []), value]);
+}
 
 /** Seconds from the start of the push until every outcome has been read. */
 async function throughput(n: number, run: number, extra: string[] = []): Promise<number> {
@@ -100,13 +119,19 @@ async function throughput(n: number, run: number, extra: string[] = []): Promise
   const children = await consumers(queue, n, extra);
   try {
     const cpu = () => children.reduce((sum, child) => sum + cpuMsOf(child.pid), 0);
+    const jobs = file(JOBS, "j");
+    const totals = await serverTotals();
     const cpuBefore = cpu();
     const started = performance.now();
-    const receipt = await queue.push(file(JOBS, "j"));
+    const receipt = await queue.push(jobs);
     const results = await queue.wait(receipt);
     const seconds = (performance.now() - started) / 1000;
     const key = `${n}${extra.join(" ")}`;
-    consumerCpu.set(key, [...(consumerCpu.get(key) ?? []), (cpu() - cpuBefore) * 1000 / JOBS]);
+    record(consumerCpu, key, (cpu() - cpuBefore) * 1000 / JOBS);
+    const after = await serverTotals();
+    // Less the HELLO/INFO calls of the first reading's connection, which the second counts.
+    record(commandsPerJob, key, (after.calls - totals.calls - 3) / JOBS);
+    record(redisCpu, key, (after.cpu - totals.cpu) * 1e6 / JOBS);
     if (results.some((r) => r.status !== "succeeded")) throw new Error("a job failed");
     return seconds;
   } finally {
@@ -170,18 +195,21 @@ try {
       `once, timed from the push until every outcome was read back; each consumer is a ` +
       `\`cli.ts consume --workers 1\` process. Medians of ${RUNS}.\n`,
   );
-  const cpuPerJob = (key: string) => median(consumerCpu.get(key)!).toFixed(1);
-  console.log("| | jobs/s | consumers' CPU µs/job |");
-  console.log("| --- | ---: | ---: |");
-  console.log(`| 1 consumer | ${Math.round(JOBS / median(one))} | ${cpuPerJob("1")} |`);
-  console.log(`| 2 consumers | ${Math.round(JOBS / median(two))} | ${cpuPerJob("2")} |`);
+  const per = (key: string) =>
+    `${median(consumerCpu.get(key)!).toFixed(1)} | ${
+      median(commandsPerJob.get(key)!).toFixed(1)
+    } | ${median(redisCpu.get(key)!).toFixed(1)}`;
+  console.log("| | jobs/s | consumers' CPU µs/job | Redis commands/job | Redis CPU µs/job |");
+  console.log("| --- | ---: | ---: | ---: | ---: |");
+  console.log(`| 1 consumer | ${Math.round(JOBS / median(one))} | ${per("1")} |`);
+  console.log(`| 2 consumers | ${Math.round(JOBS / median(two))} | ${per("2")} |`);
   console.log(
     `| 1 consumer, \`--capacity 16\` | ${Math.round(JOBS / median(deep))} | ${
-      cpuPerJob("1--capacity 16")
+      per("1--capacity 16")
     } |`,
   );
-  console.log(`| \`redis-benchmark\` LPUSH (requests/s) | ${Math.round(median(lpush))} | |`);
-  console.log(`| \`redis-benchmark\` LPOP (requests/s) | ${Math.round(median(lpop))} | |`);
+  console.log(`| \`redis-benchmark\` LPUSH (requests/s) | ${Math.round(median(lpush))} | | | |`);
+  console.log(`| \`redis-benchmark\` LPOP (requests/s) | ${Math.round(median(lpop))} | | | |`);
   console.log(
     `\nPush to result, one job at a time (${samples.length} samples): p50 ${
       percentile(samples, 0.5).toFixed(2)
