@@ -680,11 +680,66 @@ redisTest(
       const consumer = queue.consume({ workers: 1 });
       await assert.rejects(
         consumer.done,
-        /the ack script: WRONGTYPE the key ".*:results" holds a string, not a stream/,
+        /the queue's keys: WRONGTYPE the key ".*:results" holds a string, not a stream/,
       );
       // Every job is back in the queue, none recorded, none dropped.
       const counts = await queue.counts();
       assert.deepStrictEqual([counts.queued, counts.processing, counts.consumers], [5, 0, 0]);
+    } finally {
+      client.close();
+    }
+  },
+);
+
+redisTest(
+  "RedisConsumer: a key that turns to the wrong type mid-run stops it, naming the key; no job is lost",
+  async (url) => {
+    const name = uniqueKey("badlater");
+    await using queue = await RedisQueue.connect({ url, queue: name });
+    const client = await RedisClient.connect(url);
+    try {
+      const receipt = await queue.push(
+        jobs(Array.from({ length: 40 }, (_, i) => ({ id: `j${i}`, task: "#sleep", args: [1] }))),
+      );
+      const tenDone = Promise.withResolvers<void>();
+      let finished = 0;
+      const consumer = queue.consume({
+        workers: 1,
+        onFinish: () => {
+          if (++finished === 10) tenDone.resolve();
+        },
+      });
+      await tenDone.promise;
+      // In one step (an ACK must not record in between): the records so far
+      // move aside, kept, and the key turns into a string.
+      await client.send([
+        "EVAL",
+        "redis.call('RENAME', KEYS[1], KEYS[2]) redis.call('SET', KEYS[1], 'not a stream')",
+        2,
+        `${name}:results`,
+        `${name}:kept`,
+      ]);
+      await assert.rejects(
+        consumer.done,
+        /the queue's keys: WRONGTYPE the key ".*:results" holds a string, not a stream/,
+      );
+      // Each job is recorded, or back in the queue: an ACK that failed wrote
+      // nothing and left its entry to be given back.
+      const kept = await client.send(["XRANGE", `${name}:kept`, "-", "+"]) as [string, string[]][];
+      const recorded = new Set(kept.map(([, fields]) => fields[fields.indexOf("id") + 1]));
+      const queued = (await client.send(["LRANGE", name, 0, -1]) as string[])
+        .map((text) => JSON.parse(text).id as string);
+      await client.send(["DEL", `${name}:results`]); // counts() reads it
+      const counts = await queue.counts();
+      assert.strictEqual(counts.processing, 0, "nothing left in a processing list");
+      for (const job of receipt.ids) {
+        assert(recorded.has(job) || queued.includes(job), `${job} was lost`);
+      }
+      // The tenth had finished, not necessarily been recorded.
+      assert(
+        recorded.size >= 9 && queued.length > 0,
+        `${recorded.size} recorded, ${queued.length} queued`,
+      );
     } finally {
       client.close();
     }

@@ -48,6 +48,50 @@ local function expect(i, want)
 end
 `;
 
+/**
+ * Checks, in one round trip, that each key has its type or does not exist;
+ * the error `EXPECT` would give for the first that does not. The consumer
+ * runs it when it starts and when a script answers WRONGTYPE, in place of a
+ * TYPE check of every key in every ACK (see {@linkcode ACK}).
+ *
+ * @param client The connection to check on.
+ * @param expected `[key, type]` pairs, types as `TYPE` names them.
+ * @throws {RedisError} For the first key of another type, naming it.
+ *
+ * @example A queue's results must be a stream
+ * ```ts
+ * import { RedisClient } from "@taskpool/taskpool";
+ * import { checkKeyTypes } from "./_scripts.ts";
+ * import assert from "node:assert";
+ *
+ * const url = Deno.env.get("TASKPOOL_REDIS_URL"); // runs where a server is set
+ * if (url) {
+ *   await using redis = await RedisClient.connect(url);
+ *   const key = `doc:${crypto.randomUUID()}:results`;
+ *   await checkKeyTypes(redis, [[key, "stream"]]); // absent: fine
+ *   await redis.send(["SET", key, "x"]);
+ *   await assert.rejects(checkKeyTypes(redis, [[key, "stream"]]), /holds a string, not a stream/);
+ *   await redis.send(["DEL", key]);
+ * }
+ * ```
+ */
+export async function checkKeyTypes(
+  client: RedisClient,
+  expected: ReadonlyArray<readonly [string, string]>,
+): Promise<void> {
+  const kinds = await Promise.all(expected.map(([key]) => client.send(["TYPE", key])));
+  for (let i = 0; i < expected.length; i++) {
+    const [key, want] = expected[i];
+    const kind = String(kinds[i]);
+    if (kind !== want && kind !== "none") {
+      throw new RedisError(
+        "the queue's keys",
+        `WRONGTYPE the key "${key}" holds a ${kind}, not a ${want}: choose another queue name, or delete the key`,
+      );
+    }
+  }
+}
+
 /** A Lua script (its SHA-1 is computed once, for EVALSHA). */
 export interface Script {
   /** What error messages call it: "the <name> script". */
@@ -83,17 +127,16 @@ export interface Script {
  */
 export const ACK: Script = {
   name: "ack",
+  // No TYPE check of every key on every call (they were 7 of its 12 Redis
+  // calls): the consumer checks the queue's keys when it starts and when a
+  // script answers WRONGTYPE (`checkKeyTypes`). What keeps a key of the wrong
+  // type from losing the entry is the order: everything that reads or checks
+  // comes first, then the writes that a wrong type can fail (XADD, LPUSH),
+  // and the entry leaves the processing list only after them. A write that
+  // fails leaves the entry where it was: at worst the job runs again and is
+  // recorded twice, never lost. The rarer paths (a job others wait for, a
+  // run of a schedule) still check their keys before their first write.
   source: EXPECT + `
-expect(1, 'list') expect(2, 'list') expect(3, 'stream') expect(4, 'list')
-expect(5, 'hash') expect(6, 'hash')
-if ARGV[11] ~= '' then expect(7, 'hash') expect(8, 'hash') end
-if ARGV[2] ~= '' then
-  local deps = ARGV[7] .. 'dependents:' .. ARGV[2] .. '/' .. ARGV[3]
-  local kind = redis.call('TYPE', deps).ok
-  if kind ~= 'set' and kind ~= 'none' then
-    error({ err = 'WRONGTYPE the key "' .. deps .. '" holds a ' .. kind .. ', not a set' })
-  end
-end
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -102,13 +145,26 @@ local function next_entry()
   if ARGV[9] ~= '1' then return false end
   return redis.call('LMOVE', KEYS[2], KEYS[1], 'RIGHT', 'LEFT')
 end
-local removed = redis.call('LREM', KEYS[1], 1, ARGV[1])
-if removed == 0 then removed = -redis.call('LREM', KEYS[2], 1, ARGV[1]) end
--- Sent again after a lost reply: the first run did it all, or another consumer holds the job.
-if removed == 0 and ARGV[10] == '1' then return { 0, next_entry() } end
+-- Sent again after a lost reply: an entry found nowhere means the first run
+-- did it all (or another consumer holds the job): write nothing.
+if ARGV[10] == '1' and not redis.call('LPOS', KEYS[1], ARGV[1]) and
+    not redis.call('LPOS', KEYS[2], ARGV[1]) then
+  return { 0, next_entry() }
+end
+local key = ARGV[2] .. '/' .. ARGV[3]
+local deps = ARGV[7] .. 'dependents:' .. key
+-- Who waits for this job: read before any write (a wrong type fails here).
+local dependents = {}
+if ARGV[2] ~= '' then dependents = redis.call('SMEMBERS', deps) end
+if #dependents > 0 then
+  expect(2, 'list') expect(5, 'hash') expect(6, 'hash') expect(9, 'zset') expect(10, 'hash')
+end
+if ARGV[11] ~= '' then expect(7, 'hash') expect(8, 'hash') end
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*',
   'batch', ARGV[2], 'id', ARGV[3], 'status', ARGV[4], 'data', ARGV[5])
 if ARGV[6] ~= '' then redis.call('LPUSH', KEYS[4], ARGV[6]) end
+local removed = redis.call('LREM', KEYS[1], 1, ARGV[1])
+if removed == 0 then removed = -redis.call('LREM', KEYS[2], 1, ARGV[1]) end
 if ARGV[11] ~= '' then
   local sid = ARGV[11]
   redis.call('HSET', KEYS[8], sid, cjson.encode({ id = ARGV[3], status = ARGV[4] }))
@@ -116,11 +172,9 @@ if ARGV[11] ~= '' then
   local waiting = redis.call('LMOVE', ARGV[7] .. 'waiting:' .. sid, KEYS[2], 'LEFT', 'LEFT')
   if waiting then redis.call('HINCRBY', KEYS[7], sid, 1) end
 end
-if ARGV[2] == '' then return { removed, next_entry() } end
-local key = ARGV[2] .. '/' .. ARGV[3]
+if #dependents == 0 then return { removed, next_entry() } end
 if ARGV[4] == 'succeeded' then
-  local deps = ARGV[7] .. 'dependents:' .. key
-  for _, d in ipairs(redis.call('SMEMBERS', deps)) do
+  for _, d in ipairs(dependents) do
     if redis.call('HINCRBY', KEYS[6], d, -1) <= 0 then
       local entry = redis.call('HGET', KEYS[5], d)
       redis.call('HDEL', KEYS[5], d)
@@ -140,10 +194,11 @@ end
 local stack = { key }
 while #stack > 0 do
   local k = table.remove(stack)
-  local deps = ARGV[7] .. 'dependents:' .. k
+  local kdeps = ARGV[7] .. 'dependents:' .. k
   local why = 'skipped: "' .. string.sub(k, #ARGV[2] + 2) .. '" ' ..
     (k == key and 'failed' or 'was skipped')
-  for _, d in ipairs(redis.call('SMEMBERS', deps)) do
+  local members = k == key and dependents or redis.call('SMEMBERS', kdeps)
+  for _, d in ipairs(members) do
     if redis.call('HDEL', KEYS[5], d) == 1 then
       redis.call('HDEL', KEYS[6], d)
       local id = string.sub(d, #ARGV[2] + 2)
@@ -153,7 +208,7 @@ while #stack > 0 do
       stack[#stack + 1] = d
     end
   end
-  redis.call('DEL', deps)
+  redis.call('DEL', kdeps)
 end
 return { removed, next_entry() }`,
 };

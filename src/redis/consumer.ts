@@ -10,11 +10,11 @@
 import type { Job } from "../jobs/mod.ts";
 import { PoolCore } from "../pool/_core.ts";
 import { type AttemptOutcome, Attempts, retryDelay } from "../run/_attempt.ts";
-import { RedisConnectionError } from "../errors.ts";
+import { RedisConnectionError, RedisError } from "../errors.ts";
 import { checkMs, delay, MAX_TIMER_MS } from "../_util.ts";
 import { RedisClient, type RedisClientOptions, type RedisReply } from "./client.ts";
 import type { QueueKeys } from "./_keys.ts";
-import { ACK, PROMOTE, RECOVER, RELEASE, RETRY, runScript } from "./_scripts.ts";
+import { ACK, checkKeyTypes, PROMOTE, RECOVER, RELEASE, RETRY, runScript } from "./_scripts.ts";
 import { Ticker } from "./_ticker.ts";
 import { type Clock, systemClock } from "../run/clock.ts";
 import { parseEntry } from "./_entry.ts";
@@ -329,6 +329,7 @@ export class RedisConsumer {
       (token, outcome) => this.#attemptEnded(token, outcome),
     );
     try {
+      await this.#checkKeys();
       await this.#beat();
       this.#every(this.#ttl / 3, () => this.#beat());
       await this.#recover();
@@ -722,10 +723,33 @@ export class RedisConsumer {
         }
         if (error instanceof RedisConnectionError && !this.#cancelled) {
           this.#warn(`cannot ${what}: ${error.message}; giving up, the grace of the stop is over`);
-        } else if (!this.#cancelled) this.#fail(error);
+        } else if (!this.#cancelled) {
+          // The ACK checks no key's type (see `_scripts.ts`): name the one at fault.
+          if (error instanceof RedisError && error.message.includes("WRONGTYPE")) {
+            await this.#checkKeys().catch((named) => this.#fail(named));
+          }
+          this.#fail(error);
+        }
         throw error;
       }
     }
+  }
+
+  /** Fails with a clear error if a key of the queue has the wrong type (see `checkKeyTypes`). */
+  #checkKeys(): Promise<void> {
+    const k = this.#keys;
+    return checkKeyTypes(this.#client!, [
+      [k.queue, "list"],
+      [this.#processing, "list"],
+      [k.results, "stream"],
+      [k.dead, "list"],
+      [k.blocked, "hash"],
+      [k.pending, "hash"],
+      [k.delayed, "zset"],
+      [k.notBefore, "hash"],
+      [k.active, "hash"],
+      [k.lastRun, "hash"],
+    ]);
   }
 
   #warn(message: string): void {
