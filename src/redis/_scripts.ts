@@ -101,79 +101,72 @@ export interface Script {
 }
 
 /**
- * Finishes a job: records its outcome and removes its entry, then either
- * releases the jobs waiting for it (success) or marks them skipped,
- * transitively (failure), and, when asked, takes the next entry into the
- * processing list: one round trip per job instead of two.
+ * Finishes jobs, several in one call: for each, records its outcome and
+ * removes its entry, then either releases the jobs waiting for it (success)
+ * or marks them skipped, transitively (failure); then takes as many next
+ * entries into the processing list as asked. One round trip for all the
+ * outcomes a consumer has at one moment, and the takes that refill it.
  *
  * - KEYS: 1 the caller's processing list, 2 queue, 3 results, 4 dead,
  *   5 blocked, 6 pending, 7 active, 8 lastrun, 9 delayed, 10 notbefore.
- * - ARGV: 1 entry, 2 batch ("" for an entry pushed by hand), 3 job id,
- *   4 status, 5 data (the outcome as JSON), 6 dead record or "", 7 key
- *   prefix, 8 about how many records `results` keeps, 9 take ("1" to take
- *   the next entry), 10 again ("1" when sent again after a lost reply: then
- *   an entry found nowhere means the first run recorded it, and nothing is
- *   written twice), 11 the recurring job this entry is a run of, or "".
- * - A run of a recurring job (ARGV 11) counts one run fewer in `active`,
- *   records itself in `lastrun`, and lets the run waiting for it
- *   (`overlap: "queue"`) into the queue. A released dependent that has an
- *   `at` still in the future goes to `delayed` instead of the queue.
- * - Returns `{ removed, next }`: removed is 1 if the entry was in the
- *   processing list, -1 if it had been moved back to the queue (and was
+ * - ARGV: 1 key prefix, 2 about how many records `results` keeps, 3 how
+ *   many next entries to take (0 while stopping), 4 again ("1" when sent
+ *   again after a lost reply: then an entry found nowhere means the first
+ *   run recorded it, and nothing is written twice); then 7 per job: entry,
+ *   batch ("" for an entry pushed by hand), job id, status, data (the
+ *   outcome as JSON), dead record or "", and the recurring job this entry
+ *   is a run of, or "".
+ * - A run of a recurring job counts one run fewer in `active`, records
+ *   itself in `lastrun`, and lets the run waiting for it (`overlap:
+ *   "queue"`) into the queue. A released dependent that has an `at` still in
+ *   the future goes to `delayed` instead of the queue.
+ * - Returns `{ removed, next }`: removed has, per job, 1 if the entry was in
+ *   the processing list, -1 if it had been moved back to the queue (and was
  *   taken out again), 0 if neither (another consumer holds the copy, or the
- *   first run of a resent ACK did it all); next is the entry taken, or nil.
- * - Called by `RedisConsumer` (consumer.ts) once per job it finishes:
- *   succeeded, failed for good, or malformed.
+ *   first run of a resent call did it all); next lists the entries taken.
+ * - No TYPE check of every key for every job (they were 7 of a job's 12
+ *   Redis calls): the consumer checks the queue's keys when it starts and
+ *   when a script answers WRONGTYPE ({@linkcode checkKeyTypes}). What keeps
+ *   a key of the wrong type from losing an entry is the order, per job:
+ *   reads and checks first, then the writes that a wrong type can fail
+ *   (XADD, LPUSH), and the entry leaves the processing list only after
+ *   them. A write that fails ends the script: the jobs before it are done,
+ *   its own entry and the later ones stay where they were (at worst a job
+ *   runs again and is recorded twice, never lost). The rarer paths (a job
+ *   others wait for, a run of a schedule) check their keys before writing.
+ * - Called by `RedisConsumer` (consumer.ts) with the jobs it finished in one
+ *   turn: succeeded, failed for good, or malformed.
  */
 export const ACK: Script = {
   name: "ack",
-  // No TYPE check of every key on every call (they were 7 of its 12 Redis
-  // calls): the consumer checks the queue's keys when it starts and when a
-  // script answers WRONGTYPE (`checkKeyTypes`). What keeps a key of the wrong
-  // type from losing the entry is the order: everything that reads or checks
-  // comes first, then the writes that a wrong type can fail (XADD, LPUSH),
-  // and the entry leaves the processing list only after them. A write that
-  // fails leaves the entry where it was: at worst the job runs again and is
-  // recorded twice, never lost. The rarer paths (a job others wait for, a
-  // run of a schedule) still check their keys before their first write.
   source: EXPECT + `
+local prefix, keep = ARGV[1], ARGV[2]
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function next_entry()
-  if ARGV[9] ~= '1' then return false end
-  return redis.call('LMOVE', KEYS[2], KEYS[1], 'RIGHT', 'LEFT')
+local function skip_dependents(batch, key, dependents)
+  local stack = { key }
+  while #stack > 0 do
+    local k = table.remove(stack)
+    local kdeps = prefix .. 'dependents:' .. k
+    local why = 'skipped: "' .. string.sub(k, #batch + 2) .. '" ' ..
+      (k == key and 'failed' or 'was skipped')
+    local members = k == key and dependents or redis.call('SMEMBERS', kdeps)
+    for _, d in ipairs(members) do
+      if redis.call('HDEL', KEYS[5], d) == 1 then
+        redis.call('HDEL', KEYS[6], d)
+        local id = string.sub(d, #batch + 2)
+        redis.call('XADD', KEYS[3], 'MAXLEN', '~', keep, '*',
+          'batch', batch, 'id', id, 'status', 'skipped',
+          'data', cjson.encode({ id = id, batch = batch, status = 'skipped', attempts = 0, error = why }))
+        stack[#stack + 1] = d
+      end
+    end
+    redis.call('DEL', kdeps)
+  end
 end
--- Sent again after a lost reply: an entry found nowhere means the first run
--- did it all (or another consumer holds the job): write nothing.
-if ARGV[10] == '1' and not redis.call('LPOS', KEYS[1], ARGV[1]) and
-    not redis.call('LPOS', KEYS[2], ARGV[1]) then
-  return { 0, next_entry() }
-end
-local key = ARGV[2] .. '/' .. ARGV[3]
-local deps = ARGV[7] .. 'dependents:' .. key
--- Who waits for this job: read before any write (a wrong type fails here).
-local dependents = {}
-if ARGV[2] ~= '' then dependents = redis.call('SMEMBERS', deps) end
-if #dependents > 0 then
-  expect(2, 'list') expect(5, 'hash') expect(6, 'hash') expect(9, 'zset') expect(10, 'hash')
-end
-if ARGV[11] ~= '' then expect(7, 'hash') expect(8, 'hash') end
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*',
-  'batch', ARGV[2], 'id', ARGV[3], 'status', ARGV[4], 'data', ARGV[5])
-if ARGV[6] ~= '' then redis.call('LPUSH', KEYS[4], ARGV[6]) end
-local removed = redis.call('LREM', KEYS[1], 1, ARGV[1])
-if removed == 0 then removed = -redis.call('LREM', KEYS[2], 1, ARGV[1]) end
-if ARGV[11] ~= '' then
-  local sid = ARGV[11]
-  redis.call('HSET', KEYS[8], sid, cjson.encode({ id = ARGV[3], status = ARGV[4] }))
-  if redis.call('HINCRBY', KEYS[7], sid, -1) <= 0 then redis.call('HDEL', KEYS[7], sid) end
-  local waiting = redis.call('LMOVE', ARGV[7] .. 'waiting:' .. sid, KEYS[2], 'LEFT', 'LEFT')
-  if waiting then redis.call('HINCRBY', KEYS[7], sid, 1) end
-end
-if #dependents == 0 then return { removed, next_entry() } end
-if ARGV[4] == 'succeeded' then
+local function release_dependents(dependents)
   for _, d in ipairs(dependents) do
     if redis.call('HINCRBY', KEYS[6], d, -1) <= 0 then
       local entry = redis.call('HGET', KEYS[5], d)
@@ -188,29 +181,55 @@ if ARGV[4] == 'succeeded' then
       end
     end
   end
-  redis.call('DEL', deps)
-  return { removed, next_entry() }
 end
-local stack = { key }
-while #stack > 0 do
-  local k = table.remove(stack)
-  local kdeps = ARGV[7] .. 'dependents:' .. k
-  local why = 'skipped: "' .. string.sub(k, #ARGV[2] + 2) .. '" ' ..
-    (k == key and 'failed' or 'was skipped')
-  local members = k == key and dependents or redis.call('SMEMBERS', kdeps)
-  for _, d in ipairs(members) do
-    if redis.call('HDEL', KEYS[5], d) == 1 then
-      redis.call('HDEL', KEYS[6], d)
-      local id = string.sub(d, #ARGV[2] + 2)
-      redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*',
-        'batch', ARGV[2], 'id', id, 'status', 'skipped',
-        'data', cjson.encode({ id = id, batch = ARGV[2], status = 'skipped', attempts = 0, error = why }))
-      stack[#stack + 1] = d
+local function ack(entry, batch, id, status, data, dead, sid)
+  -- Sent again after a lost reply: found nowhere, the first run did it all.
+  if ARGV[4] == '1' and not redis.call('LPOS', KEYS[1], entry) and
+      not redis.call('LPOS', KEYS[2], entry) then
+    return 0
+  end
+  local key = batch .. '/' .. id
+  local deps = prefix .. 'dependents:' .. key
+  -- Who waits for this job: read before any write (a wrong type fails here).
+  local dependents = {}
+  if batch ~= '' then dependents = redis.call('SMEMBERS', deps) end
+  if #dependents > 0 then
+    expect(2, 'list') expect(5, 'hash') expect(6, 'hash') expect(9, 'zset') expect(10, 'hash')
+  end
+  if sid ~= '' then expect(7, 'hash') expect(8, 'hash') end
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', keep, '*',
+    'batch', batch, 'id', id, 'status', status, 'data', data)
+  if dead ~= '' then redis.call('LPUSH', KEYS[4], dead) end
+  local removed = redis.call('LREM', KEYS[1], 1, entry)
+  if removed == 0 then removed = -redis.call('LREM', KEYS[2], 1, entry) end
+  if sid ~= '' then
+    redis.call('HSET', KEYS[8], sid, cjson.encode({ id = id, status = status }))
+    if redis.call('HINCRBY', KEYS[7], sid, -1) <= 0 then redis.call('HDEL', KEYS[7], sid) end
+    local waiting = redis.call('LMOVE', prefix .. 'waiting:' .. sid, KEYS[2], 'LEFT', 'LEFT')
+    if waiting then redis.call('HINCRBY', KEYS[7], sid, 1) end
+  end
+  if #dependents > 0 then
+    if status == 'succeeded' then
+      release_dependents(dependents)
+      redis.call('DEL', deps)
+    else
+      skip_dependents(batch, key, dependents)
     end
   end
-  redis.call('DEL', kdeps)
+  return removed
 end
-return { removed, next_entry() }`,
+local removed = {}
+for i = 5, #ARGV, 7 do
+  removed[#removed + 1] = ack(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4],
+    ARGV[i + 5], ARGV[i + 6])
+end
+local taken = {}
+for _ = 1, tonumber(ARGV[3]) do
+  local entry = redis.call('LMOVE', KEYS[2], KEYS[1], 'RIGHT', 'LEFT')
+  if not entry then break end
+  taken[#taken + 1] = entry
+end
+return { removed, taken }`,
 };
 
 /**

@@ -12,7 +12,7 @@ import { PoolCore } from "../pool/_core.ts";
 import { type AttemptOutcome, Attempts, retryDelay } from "../run/_attempt.ts";
 import { RedisConnectionError, RedisError } from "../errors.ts";
 import { checkMs, delay, MAX_TIMER_MS } from "../_util.ts";
-import { RedisClient, type RedisClientOptions, type RedisReply } from "./client.ts";
+import { type RedisArg, RedisClient, type RedisClientOptions, type RedisReply } from "./client.ts";
 import type { QueueKeys } from "./_keys.ts";
 import { ACK, checkKeyTypes, PROMOTE, RECOVER, RELEASE, RETRY, runScript } from "./_scripts.ts";
 import { Ticker } from "./_ticker.ts";
@@ -112,6 +112,8 @@ export interface ConsumerStats {
 const BLOCK_SECONDS = 2;
 /** Entries taken with one round trip after a blocking take (when there is room). */
 const TAKE_BATCH = 256;
+/** Most outcomes one ACK call records (the rest go in the next call, at once). */
+const ACK_BATCH = 256;
 /** How often any consumer looks for due retries, ms (the one that scheduled a retry also wakes at its due time). */
 const PROMOTE_EVERY_MS = 1000;
 const DEFAULT_HEARTBEAT_MS = 10_000;
@@ -227,6 +229,9 @@ export class RedisConsumer {
   #reconcile = false;
   /** Acks in flight, each settled once its reply was handled (see `#reconcileHeld`). */
   readonly #acks = new Set<Promise<void>>();
+  /** Outcomes waiting for the ACK call at the end of this turn. */
+  readonly #outcomes: Array<{ raw: Entry; result: QueueResult; dead: string; schedule: string }> =
+    [];
   /** Seconds a BLMOVE blocks: below a third of the heartbeat (see `#takeLoop`). */
   readonly #block: number;
   /** The first Redis error that stopped the consumer. */
@@ -558,49 +563,60 @@ export class RedisConsumer {
   }
 
   /**
-   * Records an outcome and removes the entry (one script), taking the next
-   * entry in the same step while not stopping; then lets the entry go. Its
-   * place is kept until the reply, so the next entry has room.
+   * Queues an outcome for the next ACK call: the outcomes of one turn (the
+   * results the pool delivered together) go in one call, sent in a microtask
+   * at the end of the turn.
    */
   #ack(raw: Entry, result: QueueResult, dead: string, schedule = ""): void {
+    this.#outcomes.push({ raw, result, dead, schedule });
+    if (this.#outcomes.length === 1) queueMicrotask(() => this.#sendOutcomes());
+  }
+
+  /**
+   * Records the queued outcomes and removes their entries (one script call),
+   * taking as many next entries in the same step while not stopping; then
+   * lets the entries go. Their places are kept until the reply, so the next
+   * entries have room.
+   */
+  #sendOutcomes(): void {
+    const outcomes = this.#outcomes.splice(0, ACK_BATCH);
+    if (this.#outcomes.length > 0) queueMicrotask(() => this.#sendOutcomes());
     const k = this.#keys;
+    const keys = [
+      this.#processing,
+      k.queue,
+      k.results,
+      k.dead,
+      k.blocked,
+      k.pending,
+      k.active,
+      k.lastRun,
+      k.delayed,
+      k.notBefore,
+    ];
+    // Made once: a call sent again sends the same.
+    const fields = outcomes.map(({ result, dead, schedule }) => [
+      result.batch,
+      result.id,
+      result.status,
+      toJson(result),
+      dead,
+      schedule,
+    ]);
+    const what = outcomes.length === 1
+      ? `record the outcome of ${outcomes[0].result.id || "an entry"}`
+      : `record the outcomes of ${outcomes.length} jobs`;
     let again = "0";
-    const handled = this.#durable(`record the outcome of ${result.id || "an entry"}`, (timeout) => {
-      const take = this.#stopping ? "0" : "1";
-      const sent = runScript(
-        this.#client!,
-        ACK,
-        [
-          this.#processing,
-          k.queue,
-          k.results,
-          k.dead,
-          k.blocked,
-          k.pending,
-          k.active,
-          k.lastRun,
-          k.delayed,
-          k.notBefore,
-        ],
-        [
-          raw,
-          result.batch,
-          result.id,
-          result.status,
-          toJson(result),
-          dead,
-          k.prefix,
-          this.#maxResults,
-          take,
-          again,
-          schedule,
-        ],
-        { timeout },
-      );
+    const handled = this.#durable(what, (timeout) => {
+      const take = this.#stopping ? 0 : outcomes.length;
+      // Raw entries that are not UTF-8 go as the bytes they are.
+      const args: RedisArg[] = [k.prefix, this.#maxResults, take, again];
+      for (let i = 0; i < outcomes.length; i++) args.push(outcomes[i].raw, ...fields[i]);
+      const sent = runScript(this.#client!, ACK, keys, args, { timeout });
       again = "1";
       return sent.catch((error) => {
-        if (take === "1" && error instanceof RedisConnectionError) {
-          // A lost reply may have carried the next entry: the take loop looks
+        if (take > 0 && error instanceof RedisConnectionError) {
+          // A lost reply may have carried next entries: the take loop looks
           // in our list (woken now if it waits for room).
           this.#reconcile = true;
           this.#wake?.();
@@ -609,12 +625,14 @@ export class RedisConsumer {
       });
     })
       .then((reply) => {
-        const next = Array.isArray(reply) ? reply[1] : null;
-        this.#let(raw);
-        if (isEntry(next)) this.#take(next);
+        const taken = Array.isArray(reply) && Array.isArray(reply[1]) ? reply[1] : [];
+        for (const { raw } of outcomes) this.#let(raw);
+        for (const next of taken) if (isEntry(next)) this.#take(next);
       }, () => {
-        this.stats.unrecorded.push(result.id || "(malformed entry)");
-        this.#let(raw);
+        for (const { raw, result } of outcomes) {
+          this.stats.unrecorded.push(result.id || "(malformed entry)");
+          this.#let(raw);
+        }
       });
     this.#acks.add(handled);
     handled.finally(() => this.#acks.delete(handled));
