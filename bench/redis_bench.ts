@@ -175,6 +175,7 @@ try {
   const one: number[] = [];
   const two: number[] = [];
   const deep: number[] = [];
+  const eight: number[] = [];
   const lpush: number[] = [];
   const lpop: number[] = [];
   for (let run = 0; run < RUNS; run++) {
@@ -183,6 +184,7 @@ try {
     lpop.push(rates.LPOP);
     one.push(await throughput(1, run));
     two.push(await throughput(2, run));
+    eight.push(await throughput(1, run, ["--capacity", "7"]));
     deep.push(await throughput(1, run, ["--capacity", "16"]));
     console.error(`run ${run + 1}/${RUNS} done`);
   }
@@ -193,7 +195,8 @@ try {
     `Deno ${Deno.version.deno}, navigator.hardwareConcurrency = ${navigator.hardwareConcurrency}, ` +
       `a private redis-server on loopback (persistence off). ${JOBS} no-op task jobs pushed at ` +
       `once, timed from the push until every outcome was read back; each consumer is a ` +
-      `\`cli.ts consume --workers 1\` process. Medians of ${RUNS}.\n`,
+      `\`cli.ts consume --workers 1\` process, at its default depth unless the row says otherwise. ` +
+      `Medians of ${RUNS}.\n`,
   );
   const per = (key: string) =>
     `${median(consumerCpu.get(key)!).toFixed(1)} | ${
@@ -203,6 +206,11 @@ try {
   console.log("| --- | ---: | ---: | ---: | ---: |");
   console.log(`| 1 consumer | ${Math.round(JOBS / median(one))} | ${per("1")} |`);
   console.log(`| 2 consumers | ${Math.round(JOBS / median(two))} | ${per("2")} |`);
+  console.log(
+    `| 1 consumer, \`--capacity 7\` (8 held) | ${Math.round(JOBS / median(eight))} | ${
+      per("1--capacity 7")
+    } |`,
+  );
   console.log(
     `| 1 consumer, \`--capacity 16\` | ${Math.round(JOBS / median(deep))} | ${
       per("1--capacity 16")

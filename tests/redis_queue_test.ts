@@ -10,6 +10,7 @@ import { Gate } from "./_gate.ts";
 import { retryDelay } from "../src/run/_attempt.ts";
 import { ACK } from "../src/redis/_scripts.ts";
 import { startProxy } from "./_proxy.ts";
+import { Depth, MAX_AUTO_EXTRA } from "../src/redis/_depth.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const TASKS = new URL("./fixtures/cli_tasks.ts", import.meta.url).pathname;
@@ -144,6 +145,50 @@ redisTest("RedisQueue: a consumer holds at most workers + capacity jobs", async 
   assert.strictEqual(counts.queued + consumer.stats.succeeded, 40);
   assert.strictEqual(counts.processing, 0);
 });
+
+Deno.test("Depth: a set capacity is fixed; unset, the depth follows run time against round trip, within its bounds", () => {
+  const fixed = new Depth(2, 3);
+  assert.strictEqual(fixed.limit, 5);
+  assert.strictEqual(fixed.ran(0.001), false);
+  assert.strictEqual(fixed.roundTrip(50), false);
+  assert.strictEqual(fixed.limit, 5, "a user's capacity never moves");
+
+  const auto = new Depth(2, undefined);
+  assert.strictEqual(auto.limit, 6, "workers + 2 × workers until it has measured both");
+  assert.strictEqual(auto.poolCapacity, MAX_AUTO_EXTRA);
+  auto.ran(0.01);
+  assert.strictEqual(auto.limit, 6, "no round trip measured yet");
+  assert.strictEqual(auto.roundTrip(0.3), true, "short jobs: it grows");
+  assert.strictEqual(auto.limit, 2 + 60); // 2 workers × 0.3 ms / 0.01 ms
+  for (let i = 0; i < 200; i++) auto.ran(0.0001);
+  assert.strictEqual(auto.limit, 2 + MAX_AUTO_EXTRA, "never past its most");
+  for (let i = 0; i < 200; i++) auto.ran(100);
+  assert.strictEqual(auto.limit, 6, "long jobs: back to 2 × workers, never below");
+});
+
+redisTest(
+  "RedisConsumer: without a capacity, short jobs make it hold more than workers × 3",
+  async (url) => {
+    const name = uniqueKey("depth");
+    await using queue = await RedisQueue.connect({ url, queue: name });
+    const receipt = await queue.push(
+      jobs(Array.from({ length: 3000 }, (_, i) => ({ id: `j${i}`, task: "#noop", args: [i] }))),
+    );
+    let most = 0;
+    const consumer = queue.consume({
+      workers: 1,
+      onFinish: () => {
+        most = Math.max(most, consumer.held);
+      },
+    });
+    await queue.wait(receipt);
+    consumer.stop();
+    await consumer.done;
+    assert.strictEqual(consumer.stats.succeeded, 3000);
+    assert(most > 3, `held at most ${most}: the fixed default would hold 3`);
+    assert(most <= 1 + MAX_AUTO_EXTRA, `held ${most}`);
+  },
+);
 
 // -- Dependencies, retries, the dead list --
 

@@ -19,8 +19,9 @@ once, leaving them for another consumer to recover.
 Options:
 ${COMMON_USAGE}
   --workers <n>      workers; default: the CPU count
-  --capacity <n>     tasks queued in the pool beyond the running ones (default: workers * 2);
-                     the consumer holds at most workers + capacity jobs
+  --capacity <n>     tasks queued in the pool beyond the running ones; the consumer holds at
+                     most workers + capacity jobs (default: automatic, from workers * 2 for
+                     long jobs up to 64 for jobs much shorter than a Redis round trip)
   --base <dir>       where relative task modules and command directories resolve; default: .
   --heartbeat <time> a consumer silent this long is presumed dead ("10s", the default)
   --grace <time>     after the first signal, how long to keep trying to record the outcomes

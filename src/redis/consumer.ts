@@ -16,6 +16,7 @@ import { type RedisArg, RedisClient, type RedisClientOptions, type RedisReply } 
 import type { QueueKeys } from "./_keys.ts";
 import { ACK, checkKeyTypes, PROMOTE, RECOVER, RELEASE, RETRY, runScript } from "./_scripts.ts";
 import { Ticker } from "./_ticker.ts";
+import { Depth } from "./_depth.ts";
 import { type Clock, systemClock } from "../run/clock.ts";
 import { parseEntry } from "./_entry.ts";
 import { deadRecord, type QueueResult, toJson } from "./_records.ts";
@@ -32,8 +33,12 @@ export interface ConsumeOptions {
   /**
    * Tasks queued in the pool beyond the running ones. The consumer holds at
    * most `workers + capacity` jobs, and takes one only when it has room.
+   * Unset, the depth follows the jobs: about as many as the workers finish
+   * in one Redis round trip, from `workers * 2` (long jobs) up to 64 (jobs
+   * much shorter than a round trip), so short jobs go many per round trip
+   * while long ones are not hoarded.
    *
-   * @default {workers * 2}
+   * @default {automatic: workers * 2 to max(workers * 2, 64)}
    */
   capacity?: number;
   /**
@@ -207,7 +212,8 @@ export class RedisConsumer {
   readonly #maxResults: string;
   readonly #options: ConsumeOptions;
   readonly #workers: number;
-  readonly #limit: number;
+  /** How many jobs it may hold now (see `_depth.ts`). */
+  readonly #depth: Depth;
   readonly #ttl: number;
   readonly #base: string;
   /** Entries held, by `keyOf` (an entry may be held twice: a copy recovered back to us). */
@@ -258,7 +264,7 @@ export class RedisConsumer {
       `${Deno.hostname()}:${Deno.pid}:${crypto.randomUUID().slice(0, 8)}`;
     this.#processing = keys.processing(this.id);
     this.#workers = options.workers ?? (navigator.hardwareConcurrency || 1);
-    this.#limit = this.#workers + (options.capacity ?? this.#workers * 2);
+    this.#depth = new Depth(this.#workers, options.capacity);
     this.#ttl = options.heartbeat ?? DEFAULT_HEARTBEAT_MS;
     this.#base = options.base ?? Deno.cwd();
     if (!Number.isInteger(this.#ttl) || this.#ttl < 100 || this.#ttl > MAX_TIMER_MS) {
@@ -326,7 +332,7 @@ export class RedisConsumer {
     if (this.#stopping) this.#taker.close();
     this.#pool = new PoolCore({
       workers: this.#workers,
-      capacity: this.#limit - this.#workers,
+      capacity: this.#depth.poolCapacity,
       name: "taskpool consumer",
     });
     this.#attempts = new Attempts(
@@ -397,7 +403,7 @@ export class RedisConsumer {
     while (!this.#stopping) {
       // Here, and only here, no take is in flight (see `#reconcileHeld`).
       if (this.#reconcile) await this.#reconcileHeld();
-      if (this.#heldCount >= this.#limit) {
+      if (this.#heldCount >= this.#depth.limit) {
         await new Promise<void>((resolve) => this.#wake = resolve);
         this.#wake = null;
         continue;
@@ -424,7 +430,7 @@ export class RedisConsumer {
       if (!isEntry(reply)) continue;
       this.#take(reply);
       // One round trip for as many as there is room for.
-      const room = Math.min(this.#limit - this.#heldCount, TAKE_BATCH);
+      const room = Math.min(this.#depth.limit - this.#heldCount, TAKE_BATCH);
       if (room <= 0 || this.#stopping) continue;
       const more = await Promise.allSettled(
         Array.from(
@@ -505,6 +511,7 @@ export class RedisConsumer {
 
   /** An attempt ended: record it, then start a command that waited for a free one. */
   #attemptEnded(token: number, outcome: AttemptOutcome): void {
+    if (this.#depth.ran(outcome.duration)) this.#wake?.();
     const held = this.#running[token]!;
     this.#running[token] = undefined;
     this.#freeTokens.push(token);
@@ -612,7 +619,13 @@ export class RedisConsumer {
       // Raw entries that are not UTF-8 go as the bytes they are.
       const args: RedisArg[] = [k.prefix, this.#maxResults, take, again];
       for (let i = 0; i < outcomes.length; i++) args.push(outcomes[i].raw, ...fields[i]);
+      const asked = performance.now();
       const sent = runScript(this.#client!, ACK, keys, args, { timeout });
+      if (take > 0 && again === "0") {
+        sent.then(() => {
+          if (this.#depth.roundTrip(performance.now() - asked)) this.#wake?.();
+        }, () => {});
+      }
       again = "1";
       return sent.catch((error) => {
         if (take > 0 && error instanceof RedisConnectionError) {
