@@ -139,6 +139,26 @@ async function throughput(n: number, run: number, extra: string[] = []): Promise
   }
 }
 
+/** Jobs of the big push (no consumer): its time, and how far this process's RSS rose meanwhile. */
+const BIG_PUSH = flags.quick ? 20_000 : 100_000;
+
+async function bigPush(run: number): Promise<{ ms: number; peakMb: number }> {
+  await using queue = await RedisQueue.connect({ url: server.url, queue: `big-${run}` });
+  const jobs = file(BIG_PUSH, "p");
+  const before = Deno.memoryUsage().rss;
+  let peak = before;
+  const sampler = setInterval(() => peak = Math.max(peak, Deno.memoryUsage().rss), 1);
+  const started = performance.now();
+  await queue.push(jobs);
+  const ms = performance.now() - started;
+  clearInterval(sampler);
+  peak = Math.max(peak, Deno.memoryUsage().rss);
+  const client = await RedisClient.connect(server.url);
+  await client.send(["DEL", `big-${run}`]);
+  client.close();
+  return { ms, peakMb: (peak - before) / 2 ** 20 };
+}
+
 /** Push one job, wait for its outcome, again and again: ms each. */
 async function latency(): Promise<number[]> {
   await using queue = await RedisQueue.connect({ url: server.url, queue: "latency" });
@@ -176,6 +196,8 @@ try {
   const two: number[] = [];
   const deep: number[] = [];
   const eight: number[] = [];
+  const pushMs: number[] = [];
+  const pushMb: number[] = [];
   const lpush: number[] = [];
   const lpop: number[] = [];
   for (let run = 0; run < RUNS; run++) {
@@ -186,6 +208,9 @@ try {
     two.push(await throughput(2, run));
     eight.push(await throughput(1, run, ["--capacity", "7"]));
     deep.push(await throughput(1, run, ["--capacity", "16"]));
+    const big = await bigPush(run);
+    pushMs.push(big.ms);
+    pushMb.push(big.peakMb);
     console.error(`run ${run + 1}/${RUNS} done`);
   }
   const samples = await latency();
@@ -218,6 +243,11 @@ try {
   );
   console.log(`| \`redis-benchmark\` LPUSH (requests/s) | ${Math.round(median(lpush))} | | | |`);
   console.log(`| \`redis-benchmark\` LPOP (requests/s) | ${Math.round(median(lpop))} | | | |`);
+  console.log(
+    `\n| push of ${BIG_PUSH.toLocaleString("en-US")} jobs, no consumer | ms | RSS rise, MB |`,
+  );
+  console.log("| --- | ---: | ---: |");
+  console.log(`| push | ${median(pushMs).toFixed(0)} | ${median(pushMb).toFixed(1)} |`);
   console.log(
     `\nPush to result, one job at a time (${samples.length} samples): p50 ${
       percentile(samples, 0.5).toFixed(2)

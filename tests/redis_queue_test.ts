@@ -8,9 +8,10 @@ import { redisTest, startRedisServer, uniqueKey } from "./_redis.ts";
 import { withDir } from "./_temp.ts";
 import { Gate } from "./_gate.ts";
 import { retryDelay } from "../src/run/_attempt.ts";
-import { ACK } from "../src/redis/_scripts.ts";
+import { ACK, PUSH } from "../src/redis/_scripts.ts";
 import { startProxy } from "./_proxy.ts";
 import { Depth, MAX_AUTO_EXTRA } from "../src/redis/_depth.ts";
+import { PUSH_CHUNK } from "../src/redis/queue.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const TASKS = new URL("./fixtures/cli_tasks.ts", import.meta.url).pathname;
@@ -191,6 +192,89 @@ redisTest(
 );
 
 // -- Dependencies, retries, the dead list --
+
+redisTest(
+  "RedisQueue: a push larger than one chunk keeps every dependency, also across chunks",
+  async (url) => {
+    const name = uniqueKey("chunks");
+    await withDir(async (dir) => {
+      const log = `${dir}/log`;
+      const n = Math.round(PUSH_CHUNK * 1.2);
+      // The waiting jobs come first in the file, their dependencies last:
+      // a push in file order would queue b0… in one chunk and register a0…
+      // in another, after some b had already run.
+      const list = [
+        ...Array.from({ length: n }, (_, i) => ({
+          id: `b${i}`,
+          task: "#record",
+          args: [log, `b${i}`],
+          after: [`a${i}`],
+        })),
+        ...Array.from(
+          { length: n },
+          (_, i) => ({ id: `a${i}`, task: "#record", args: [log, `a${i}`] }),
+        ),
+      ];
+      await using queue = await RedisQueue.connect({ url, queue: name });
+      // Consuming while the push goes on: a job queued early may finish
+      // before the last chunk is in.
+      const consumer = queue.consume({ workers: 2 });
+      await until("the consumer to register", async () => (await queue.counts()).consumers === 1);
+      // Every command the server runs, in order: the PUSH calls of this push.
+      const monitor = new Deno.Command("redis-cli", {
+        args: ["-u", url, "monitor"],
+        stdout: "piped",
+        stderr: "null",
+      }).spawn();
+      const lines: string[] = [];
+      const reading = (async () => {
+        let text = "";
+        for await (const chunk of monitor.stdout.pipeThrough(new TextDecoderStream())) {
+          text += chunk;
+          const end = text.lastIndexOf("\n");
+          if (end >= 0) {
+            lines.push(...text.slice(0, end).split("\n"));
+            text = text.slice(end + 1);
+          }
+        }
+      })();
+      await until("MONITOR to start", () => lines.includes("OK"));
+      // Loaded beforehand, so each call shows once (no NOSCRIPT, then EVAL).
+      await using loader = await RedisClient.connect(url);
+      await loader.send(["SCRIPT", "LOAD", PUSH.source]);
+      const receipt = await queue.push(jobs(list));
+      const pushes = () =>
+        lines.filter((line) => line.includes(name) && line.includes('\\"jobs\\":'));
+      await until("the push's calls to show", () => pushes().length === 4);
+      monitor.kill();
+      await monitor.status;
+      await reading;
+      // 2 calls of waiting jobs (1,000 + the rest), then 2 of ready ones.
+      const kinds = pushes().map((line) =>
+        line.includes('\\"blocked\\":[]')
+          ? "ready"
+          : line.includes('\\"ready\\":[]')
+          ? "blocked"
+          : "mixed"
+      );
+      assert.deepStrictEqual(kinds, ["blocked", "blocked", "ready", "ready"]);
+      const outcomes = await queue.wait(receipt, { signal: AbortSignal.timeout(60_000) });
+      consumer.stop();
+      await consumer.done;
+      assert.strictEqual(outcomes.length, 2 * n);
+      assert(outcomes.every((r) => r.status === "succeeded"));
+      const order = new Map(
+        (await Deno.readTextFile(log)).trim().split("\n").map((id, at) => [id, at]),
+      );
+      assert.strictEqual(order.size, 2 * n, "each job ran once");
+      for (let i = 0; i < n; i++) {
+        assert(order.get(`a${i}`)! < order.get(`b${i}`)!, `b${i} ran before a${i}`);
+      }
+      const counts = await queue.counts();
+      assert.deepStrictEqual([counts.blocked, counts.queued, counts.processing], [0, 0, 0]);
+    });
+  },
+);
 
 redisTest(
   "RedisQueue: dependencies hold across consumers; a failure skips its dependents",

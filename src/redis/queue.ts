@@ -88,6 +88,23 @@ export interface QueueCounts {
 /** Milliseconds `wait()` blocks per XREAD. */
 const READ_BLOCK_MS = 1000;
 const DEFAULT_MAX_RESULTS = 1_000_000;
+/** Jobs per PUSH call: a push of any size goes in calls of this many. */
+export const PUSH_CHUNK = 1000;
+/** PUSH calls a push keeps in flight at once. */
+const PUSH_IN_FLIGHT = 4;
+
+/** One PUSH call's jobs, as the script reads them. */
+interface PushChunk {
+  jobs: number;
+  ready: string[];
+  later: [number, string][];
+  blocked: [string, string, string[], number][];
+  schedules: [string, string, number][];
+}
+
+function newChunk(): PushChunk {
+  return { jobs: 0, ready: [], later: [], blocked: [], schedules: [] };
+}
 
 /**
  * A job queue in a Redis list, shared by any number of producers and
@@ -189,55 +206,89 @@ export class RedisQueue {
   }
 
   /**
-   * Enqueues the jobs of a validated job file in one atomic step. Jobs
-   * without `after` go to the queue (higher `priority` first, then file
-   * order); the others wait in `<queue>:blocked` until their dependencies
-   * have succeeded. Task modules and command directories below `base` are
-   * stored relative to it.
+   * Enqueues the jobs of a validated job file. Jobs without `after` go to
+   * the queue (higher `priority` first, then file order); the others wait in
+   * `<queue>:blocked` until their dependencies have succeeded. Task modules
+   * and command directories below `base` are stored relative to it.
+   *
+   * The jobs go in chunks of {@linkcode PUSH_CHUNK}, a few calls in flight at
+   * once, so memory stays flat however large the file: first every job that
+   * waits for another (none of them can run yet), then the rest. So no job
+   * can finish before the jobs waiting for it are registered.
    *
    * @param file A validated job file.
    * @param options `base`: the directory paths are made relative to (default: the current one).
    * @returns The receipt for {@linkcode RedisQueue.prototype.wait}.
-   * @throws {RedisConnectionError} When the connection broke (the push may or may not have happened).
+   * @throws {RedisConnectionError} When the connection broke before any job was queued (the
+   *   push may or may not have happened); an `Error` saying how many jobs were queued, with
+   *   the first failure as its `cause`, when it broke after some were.
    */
   async push(file: JobFile, options: { base?: string } = {}): Promise<PushReceipt> {
     const base = options.base ?? Deno.cwd();
     const batch = crypto.randomUUID().slice(0, 13).replace("-", "");
     const now = Date.now();
-    const ready: string[] = [];
-    const later: [number, string][] = [];
-    const blocked: [string, string, string[], number][] = [];
-    const schedules: [string, string, number][] = [];
     const ordered = [...file.jobs].sort((a, b) => b.priority - a.priority || a.index - b.index);
-    for (const job of ordered) {
-      if (job.schedule !== undefined) {
-        const definition = definitionOf(job, base);
-        const first = job.schedule.next(new Date(now)).getTime();
-        schedules.push([job.id, JSON.stringify(definition), first]);
-        continue;
-      }
-      const entry = JSON.stringify(entryOf(job, base, batch));
-      const at = notBefore(job, now) ?? 0;
-      if (job.after.length > 0) {
-        // A dependency listed twice counts once: PUSH counts the set's members.
-        const after = [...new Set(job.after)].map((id) => `${batch}/${id}`);
-        blocked.push([`${batch}/${job.id}`, entry, after, at]);
-      } else if (at > now) later.push([at, `${batch}/${job.id}|${entry}`]);
-      else ready.push(entry);
-    }
     const last = await this.#client.send(["XREVRANGE", this.#keys.results, "+", "-", "COUNT", 1]);
     const from = Array.isArray(last) && Array.isArray(last[0]) ? String(last[0][0]) : "0-0";
     const k = this.#keys;
-    await runScript(
-      this.#client,
-      PUSH,
-      [k.queue, k.blocked, k.pending, k.delayed, k.notBefore, k.schedules, k.ticks],
-      [k.prefix, JSON.stringify({ ready, later, blocked, schedules })],
-    );
+    const schedules: string[] = [];
+    let chunk = newChunk();
+    let accepted = 0;
+    let failure: unknown;
+    const inFlight = new Set<Promise<unknown>>();
+    const send = async () => {
+      const jobs = chunk.jobs;
+      const body = JSON.stringify(chunk);
+      chunk = newChunk();
+      const sent = runScript(
+        this.#client,
+        PUSH,
+        [k.queue, k.blocked, k.pending, k.delayed, k.notBefore, k.schedules, k.ticks],
+        [k.prefix, body],
+      ).then(() => accepted += jobs, (error) => failure ??= error);
+      inFlight.add(sent);
+      sent.finally(() => inFlight.delete(sent));
+      if (inFlight.size >= PUSH_IN_FLIGHT) await Promise.race(inFlight);
+    };
+    // Phase 1: jobs that wait for others; phase 2: the rest.
+    for (const waiting of [true, false]) {
+      for (const job of ordered) {
+        if (failure !== undefined) break;
+        if ((job.schedule === undefined && job.after.length > 0) !== waiting) continue;
+        if (job.schedule !== undefined) {
+          const definition = definitionOf(job, base);
+          const first = job.schedule.next(new Date(now)).getTime();
+          chunk.schedules.push([job.id, JSON.stringify(definition), first]);
+          schedules.push(job.id);
+        } else {
+          const entry = JSON.stringify(entryOf(job, base, batch));
+          const at = notBefore(job, now) ?? 0;
+          if (waiting) {
+            // A dependency listed twice counts once: PUSH counts the set's members.
+            const after = [...new Set(job.after)].map((id) => `${batch}/${id}`);
+            chunk.blocked.push([`${batch}/${job.id}`, entry, after, at]);
+          } else if (at > now) chunk.later.push([at, `${batch}/${job.id}|${entry}`]);
+          else chunk.ready.push(entry);
+        }
+        if (++chunk.jobs === PUSH_CHUNK) await send();
+      }
+      if (chunk.jobs > 0 && failure === undefined) await send();
+      // Every waiting job is registered before any other job is queued.
+      await Promise.all(inFlight);
+    }
+    if (failure !== undefined) {
+      if (accepted === 0) throw failure;
+      throw new Error(
+        `the push stopped after ${accepted} of ${ordered.length} jobs were queued (batch ${batch}): ${
+          (failure as Error)?.message ?? failure
+        }`,
+        { cause: failure },
+      );
+    }
     return {
       batch,
       ids: file.jobs.filter((job) => job.schedule === undefined).map((job) => job.id),
-      schedules: schedules.map(([id]) => id),
+      schedules,
       from,
     };
   }
