@@ -279,6 +279,43 @@ Deno.test("validateJobFile() reports every problem of the time fields with its p
   ]);
 });
 
+Deno.test("validateJobFile() reads key and onDuplicate, and reports each misuse with its path", () => {
+  const ok = validateJobFile({
+    jobs: [
+      { id: "a", command: ["x"], key: "user:42" },
+      { id: "b", command: ["x"], key: "user:43", onDuplicate: "replace" },
+      { id: "c", command: ["x"], after: ["d"], key: "k" },
+      { id: "d", command: ["x"] },
+    ],
+  }, FILE);
+  assert(ok.ok);
+  assert.deepStrictEqual(
+    ok.file.jobs.map((j) => [j.key, j.onDuplicate]),
+    [["user:42", undefined], ["user:43", "replace"], ["k", undefined], [undefined, undefined]],
+  );
+  assert.deepStrictEqual(
+    problems({
+      jobs: [
+        { id: "a", command: ["x"], key: 7 },
+        { id: "b", command: ["x"], key: "" },
+        { id: "c", command: ["x"], key: "k", onDuplicate: "merge" },
+        { id: "d", command: ["x"], onDuplicate: "skip" },
+        { id: "e", command: ["x"], every: "1m", key: "k" },
+        { id: "f", command: ["x"], key: "f" },
+        { id: "g", command: ["x"], after: ["f"] },
+      ],
+    }),
+    [
+      "jobs[0].key: expected a non-empty string of at most 1024 characters, got 7",
+      'jobs[1].key: expected a non-empty string of at most 1024 characters, got ""',
+      'jobs[2].onDuplicate: expected "skip" or "replace", got "merge"',
+      'jobs[3].onDuplicate: only a job with a "key" has duplicates; add a key or remove this',
+      "jobs[4].key: a recurring job cannot have a key: each of its runs is a job of its own; remove the key",
+      'jobs[6].after[0]: "f" has a key (jobs[5]): a push may skip it as a duplicate, so no job can wait for it; remove its key or this dependency',
+    ],
+  );
+});
+
 Deno.test("parseDuration() reads ms, s, m, h and numbers; anything else is undefined", () => {
   assert.deepStrictEqual(
     ["500ms", "30s", "2m", "1h", " 1.5s ", 0, 42].map(parseDuration),

@@ -191,6 +191,163 @@ redisTest(
   },
 );
 
+// -- Unique jobs --
+
+redisTest(
+  "unique: a held key makes a later job a duplicate (also within a push); the key is free again at the outcome",
+  async (url) => {
+    const name = uniqueKey("unique");
+    await using queue = await RedisQueue.connect({ url, queue: name });
+    const client = await RedisClient.connect(url);
+    try {
+      const first = await queue.push(jobs([{ id: "a", task: "#noop", args: [1], key: "k" }]));
+      assert.deepStrictEqual(first.duplicates, []);
+      const second = await queue.push(jobs([
+        { id: "b", task: "#noop", args: [2], key: "k" },
+        { id: "c", task: "#noop", args: [3], key: "other" },
+        { id: "d", task: "#noop", args: [4], key: "other" },
+      ]));
+      assert.deepStrictEqual(second.duplicates, [
+        { id: "b", heldBy: { id: "a", batch: first.batch }, replaced: false },
+        { id: "d", heldBy: { id: "c", batch: second.batch }, replaced: false },
+      ]);
+      assert.deepStrictEqual(second.ids, ["c"], "wait() waits for what was enqueued");
+      assert.strictEqual((await queue.counts()).queued, 2);
+      const consumer = queue.consume({ workers: 1 });
+      const [a] = await queue.wait(first);
+      const [c] = await queue.wait(second);
+      assert.deepStrictEqual([a.result, c.result], [1, 3]);
+      await until(
+        "the keys to be freed",
+        async () => (await client.send(["HLEN", `${name}:unique`])) === 0,
+      );
+      const third = await queue.push(jobs([{ id: "e", task: "#noop", args: [5], key: "k" }]));
+      assert.deepStrictEqual(third.duplicates, [], "the key is free once its job has an outcome");
+      assert.deepStrictEqual((await queue.wait(third)).map((r) => r.result), [5]);
+      consumer.stop();
+      await consumer.done;
+    } finally {
+      client.close();
+    }
+  },
+);
+
+redisTest(
+  'unique: onDuplicate "replace" gives a waiting holder the latest entry; a running one is never replaced',
+  async (url) => {
+    const name = uniqueKey("replace");
+    await using gate = await Gate.create();
+    await using queue = await RedisQueue.connect({ url, queue: name });
+    const held = await queue.push(jobs([{ id: "a", task: "#noop", args: ["first"], key: "k" }]));
+    const later = await queue.push(
+      jobs([{ id: "b", task: "#noop", args: ["latest"], key: "k", onDuplicate: "replace" }]),
+    );
+    assert.deepStrictEqual(later.duplicates, [
+      { id: "b", heldBy: { id: "a", batch: held.batch }, replaced: true },
+    ]);
+    assert.strictEqual((await queue.counts()).queued, 1);
+    // A holder that runs: gated, so it is running when the next push comes.
+    const started = `${gate.path}.started`;
+    const running = await queue.push(
+      jobs([{ id: "r", task: "#gated", args: [gate.path, "mine", started], key: "busy" }]),
+    );
+    const consumer = queue.consume({ workers: 2 });
+    const [a] = await queue.wait(held);
+    assert.strictEqual(a.id, "a");
+    assert.strictEqual(
+      a.result,
+      "latest",
+      "the holder ran with the latest arguments, under its id",
+    );
+    await until("the gated job to start", async () => {
+      try {
+        await Deno.stat(started);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    const tooLate = await queue.push(
+      jobs([{ id: "s", task: "#noop", args: ["theirs"], key: "busy", onDuplicate: "replace" }]),
+    );
+    assert.deepStrictEqual(tooLate.duplicates, [
+      { id: "s", heldBy: { id: "r", batch: running.batch }, replaced: false },
+    ]);
+    await gate.open();
+    const [r] = await queue.wait(running);
+    assert.strictEqual(r.result, "mine");
+    consumer.stop();
+    await consumer.done;
+  },
+);
+
+redisTest("unique: push names the duplicates it did not enqueue", async (url) => {
+  const name = uniqueKey("cliunique");
+  await withDir(async (dir) => {
+    const path = `${dir}/jobs.json`;
+    await Deno.writeTextFile(
+      path,
+      JSON.stringify({ jobs: [{ id: "a", task: `${TASKS}#noop`, args: [1], key: "k" }] }),
+    );
+    const first = await cli(["push", "--redis", url, "--queue", name, path]);
+    assert.strictEqual(first.code, 0, first.stderr);
+    assert.doesNotMatch(first.stderr, /duplicate/);
+    const batch = /\(batch (\w+)\)/.exec(first.stderr)![1];
+    const second = await cli(["push", "--redis", url, "--queue", name, path]);
+    assert.strictEqual(second.code, 0, second.stderr);
+    assert.match(second.stderr, /pushed 0 job\(s\)/);
+    assert.match(
+      second.stderr,
+      new RegExp(`1 duplicate\\(s\\) not enqueued: a \\(key held by a of batch ${batch}\\)`),
+    );
+  });
+});
+
+redisTest("unique: pushers racing with one key enqueue one job", async (url) => {
+  const name = uniqueKey("race");
+  const queues = await Promise.all(
+    [0, 1, 2, 3].map(() => RedisQueue.connect({ url, queue: name })),
+  );
+  try {
+    const receipts = await Promise.all(
+      Array.from(
+        { length: 40 },
+        (_, i) =>
+          queues[i % 4].push(jobs([{ id: `j${i}`, task: "#noop", args: [i], key: "once" }])),
+      ),
+    );
+    const enqueued = receipts.flatMap((r) => r.ids);
+    assert.strictEqual(enqueued.length, 1, `enqueued ${enqueued}`);
+    assert.strictEqual(receipts.flatMap((r) => r.duplicates).length, 39);
+    assert.strictEqual((await queues[0].counts()).queued, 1);
+  } finally {
+    for (const queue of queues) await queue.close();
+  }
+});
+
+redisTest(
+  "unique: a keyed job skipped because its dependency failed frees its key",
+  async (url) => {
+    const name = uniqueKey("skipkey");
+    await using queue = await RedisQueue.connect({ url, queue: name });
+    const client = await RedisClient.connect(url);
+    try {
+      const receipt = await queue.push(jobs([
+        { id: "bad", task: "#fail", args: ["no"] },
+        { id: "d", task: "#noop", args: [1], after: ["bad"], key: "k" },
+      ]));
+      const consumer = queue.consume({ workers: 1 });
+      const outcomes = await queue.wait(receipt);
+      assert.deepStrictEqual(outcomes.map((r) => r.status), ["failed", "skipped"]);
+      assert.strictEqual(await client.send(["HLEN", `${name}:unique`]), 0, "the key is free");
+      consumer.stop();
+      await consumer.done;
+    } finally {
+      client.close();
+    }
+  },
+);
+
 // -- Dependencies, retries, the dead list --
 
 redisTest(

@@ -69,6 +69,19 @@ async function pushAndWait(values: Flags, file: JobFile, signal: AbortSignal): P
           receipt.schedules.join(", ")
         }${values.wait ? " (--wait does not wait for their runs)" : ""}`),
   );
+  if (receipt.duplicates.length > 0) {
+    const shown = receipt.duplicates.slice(0, 5).map((d) =>
+      `${d.id} (key held by ${d.heldBy.id} of batch ${d.heldBy.batch}${
+        d.replaced ? ", whose entry it replaced" : ""
+      })`
+    );
+    const more = receipt.duplicates.length - shown.length;
+    err(
+      `taskpool push: ${receipt.duplicates.length} duplicate(s) not enqueued: ${shown.join(", ")}${
+        more > 0 ? ` and ${more} more` : ""
+      }${values.wait ? "; --wait does not wait for them" : ""}`,
+    );
+  }
   if (!values.wait) return 0;
 
   const live = Deno.stderr.isTerminal() && !values.json;

@@ -44,6 +44,8 @@ export const JOB_FIELDS: string[] = [
   "timezone",
   "overlap",
   "catchUp",
+  "key",
+  "onDuplicate",
 ];
 
 /** For speed, a Set: each job's every key is looked up in it. */

@@ -94,6 +94,19 @@ export interface Job {
   overlap?: Overlap;
   /** For a recurring job: the ticks missed while nothing ran it. @default {"skip"} */
   catchUp?: CatchUp;
+  /**
+   * A unique key, for the Redis queue: while a job with this key waits or
+   * runs there, a push of another one with the key does not enqueue it. A
+   * local run ignores it.
+   */
+  key?: string;
+  /**
+   * What a push does with a job whose key is held: `"skip"` it, or
+   * `"replace"` the waiting holder's entry with this job's (the holder
+   * keeps its id; a holder that runs, is delayed or blocked is not
+   * replaced). Only with `key`. @default {"skip"}
+   */
+  onDuplicate?: "skip" | "replace";
 }
 
 /** A validated job file. */

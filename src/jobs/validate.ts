@@ -257,11 +257,43 @@ function readJob(
   // For speed, one test for all the time fields: most jobs have none, and
   // then the job keeps the shape it was made with.
   if (hasTimeFields(raw)) addTimeFields(job, readTimeFields(raw, index, cache.schedules, report));
+  if (raw.key !== undefined || raw.onDuplicate !== undefined) readKey(raw, index, job, report);
   // A recurring job's `after` is a problem, which readTimeFields reports.
   if (raw.after !== undefined && raw.cron === undefined && raw.every === undefined) {
     readAfter(raw.after, index, id, after, report);
   }
   return job;
+}
+
+/** The longest `key`, in characters. */
+const MAX_KEY_LENGTH = 1024;
+
+/** Reads job `index`'s `key` and `onDuplicate` into `job`, reporting what is wrong. */
+function readKey(raw: Record<string, unknown>, index: number, job: Job, report: Report): void {
+  const key = raw.key;
+  if (key !== undefined) {
+    if (typeof key !== "string" || key === "" || key.length > MAX_KEY_LENGTH) {
+      report(
+        `jobs[${index}].key`,
+        `expected a non-empty string of at most ${MAX_KEY_LENGTH} characters, got ${show(key)}`,
+      );
+    } else if (raw.cron !== undefined || raw.every !== undefined) {
+      report(
+        `jobs[${index}].key`,
+        "a recurring job cannot have a key: each of its runs is a job of its own; remove the key",
+      );
+    } else job.key = key;
+  }
+  const onDuplicate = raw.onDuplicate;
+  if (onDuplicate === undefined) return;
+  if (onDuplicate !== "skip" && onDuplicate !== "replace") {
+    report(`jobs[${index}].onDuplicate`, `expected "skip" or "replace", got ${show(onDuplicate)}`);
+  } else if (key === undefined) {
+    report(
+      `jobs[${index}].onDuplicate`,
+      'only a job with a "key" has duplicates; add a key or remove this',
+    );
+  } else job.onDuplicate = onDuplicate;
 }
 
 /** Adds to `job` the time fields it has (and only those: see the doc of `Job`). */
@@ -405,9 +437,18 @@ function unknownDependencies(
     for (let k = 0; k < job.after.length; k++) {
       const dep = job.after[k];
       const target = byId.get(dep);
-      if (target !== undefined && target.schedule === undefined) continue;
+      if (target !== undefined && target.schedule === undefined && target.key === undefined) {
+        continue;
+      }
       // Its place in the file: entries that were not ids are not in `job.after`.
       const at = (list as Record<string, unknown[]>[])[job.index].after.indexOf(dep);
+      if (target?.key !== undefined) {
+        report(
+          `jobs[${job.index}].after[${at}]`,
+          `"${dep}" has a key (jobs[${target.index}]): a push may skip it as a duplicate, so no job can wait for it; remove its key or this dependency`,
+        );
+        continue;
+      }
       if (target !== undefined) {
         report(
           `jobs[${job.index}].after[${at}]`,

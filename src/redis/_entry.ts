@@ -55,7 +55,8 @@ export function entryOf(job: Job, base: string, batch: string): Record<string, u
   if (job.retries !== 0) entry.retries = job.retries;
   entry.backoff = job.backoff;
   if (job.timeout !== undefined) entry.timeout = job.timeout;
-  entry.batch = batch;
+  if (job.key !== undefined) entry.key = job.key;
+  entry.batch = batch; // last: a replacement (PUSH) keeps its holder's
   return entry;
 }
 

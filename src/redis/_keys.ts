@@ -22,6 +22,7 @@
  * | `q:active`            | hash   | recurring job id → its runs queued or running        |
  * | `q:lastrun`           | hash   | recurring job id → its last run's id and outcome     |
  * | `q:waiting:<id>`      | list   | runs of job `id` waiting for the one before (queue)  |
+ * | `q:unique`            | hash   | a job's `key` → `batch/id` and entry of its holder   |
  *
  * A recurring job's runs are entries like any other, with the id
  * `<job id>@<tick>` and `"schedule": "<job id>"`, from which the ack of
@@ -59,6 +60,8 @@ export interface QueueKeys {
   active: string;
   /** The hash of each recurring job's last run and its outcome. */
   lastRun: string;
+  /** The hash of held unique keys: `key` → `<batch/id>\n<entry>` of the job that holds it. */
+  unique: string;
   /** The list of runs of recurring job `id` waiting for the run before (`overlap: "queue"`). */
   waiting(id: string): string;
   /** Prefix of `processing:<c>`, `heartbeat:<c>`, `dependents:<b/id>`, `waiting:<id>`. */
@@ -100,6 +103,7 @@ export function queueKeys(name: string): QueueKeys {
     ticks: `${prefix}ticks`,
     active: `${prefix}active`,
     lastRun: `${prefix}lastrun`,
+    unique: `${prefix}unique`,
     waiting: (id) => `${prefix}waiting:${id}`,
     prefix,
     processing: (consumer) => `${prefix}processing:${consumer}`,

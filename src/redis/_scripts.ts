@@ -108,14 +108,17 @@ export interface Script {
  * outcomes a consumer has at one moment, and the takes that refill it.
  *
  * - KEYS: 1 the caller's processing list, 2 queue, 3 results, 4 dead,
- *   5 blocked, 6 pending, 7 active, 8 lastrun, 9 delayed, 10 notbefore.
+ *   5 blocked, 6 pending, 7 active, 8 lastrun, 9 delayed, 10 notbefore,
+ *   11 unique.
  * - ARGV: 1 key prefix, 2 about how many records `results` keeps, 3 how
  *   many next entries to take (0 while stopping), 4 again ("1" when sent
  *   again after a lost reply: then an entry found nowhere means the first
- *   run recorded it, and nothing is written twice); then 7 per job: entry,
+ *   run recorded it, and nothing is written twice); then 8 per job: entry,
  *   batch ("" for an entry pushed by hand), job id, status, data (the
- *   outcome as JSON), dead record or "", and the recurring job this entry
- *   is a run of, or "".
+ *   outcome as JSON), dead record or "", the recurring job this entry is a
+ *   run of or "", and its unique key or "".
+ * - A job's unique key is freed if this job holds it (a skipped dependent's
+ *   too: it has an outcome as well).
  * - A run of a recurring job counts one run fewer in `active`, records
  *   itself in `lastrun`, and lets the run waiting for it (`overlap:
  *   "queue"`) into the queue. A released dependent that has an `at` still in
@@ -145,6 +148,11 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+-- Frees a unique key if job ref holds it.
+local function free(key, ref)
+  local holder = redis.call('HGET', KEYS[11], key)
+  if holder and string.sub(holder, 1, #ref + 1) == ref .. '\\n' then redis.call('HDEL', KEYS[11], key) end
+end
 local function skip_dependents(batch, key, dependents)
   local stack = { key }
   while #stack > 0 do
@@ -154,7 +162,11 @@ local function skip_dependents(batch, key, dependents)
       (k == key and 'failed' or 'was skipped')
     local members = k == key and dependents or redis.call('SMEMBERS', kdeps)
     for _, d in ipairs(members) do
-      if redis.call('HDEL', KEYS[5], d) == 1 then
+      local blocked = redis.call('HGET', KEYS[5], d)
+      if blocked then
+        redis.call('HDEL', KEYS[5], d)
+        local ukey = cjson.decode(blocked).key
+        if type(ukey) == 'string' then free(ukey, d) end
         redis.call('HDEL', KEYS[6], d)
         local id = string.sub(d, #batch + 2)
         redis.call('XADD', KEYS[3], 'MAXLEN', '~', keep, '*',
@@ -182,14 +194,14 @@ local function release_dependents(dependents)
     end
   end
 end
-local function ack(entry, batch, id, status, data, dead, sid)
+local function ack(entry, batch, id, status, data, dead, sid, key)
   -- Sent again after a lost reply: found nowhere, the first run did it all.
   if ARGV[4] == '1' and not redis.call('LPOS', KEYS[1], entry) and
       not redis.call('LPOS', KEYS[2], entry) then
     return 0
   end
-  local key = batch .. '/' .. id
-  local deps = prefix .. 'dependents:' .. key
+  local key_ref = batch .. '/' .. id
+  local deps = prefix .. 'dependents:' .. key_ref
   -- Who waits for this job: read before any write (a wrong type fails here).
   local dependents = {}
   if batch ~= '' then dependents = redis.call('SMEMBERS', deps) end
@@ -202,6 +214,7 @@ local function ack(entry, batch, id, status, data, dead, sid)
   if dead ~= '' then redis.call('LPUSH', KEYS[4], dead) end
   local removed = redis.call('LREM', KEYS[1], 1, entry)
   if removed == 0 then removed = -redis.call('LREM', KEYS[2], 1, entry) end
+  if key ~= '' then free(key, key_ref) end
   if sid ~= '' then
     redis.call('HSET', KEYS[8], sid, cjson.encode({ id = id, status = status }))
     if redis.call('HINCRBY', KEYS[7], sid, -1) <= 0 then redis.call('HDEL', KEYS[7], sid) end
@@ -213,15 +226,15 @@ local function ack(entry, batch, id, status, data, dead, sid)
       release_dependents(dependents)
       redis.call('DEL', deps)
     else
-      skip_dependents(batch, key, dependents)
+      skip_dependents(batch, key_ref, dependents)
     end
   end
   return removed
 end
 local removed = {}
-for i = 5, #ARGV, 7 do
+for i = 5, #ARGV, 8 do
   removed[#removed + 1] = ack(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4],
-    ARGV[i + 5], ARGV[i + 6])
+    ARGV[i + 5], ARGV[i + 6], ARGV[i + 7])
 end
 local taken = {}
 for _ = 1, tonumber(ARGV[3]) do
@@ -353,45 +366,111 @@ return moved`,
 };
 
 /**
- * Enqueues a pushed batch in one step: the jobs that wait for others go to
- * `blocked`/`pending`/`dependents` before any ready job is queued, so no
- * dependency can finish before its dependents are registered. Each job's
- * dependencies come without duplicates (the count must match the set).
+ * Enqueues a chunk of a pushed batch in one step: the jobs that wait for
+ * others go to `blocked`/`pending`/`dependents`, the ready ones to the
+ * queue in order, the ones with an `at` to `delayed`. (`push` sends every
+ * waiting job before any other, so no dependency can finish before its
+ * dependents are registered.) Each job's dependencies come without
+ * duplicates (the count must match the set).
  *
  * - KEYS: 1 queue, 2 blocked, 3 pending, 4 delayed, 5 notbefore,
- *   6 schedules, 7 ticks.
- * - ARGV: 1 key prefix, 2 the batch as JSON: `{ ready: [entry], later:
- *   [[at ms, member]], blocked: [[key, entry, [dependency keys], at ms or
- *   0]], schedules: [[id, definition, first tick ms]] }`, keys being
- *   `batch/id`. `later` are one-off jobs with an `at` still to come (the
- *   member is `<token>|<entry>`, as a retry's in `delayed`); a blocked job's
- *   `at` waits in `notbefore` for ACK; a recurring job's definition replaces
- *   any earlier one of its id, with its next tick.
- * - Returns how many entries were queued ready.
+ *   6 schedules, 7 ticks, 8 unique.
+ * - ARGV: 1 key prefix, 2 the chunk as JSON: `{ ready: [entry or keyed],
+ *   later: [[at ms, member, ref?, key?]], blocked: [[ref, entry,
+ *   [dependency refs], at ms or 0, key?]], schedules: [[id, definition,
+ *   first tick ms]] }`, refs being `batch/id`. A keyed ready job is `[entry,
+ *   ref, key, replace (0/1), head, tail]`: head and tail are the byte
+ *   lengths of the entry's `{"id":…` start and `,"batch":…}` end, so that a
+ *   replacement can keep the holder's id and batch around this entry's
+ *   middle. `later` are one-off jobs with an `at` still to come (the member
+ *   is `<ref>|<entry>`); a blocked job's `at` waits in `notbefore` for ACK;
+ *   a recurring job's definition replaces any earlier one of its id.
+ * - Unique keys: a job with a key that `unique` holds is not enqueued (a
+ *   duplicate); with replace, a holder still waiting in the queue gets this
+ *   job's entry with its own id and batch (LSET in place). Otherwise the job
+ *   takes the key (`<ref>\n<entry>`), which ACK frees at its outcome.
+ * - Returns `{ ready count, duplicates: [[id, holder ref, replaced 0/1]] }`.
  * - Called by `RedisQueue.prototype.push` (queue.ts).
  */
 export const PUSH: Script = {
   name: "push",
   source: EXPECT + `
 expect(1, 'list') expect(2, 'hash') expect(3, 'hash') expect(4, 'zset') expect(5, 'hash')
-expect(6, 'hash') expect(7, 'zset')
+expect(6, 'hash') expect(7, 'zset') expect(8, 'hash')
 local batch = cjson.decode(ARGV[2])
-for _, b in ipairs(batch.blocked) do
-  redis.call('HSET', KEYS[2], b[1], b[2])
-  redis.call('HSET', KEYS[3], b[1], #b[3])
-  if b[4] > 0 then redis.call('HSET', KEYS[5], b[1], b[4]) end
-  for _, dep in ipairs(b[3]) do redis.call('SADD', ARGV[1] .. 'dependents:' .. dep, b[1]) end
+local duplicates = {}
+-- Takes the key for ref, or reports the job a duplicate: false then.
+local function claim(key, ref, entry, id)
+  if not key then return true end
+  local holder = redis.call('HGET', KEYS[8], key)
+  if not holder then
+    redis.call('HSET', KEYS[8], key, ref .. '\\n' .. entry)
+    return true
+  end
+  local cut = string.find(holder, '\\n', 1, true)
+  duplicates[#duplicates + 1] = { id, string.sub(holder, 1, cut - 1), 0 }
+  return false
 end
-for _, l in ipairs(batch.later) do redis.call('ZADD', KEYS[4], l[1], l[2]) end
+-- A duplicate that replaces its holder's entry, if the holder still waits in the queue.
+local function replace(key, entry, id, head, tail)
+  local holder = redis.call('HGET', KEYS[8], key)
+  local cut = string.find(holder, '\\n', 1, true)
+  local ref, old = string.sub(holder, 1, cut - 1), string.sub(holder, cut + 1)
+  local at = redis.call('LPOS', KEYS[1], old)
+  if at then
+    local slash = string.find(ref, '/', 1, true)
+    local new = '{"id":' .. cjson.encode(string.sub(ref, slash + 1)) ..
+      string.sub(entry, head + 1, #entry - tail) ..
+      ',"batch":' .. cjson.encode(string.sub(ref, 1, slash - 1)) .. '}'
+    redis.call('LSET', KEYS[1], at, new)
+    redis.call('HSET', KEYS[8], key, ref .. '\\n' .. new)
+  end
+  duplicates[#duplicates + 1] = { id, ref, at and 1 or 0 }
+end
+local function idOf(ref) return string.sub(ref, string.find(ref, '/', 1, true) + 1) end
+for _, b in ipairs(batch.blocked) do
+  if claim(b[5], b[1], b[2], idOf(b[1])) then
+    redis.call('HSET', KEYS[2], b[1], b[2])
+    redis.call('HSET', KEYS[3], b[1], #b[3])
+    if b[4] > 0 then redis.call('HSET', KEYS[5], b[1], b[4]) end
+    for _, dep in ipairs(b[3]) do redis.call('SADD', ARGV[1] .. 'dependents:' .. dep, b[1]) end
+  end
+end
+for _, l in ipairs(batch.later) do
+  if claim(l[4], l[3], string.sub(l[2], #(l[3] or '') + 2), l[3] and idOf(l[3])) then
+    redis.call('ZADD', KEYS[4], l[1], l[2])
+  end
+end
 for _, d in ipairs(batch.schedules) do
   redis.call('HSET', KEYS[6], d[1], d[2])
   redis.call('ZADD', KEYS[7], d[3], d[1])
 end
-local ready = batch.ready
-for i = 1, #ready, 1000 do
-  redis.call('LPUSH', KEYS[1], unpack(ready, i, math.min(i + 999, #ready)))
+local ready, n = {}, 0
+local function flush()
+  if #ready > 0 then redis.call('LPUSH', KEYS[1], unpack(ready)) end
+  n = n + #ready
+  ready = {}
 end
-return #ready`,
+for _, r in ipairs(batch.ready) do
+  if type(r) == 'string' then
+    ready[#ready + 1] = r
+  else
+    local entry, ref, key, again, head, tail = r[1], r[2], r[3], r[4], r[5], r[6]
+    local holder = redis.call('HGET', KEYS[8], key)
+    if not holder then
+      redis.call('HSET', KEYS[8], key, ref .. '\\n' .. entry)
+      ready[#ready + 1] = entry
+    elseif again == 1 then
+      flush() -- the holder may be among the entries not pushed yet
+      replace(key, entry, idOf(ref), head, tail)
+    else
+      claim(key, ref, entry, idOf(ref))
+    end
+  end
+  if #ready >= 1000 then flush() end
+end
+flush()
+return { n, duplicates }`,
 };
 
 /**

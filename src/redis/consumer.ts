@@ -236,8 +236,9 @@ export class RedisConsumer {
   /** Acks in flight, each settled once its reply was handled (see `#reconcileHeld`). */
   readonly #acks = new Set<Promise<void>>();
   /** Outcomes waiting for the ACK call at the end of this turn. */
-  readonly #outcomes: Array<{ raw: Entry; result: QueueResult; dead: string; schedule: string }> =
-    [];
+  readonly #outcomes: Array<
+    { raw: Entry; result: QueueResult; dead: string; schedule: string; key: string }
+  > = [];
   /** Seconds a BLMOVE blocks: below a third of the heartbeat (see `#takeLoop`). */
   readonly #block: number;
   /** The first Redis error that stopped the consumer. */
@@ -571,6 +572,7 @@ export class RedisConsumer {
       result,
       ok ? "" : deadRecord(JSON.stringify(held.value), result.error ?? "", this.id, attempt),
       held.schedule,
+      held.job.key,
     );
   }
 
@@ -579,8 +581,8 @@ export class RedisConsumer {
    * results the pool delivered together) go in one call, sent in a microtask
    * at the end of the turn.
    */
-  #ack(raw: Entry, result: QueueResult, dead: string, schedule = ""): void {
-    this.#outcomes.push({ raw, result, dead, schedule });
+  #ack(raw: Entry, result: QueueResult, dead: string, schedule = "", key = ""): void {
+    this.#outcomes.push({ raw, result, dead, schedule, key });
     if (this.#outcomes.length === 1) queueMicrotask(() => this.#sendOutcomes());
   }
 
@@ -605,15 +607,17 @@ export class RedisConsumer {
       k.lastRun,
       k.delayed,
       k.notBefore,
+      k.unique,
     ];
     // Made once: a call sent again sends the same.
-    const fields = outcomes.map(({ result, dead, schedule }) => [
+    const fields = outcomes.map(({ result, dead, schedule, key }) => [
       result.batch,
       result.id,
       result.status,
       toJson(result),
       dead,
       schedule,
+      key,
     ]);
     const what = outcomes.length === 1
       ? `record the outcome of ${outcomes[0].result.id || "an entry"}`

@@ -21,6 +21,7 @@
  */
 
 export {
+  type PushDuplicate,
   type PushReceipt,
   type QueueCounts,
   RedisQueue,

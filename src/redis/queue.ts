@@ -41,12 +41,28 @@ export interface RedisQueueOptions extends RedisClientOptions {
 export interface PushReceipt {
   /** The id of this push; entries carry it as `batch`. */
   batch: string;
-  /** The one-off jobs' ids, in file order: what `wait()` waits for. */
+  /** The one-off jobs' ids enqueued, in file order: what `wait()` waits for (duplicates are not). */
   ids: string[];
+  /**
+   * Jobs with a `key` that a job in the queue held, so not enqueued: each
+   * with the id of the holder (in its own push) and whether the holder's
+   * entry was replaced by this job's (`onDuplicate: "replace"`).
+   */
+  duplicates: PushDuplicate[];
   /** The recurring jobs registered (or replaced) by the push: `wait()` does not wait for their runs. */
   schedules: string[];
   /** The last record of `<queue>:results` before the push: outcomes are read from here on. */
   from: string;
+}
+
+/** A job of a push that was not enqueued: its key was held (see {@linkcode PushReceipt.duplicates}). */
+export interface PushDuplicate {
+  /** This job's id. */
+  id: string;
+  /** The id of the job that holds the key, and its push's batch. */
+  heldBy: { id: string; batch: string };
+  /** The holder's entry was replaced by this job's (it keeps the holder's id). */
+  replaced: boolean;
 }
 
 /** A recurring job registered in a queue, from {@linkcode RedisQueue.prototype.schedules}. */
@@ -96,11 +112,16 @@ const PUSH_IN_FLIGHT = 4;
 /** One PUSH call's jobs, as the script reads them. */
 interface PushChunk {
   jobs: number;
-  ready: string[];
-  later: [number, string][];
-  blocked: [string, string, string[], number][];
+  /** An entry, or a keyed one: `[entry, ref, key, replace 0/1, head bytes, tail bytes]`. */
+  ready: (string | [string, string, string, number, number, number])[];
+  /** `[at, member]`, or with a key `[at, member, ref, key]`. */
+  later: ([number, string] | [number, string, string, string])[];
+  /** `[ref, entry, after refs, at]`, or with a key `[…, key]`. */
+  blocked: ([string, string, string[], number] | [string, string, string[], number, string])[];
   schedules: [string, string, number][];
 }
+
+const encoder = new TextEncoder();
 
 function newChunk(): PushChunk {
   return { jobs: 0, ready: [], later: [], blocked: [], schedules: [] };
@@ -232,6 +253,7 @@ export class RedisQueue {
     const from = Array.isArray(last) && Array.isArray(last[0]) ? String(last[0][0]) : "0-0";
     const k = this.#keys;
     const schedules: string[] = [];
+    const duplicates: PushDuplicate[] = [];
     let chunk = newChunk();
     let accepted = 0;
     let failure: unknown;
@@ -243,9 +265,20 @@ export class RedisQueue {
       const sent = runScript(
         this.#client,
         PUSH,
-        [k.queue, k.blocked, k.pending, k.delayed, k.notBefore, k.schedules, k.ticks],
+        [k.queue, k.blocked, k.pending, k.delayed, k.notBefore, k.schedules, k.ticks, k.unique],
         [k.prefix, body],
-      ).then(() => accepted += jobs, (error) => failure ??= error);
+      ).then((reply) => {
+        accepted += jobs;
+        const [, found] = reply as [number, [string, string, number][]];
+        for (const [id, holder, replaced] of found) {
+          const slash = holder.indexOf("/");
+          duplicates.push({
+            id,
+            heldBy: { id: holder.slice(slash + 1), batch: holder.slice(0, slash) },
+            replaced: replaced === 1,
+          });
+        }
+      }, (error) => failure ??= error);
       inFlight.add(sent);
       sent.finally(() => inFlight.delete(sent));
       if (inFlight.size >= PUSH_IN_FLIGHT) await Promise.race(inFlight);
@@ -263,12 +296,26 @@ export class RedisQueue {
         } else {
           const entry = JSON.stringify(entryOf(job, base, batch));
           const at = notBefore(job, now) ?? 0;
+          const ref = `${batch}/${job.id}`;
+          const key = job.key;
           if (waiting) {
             // A dependency listed twice counts once: PUSH counts the set's members.
             const after = [...new Set(job.after)].map((id) => `${batch}/${id}`);
-            chunk.blocked.push([`${batch}/${job.id}`, entry, after, at]);
-          } else if (at > now) chunk.later.push([at, `${batch}/${job.id}|${entry}`]);
-          else chunk.ready.push(entry);
+            chunk.blocked.push(
+              key === undefined ? [ref, entry, after, at] : [ref, entry, after, at, key],
+            );
+          } else if (at > now) {
+            const member = `${ref}|${entry}`;
+            chunk.later.push(key === undefined ? [at, member] : [at, member, ref, key]);
+          } else if (key === undefined) chunk.ready.push(entry);
+          else {
+            // The entry starts with its id and ends with its batch (entryOf):
+            // a replacement keeps the holder's and takes the middle.
+            const head = encoder.encode(`{"id":${JSON.stringify(job.id)}`).length;
+            const tail = encoder.encode(`,"batch":${JSON.stringify(batch)}}`).length;
+            const replace = job.onDuplicate === "replace" ? 1 : 0;
+            chunk.ready.push([entry, ref, key, replace, head, tail]);
+          }
         }
         if (++chunk.jobs === PUSH_CHUNK) await send();
       }
@@ -285,9 +332,12 @@ export class RedisQueue {
         { cause: failure },
       );
     }
+    const skipped = new Set(duplicates.map((d) => d.id));
     return {
       batch,
-      ids: file.jobs.filter((job) => job.schedule === undefined).map((job) => job.id),
+      ids: file.jobs.filter((job) => job.schedule === undefined && !skipped.has(job.id))
+        .map((job) => job.id),
+      duplicates,
       schedules,
       from,
     };
