@@ -246,6 +246,29 @@ return { removed, taken }`,
 };
 
 /**
+ * Takes up to N entries from the queue into the caller's processing list,
+ * each moved as BLMOVE/LMOVE would (RIGHT of the queue, LEFT of the list):
+ * one command for many, where pipelined LMOVEs cost one each.
+ *
+ * - KEYS: 1 queue, 2 the caller's processing list.
+ * - ARGV: 1 how many at most.
+ * - Returns the entries taken, oldest first (possibly none).
+ * - Called by `RedisConsumer` (consumer.ts) after a blocking take, to fill
+ *   the rest of its room in one round trip.
+ */
+export const TAKE: Script = {
+  name: "take",
+  source: `
+local taken = {}
+for _ = 1, tonumber(ARGV[1]) do
+  local entry = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')
+  if not entry then break end
+  taken[#taken + 1] = entry
+end
+return taken`,
+};
+
+/**
  * Schedules a job's next attempt: removes the entry (as ACK does) and adds
  * the next attempt's entry to `delayed`, due `delay` ms from the server's
  * clock. A member of `delayed` is `<token>|<entry>`: two identical entries

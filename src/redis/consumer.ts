@@ -14,7 +14,16 @@ import { RedisConnectionError, RedisError } from "../errors.ts";
 import { checkMs, delay, MAX_TIMER_MS } from "../_util.ts";
 import { type RedisArg, RedisClient, type RedisClientOptions, type RedisReply } from "./client.ts";
 import type { QueueKeys } from "./_keys.ts";
-import { ACK, checkKeyTypes, PROMOTE, RECOVER, RELEASE, RETRY, runScript } from "./_scripts.ts";
+import {
+  ACK,
+  checkKeyTypes,
+  PROMOTE,
+  RECOVER,
+  RELEASE,
+  RETRY,
+  runScript,
+  TAKE,
+} from "./_scripts.ts";
 import { Ticker } from "./_ticker.ts";
 import { Depth } from "./_depth.ts";
 import { type Clock, systemClock } from "../run/clock.ts";
@@ -438,16 +447,16 @@ export class RedisConsumer {
       // One round trip for as many as there is room for.
       const room = Math.min(this.#depth.limit - this.#heldCount, TAKE_BATCH);
       if (room <= 0 || this.#stopping) continue;
-      const more = await Promise.allSettled(
-        Array.from(
-          { length: room },
-          () => this.#taker!.send(["LMOVE", k.queue, this.#processing, "RIGHT", "LEFT"]),
-        ),
-      );
-      for (const outcome of more) {
-        if (outcome.status === "rejected") this.#reconcile = true;
-        else if (isEntry(outcome.value)) this.#take(outcome.value);
+      let more: RedisReply;
+      try {
+        more = await runScript(this.#taker!, TAKE, [k.queue, this.#processing], [room]);
+      } catch (error) {
+        if (this.#stopping) break;
+        if (!(error instanceof RedisConnectionError)) throw error;
+        this.#reconcile = true; // its reply may have carried entries
+        continue;
       }
+      for (const entry of Array.isArray(more) ? more : []) if (isEntry(entry)) this.#take(entry);
     }
   }
 
