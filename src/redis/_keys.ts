@@ -110,3 +110,36 @@ export function queueKeys(name: string): QueueKeys {
     heartbeat: (consumer) => `${prefix}heartbeat:${consumer}`,
   };
 }
+
+/**
+ * The keys a consumer writes, each with the type it must have (or not
+ * exist), for `checkKeyTypes` when the consumer starts and after WRONGTYPE.
+ *
+ * @param keys The queue's keys.
+ * @param consumer The consumer's id (its processing list is checked too).
+ * @returns `[key, type]` pairs, types as `TYPE` names them.
+ *
+ * @example The results must be a stream
+ * ```ts
+ * import { consumerKeyTypes, queueKeys } from "./_keys.ts";
+ * import assert from "node:assert";
+ *
+ * const pairs = consumerKeyTypes(queueKeys("jobs"), "c1");
+ * assert.deepStrictEqual(pairs.find(([key]) => key === "jobs:results"), ["jobs:results", "stream"]);
+ * ```
+ */
+export function consumerKeyTypes(keys: QueueKeys, consumer: string): Array<[string, string]> {
+  return [
+    [keys.queue, "list"],
+    [keys.processing(consumer), "list"],
+    [keys.results, "stream"],
+    [keys.dead, "list"],
+    [keys.blocked, "hash"],
+    [keys.pending, "hash"],
+    [keys.delayed, "zset"],
+    [keys.notBefore, "hash"],
+    [keys.active, "hash"],
+    [keys.lastRun, "hash"],
+    [keys.unique, "hash"],
+  ];
+}

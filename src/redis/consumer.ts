@@ -13,7 +13,7 @@ import { type AttemptOutcome, Attempts, retryDelay } from "../run/_attempt.ts";
 import { RedisConnectionError, RedisError } from "../errors.ts";
 import { checkMs, delay, MAX_TIMER_MS } from "../_util.ts";
 import { type RedisArg, RedisClient, type RedisClientOptions, type RedisReply } from "./client.ts";
-import type { QueueKeys } from "./_keys.ts";
+import { consumerKeyTypes, type QueueKeys } from "./_keys.ts";
 import {
   ACK,
   checkKeyTypes,
@@ -786,19 +786,7 @@ export class RedisConsumer {
 
   /** Fails with a clear error if a key of the queue has the wrong type (see `checkKeyTypes`). */
   #checkKeys(): Promise<void> {
-    const k = this.#keys;
-    return checkKeyTypes(this.#client!, [
-      [k.queue, "list"],
-      [this.#processing, "list"],
-      [k.results, "stream"],
-      [k.dead, "list"],
-      [k.blocked, "hash"],
-      [k.pending, "hash"],
-      [k.delayed, "zset"],
-      [k.notBefore, "hash"],
-      [k.active, "hash"],
-      [k.lastRun, "hash"],
-    ]);
+    return checkKeyTypes(this.#client!, consumerKeyTypes(this.#keys, this.id));
   }
 
   #warn(message: string): void {
