@@ -4,6 +4,7 @@ import { Gate } from "./_gate.ts";
 
 const TASKS = new URL("./fixtures/tasks.ts", import.meta.url);
 const OTHER = new URL("./fixtures/other_tasks.ts", import.meta.url);
+const PROGRESS = new URL("./fixtures/progress_tasks.ts", import.meta.url);
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -730,4 +731,81 @@ Deno.test("200,000 tasks from 4 concurrent producers through a capacity-8 pool a
   }));
   assert(seen.every((count) => count === 1), "every task settled exactly once");
   assert.strictEqual(pool.stats.completed, producers * perProducer);
+});
+
+// -- Progress --
+
+Deno.test("taskProgress(): run()'s onProgress sees every value in order, JSON included, and nothing after the task settled", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await using pool = new WorkerPool({ workers: 1, module: PROGRESS });
+    const seen: unknown[] = [];
+    let settled = false;
+    const steps = 4;
+    const result = pool.run({
+      name: "stepProgress",
+      args: [dir, steps],
+      onProgress: (value) => {
+        assert(!settled, "progress after the task settled");
+        seen.push(value);
+        // The task waits for this before it reports the next value.
+        Deno.writeTextFileSync(`${dir}/${seen.length}`, "");
+      },
+    });
+    assert.strictEqual(await result, "done");
+    settled = true;
+    assert.deepStrictEqual(seen, [0.25, 0.5, 0.75, { done: 4, total: 4 }]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("taskProgress(): a million reports in a synchronous loop are coalesced; map() passes the input's index", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await using pool = new WorkerPool({ workers: 2, module: PROGRESS });
+    const seen: Array<[number, number]> = [];
+    const inputs = [0, 1];
+    const results: unknown[] = [];
+    for await (
+      const value of pool.map(
+        { name: "floodProgress" },
+        inputs.map((i) => [1_000_000, `${dir}/${i}`]),
+        {
+          onProgress: (progress, index) => {
+            const previous = seen.findLast(([i]) => i === index);
+            assert(
+              previous === undefined || previous[1] <= (progress as number),
+              "an older value after a newer",
+            );
+            seen.push([index, progress as number]);
+            if (progress === 1) Deno.writeTextFileSync(`${dir}/${index}`, "");
+          },
+        },
+      )
+    ) results.push(value);
+    assert.deepStrictEqual(results, [1_000_000, 1_000_000]);
+    for (const index of inputs) {
+      const mine = seen.filter(([i]) => i === index);
+      assert.strictEqual(mine.at(-1)![1], 1, "the last value is seen");
+      assert(mine.length < 1000, `${mine.length} messages for a million calls: not coalesced`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("taskProgress(): a value out of range or not JSON throws in the task; a non-function onProgress is refused", async () => {
+  await using pool = new WorkerPool({ workers: 1, module: PROGRESS });
+  assert.deepStrictEqual(await pool.run({ name: "badProgress", onProgress: () => {} }), [
+    "RangeError",
+    "RangeError",
+    "RangeError",
+    "TypeError",
+    "RangeError",
+  ]);
+  await assert.rejects(
+    pool.run({ name: "echo", args: [1], onProgress: 5 as never }),
+    /'onProgress' must be a function/,
+  );
 });

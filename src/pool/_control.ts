@@ -1,8 +1,9 @@
 /**
- * The cancellation state of one task that has a timeout or a signal: its
- * timer and its abort listener, made when the task is submitted and released
- * exactly once, when it settles (or is refused). A task with neither has no
- * control at all, so the common case costs nothing.
+ * The cancellation state of one task that has a timeout or a signal (and
+ * where its progress goes, when the caller listens): its timer and its abort
+ * listener, made when the task is submitted and released exactly once, when
+ * it settles (or is refused). A task with none of these has no control at
+ * all, so the common case costs nothing.
  *
  * @module
  */
@@ -15,6 +16,7 @@ import type { Control } from "./_parts.ts";
 export interface Cancellation {
   signal?: AbortSignal;
   timeout?: number;
+  onProgress?: (value: unknown) => void;
 }
 
 /**
@@ -32,7 +34,13 @@ export function controlFor(
     ? defaultTimeout
     : checkMs(options.timeout, "run the task", "timeout");
   const signal = options?.signal;
-  if (timeout === undefined && signal === undefined) return undefined;
+  const progress = options?.onProgress;
+  if (timeout === undefined && signal === undefined && progress === undefined) return undefined;
+  if (progress !== undefined && typeof progress !== "function") {
+    throw new TypeError(
+      `Cannot run the task as 'onProgress' must be a function: current value is ${typeof progress}`,
+    );
+  }
   signal?.throwIfAborted();
   const control: Control = {
     id: -1,
@@ -40,6 +48,7 @@ export function controlFor(
     timer: undefined,
     signal,
     onAbort: undefined,
+    progress,
   };
   if (timeout !== undefined) {
     control.timer = setTimeout(

@@ -379,6 +379,22 @@ export class PoolCore implements PoolHooks {
   }
 
   /**
+   * A task's progress arrived: to its listener, if the task is still the
+   * one on its ticket and not settled (a late message is dropped). An error
+   * the listener throws is reported as an uncaught one, and the pool goes on.
+   */
+  progress(ticket: number, value: unknown): void {
+    if (!this.tasks.isCurrent(ticket)) return;
+    const listener = this.tasks.controlOf(ticket & ID_MASK)?.progress;
+    if (listener === undefined) return;
+    try {
+      listener(value);
+    } catch (error) {
+      reportError(error);
+    }
+  }
+
+  /**
    * Cancels a task wherever it is: waiting for room (it is withdrawn), in
    * the queue (marked to be skipped: a worker that claims it from now on
    * skips it, see `_protocol.ts`), or running (its worker is asked to stop,

@@ -22,6 +22,8 @@ export interface PoolHooks {
   cancel(control: Control, reason: unknown): void;
   /** The value of a result too large for a slot arrived by `postMessage`. */
   largeResult(ticket: number, value: unknown): void;
+  /** A running task reported progress (`taskProgress`). */
+  progress(ticket: number, value: unknown): void;
 }
 
 /** Where a pool is in its life; shared by its parts, written by its core only. */

@@ -12,7 +12,7 @@
 
 import { describe } from "../_util.ts";
 import type { PoolCore } from "./_core.ts";
-import { releaseControl } from "./_control.ts";
+import { type Cancellation, releaseControl } from "./_control.ts";
 import type { Sink } from "./_parts.ts";
 import type { MapOptions, TaskSpec } from "./types.ts";
 
@@ -104,7 +104,8 @@ class MapRun {
   readonly #core: PoolCore;
   readonly #index: number;
   readonly #signal: AbortSignal | undefined;
-  readonly #perTask: { timeout: number } | undefined;
+  readonly #perTask: Cancellation | undefined;
+  readonly #onProgress: ((value: unknown, index: number) => void) | undefined;
   readonly #asyncInputs: boolean;
   readonly #source: Iterator<unknown> | AsyncIterator<unknown>;
   readonly #onAbort: () => void;
@@ -134,7 +135,18 @@ class MapRun {
     this.yieldErrors = options.errors === "yield";
     this.#signal = options.signal;
     this.#signal?.throwIfAborted();
-    this.#perTask = options.timeout === undefined ? undefined : { timeout: options.timeout };
+    this.#onProgress = options.onProgress;
+    if (this.#onProgress !== undefined && typeof this.#onProgress !== "function") {
+      throw new TypeError(
+        `Cannot map as 'onProgress' must be a function: current value is ${typeof this
+          .#onProgress}`,
+      );
+    }
+    // A listener of progress needs a control per task; the control then
+    // gets its own callback, bound to the task's input index, in #send.
+    this.#perTask = options.timeout === undefined && this.#onProgress === undefined
+      ? undefined
+      : { timeout: options.timeout, onProgress: this.#onProgress && (() => {}) };
     // In flight plus finished-but-not-taken: enough to keep the queue full
     // while the consumer takes a batch, few enough to follow its pace.
     const limit = MAP_SLACK + 2 * (core.capacity + core.workers.size);
@@ -187,6 +199,11 @@ class MapRun {
     try {
       form = submit.encodeArgs("map", [value]);
       const control = this.#core.controlFor(this.#perTask);
+      const onProgress = this.#onProgress;
+      if (onProgress !== undefined) {
+        const index = this.#sent;
+        control!.progress = (progress) => onProgress(progress, index);
+      }
       if (submit.push(this.#index, form, control, this.sink, this.#sent) !== null) return true;
       // Nothing may linger for a task that was not queued: its timer, its parcel.
       if (control !== undefined) releaseControl(control);

@@ -34,6 +34,8 @@ export interface Control {
   timer: ReturnType<typeof setTimeout> | undefined;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
+  /** Gets the progress the task reports (`onProgress`), if the caller asked for it. */
+  progress: ((value: unknown) => void) | undefined;
 }
 
 /** A task waiting for room in the ring, encoded (the overflow of `_submit.ts`). */

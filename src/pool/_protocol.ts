@@ -73,6 +73,8 @@
  * under a registered symbol, so that any copy of the module sees it.
  */
 export const SIGNAL_SLOT: symbol = Symbol.for("taskpool.taskSignal");
+/** Where a worker keeps the running task's progress reporter (see `taskProgress`). */
+export const PROGRESS_SLOT: symbol = Symbol.for("taskpool.taskProgress");
 
 /** Bits of a ticket that hold the task id. */
 export const TICKET_SHIFT = 20;
@@ -168,7 +170,18 @@ export function statsFloatOffset(workers: number): number {
 export type ToWorker = StartMessage | AbortMessage | ParcelMessage;
 
 /** What a worker posts to the main thread. */
-export type FromWorker = FetchMessage | LargeResultMessage | CrashMessage;
+export type FromWorker = FetchMessage | LargeResultMessage | CrashMessage | ProgressMessage;
+
+/**
+ * The latest progress a running task reported (`taskProgress`), at most
+ * about every `PROGRESS_MS` per task: a number, or a JSON value as text.
+ */
+export interface ProgressMessage {
+  kind: "progress";
+  ticket: number;
+  value?: number;
+  json?: string;
+}
 
 /**
  * An uncaught error (or unhandled rejection) is ending the worker: it says

@@ -31,6 +31,8 @@ import {
   OUTCOME_OK,
   OUTCOME_SKIPPED,
   type ParcelMessage,
+  PROGRESS_SLOT,
+  type ProgressMessage,
   type RemoteError,
   SIGNAL_SLOT,
   SIGNALLED,
@@ -102,6 +104,86 @@ addEventListener("unhandledrejection", (event) => {
     }`,
   );
 });
+
+// -- Progress (taskProgress): the latest value of the running task goes to
+// the pool at most every PROGRESS_MS; a synchronous task that reports in a
+// loop reads the clock only every 256th call. Nothing is sent after the task
+// settled, and the pool drops what arrives late (its ticket is gone).
+
+/** The least time between two progress messages of a task, ms. */
+const PROGRESS_MS = 50;
+/** The longest progress value as JSON, characters. */
+const MAX_PROGRESS_JSON = 4096;
+let progressOn = false;
+let progressTicket = 0;
+let progressValue = 0;
+let progressJson: string | undefined;
+let progressPending = false;
+let progressCalls = 0;
+let progressSent = -Infinity;
+let progressTimer: ReturnType<typeof setTimeout> | undefined;
+
+function sendProgress(): void {
+  if (!progressPending || !progressOn) return;
+  progressPending = false;
+  progressSent = performance.now();
+  scope.postMessage(
+    progressJson === undefined
+      ? { kind: "progress", ticket: progressTicket, value: progressValue }
+      : { kind: "progress", ticket: progressTicket, json: progressJson } satisfies ProgressMessage,
+  );
+}
+
+function reportProgress(value: unknown): void {
+  if (!progressOn) return;
+  if (typeof value === "number") {
+    if (!(value >= 0 && value <= 1)) {
+      throw new RangeError(
+        `taskProgress() takes a number from 0 to 1 or a small JSON value: got ${value}`,
+      );
+    }
+    progressValue = value;
+    progressJson = undefined;
+  } else {
+    const json = JSON.stringify(value); // a BigInt or a cycle throws here, in the task
+    if (json === undefined || json.length > MAX_PROGRESS_JSON) {
+      throw new RangeError(
+        `taskProgress() takes a number from 0 to 1 or a JSON value of at most ${MAX_PROGRESS_JSON} characters: got ${
+          json === undefined ? typeof value : `${json.length} characters`
+        }`,
+      );
+    }
+    progressJson = json;
+  }
+  progressPending = true;
+  if (progressTimer !== undefined && (++progressCalls & 255) !== 0) return;
+  const wait = PROGRESS_MS - (performance.now() - progressSent);
+  if (wait <= 0) sendProgress();
+  else if (progressTimer === undefined) {
+    progressTimer = setTimeout(() => {
+      progressTimer = undefined;
+      sendProgress();
+    }, wait);
+  }
+}
+(globalThis as unknown as Record<symbol, unknown>)[PROGRESS_SLOT] = reportProgress;
+
+/** The running task may report progress from now on. */
+function progressStart(ticket: number): void {
+  progressOn = true;
+  progressTicket = ticket;
+}
+
+/** The running task settled: what it reports from now on goes nowhere. */
+function progressEnd(): void {
+  progressOn = false;
+  progressPending = false;
+  progressSent = -Infinity;
+  if (progressTimer !== undefined) {
+    clearTimeout(progressTimer);
+    progressTimer = undefined;
+  }
+}
 
 /** Parcels asked for and not yet here, by key. */
 const parcels = new Map<number, (parcel: ParcelMessage) => void>();
@@ -253,6 +335,7 @@ async function serve(start: StartMessage): Promise<void> {
       totals[floats + W_WAIT_MS] += Math.max(0, (startUs - queued) | 0) / 1000;
       let form = aux1 & FORM_MASK;
       if ((aux1 & SIGNALLED) !== 0) current = { id: ticket, controller: new AbortController() };
+      progressStart(ticket);
       try {
         const index = aux1 >>> INDEX_SHIFT;
         if (form === FORM_LARGE) {
@@ -280,6 +363,7 @@ async function serve(start: StartMessage): Promise<void> {
         value = toRemote(error, 0);
       }
       current = null;
+      progressEnd();
       ended = performance.now();
       totals[floats + W_RUN_MS] += ended - started;
       runUs = Math.min((ended - started) * 1000, MAX_INT32) | 0;

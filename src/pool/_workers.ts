@@ -287,6 +287,11 @@ export class Workers {
       if (message?.kind === "fetch") worker.postMessage(this.#parcels.fetch(message.key));
       else if (message?.kind === "result") {
         this.#hooks.largeResult(message.ticket, decodeLarge(message.tag, message.data));
+      } else if (message?.kind === "progress") {
+        this.#hooks.progress(
+          message.ticket,
+          message.json === undefined ? message.value : JSON.parse(message.json),
+        );
       } else if (message?.kind === "crash") this.#onCrash(index, generation, message.message);
     };
     // The worker reports its own uncaught errors ("crash"); this catches the

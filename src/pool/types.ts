@@ -100,6 +100,12 @@ export interface TaskSpec {
   signal?: AbortSignal;
   /** Milliseconds until the task is cancelled (see {@linkcode TaskOptions}). */
   timeout?: number;
+  /**
+   * Called with the progress the task reports with {@linkcode taskProgress}:
+   * the latest value, at most about every 50 ms, never an older one after a
+   * newer, and never after the task settled.
+   */
+  onProgress?: (value: unknown) => void;
 }
 
 /** A queued task: {@linkcode WorkerPool.prototype.submit} resolves with it once the queue took the task. */
@@ -170,6 +176,11 @@ export interface MapOptions {
   signal?: AbortSignal;
   /** Milliseconds each task may take, as in {@linkcode TaskOptions} (a timer per task: costs some speed). */
   timeout?: number;
+  /**
+   * Called with the progress a task reports with {@linkcode taskProgress},
+   * and the index of its input (as `TaskSpec.onProgress`).
+   */
+  onProgress?: (value: unknown, index: number) => void;
 }
 
 /** A snapshot of {@linkcode WorkerPool.prototype.stats}. */
