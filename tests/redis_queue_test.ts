@@ -12,6 +12,7 @@ import { ACK, PUSH } from "../src/redis/_scripts.ts";
 import { startProxy } from "./_proxy.ts";
 import { Depth, MAX_AUTO_EXTRA } from "../src/redis/_depth.ts";
 import { PUSH_CHUNK } from "../src/redis/queue.ts";
+import { parseListen, renderMetrics } from "../src/cli/metrics.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const TASKS = new URL("./fixtures/cli_tasks.ts", import.meta.url).pathname;
@@ -190,6 +191,179 @@ redisTest(
     assert(most <= 1 + MAX_AUTO_EXTRA, `held ${most}`);
   },
 );
+
+// -- Metrics --
+
+interface ParsedFamily {
+  help?: string;
+  type?: string;
+  samples: { name: string; labels: Record<string, string>; value: number }[];
+}
+
+/**
+ * Parses the Prometheus text exposition format (0.0.4) by its grammar, and
+ * throws at the first line that breaks it: HELP and TYPE at most once per
+ * family and before its samples, every sample in a family whose TYPE came
+ * first (a histogram's `_bucket`, `_sum` and `_count` in their base's), names
+ * and label names as the format allows them, label values with only `\\`,
+ * `\"` and `\n` escapes, values as Go's ParseFloat reads them.
+ */
+function parseExposition(text: string): Map<string, ParsedFamily> {
+  const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+  const LABEL = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+  const VALUE = /^(?:[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]Inf|NaN)$/;
+  assert(text.endsWith("\n"), "the text ends with a newline");
+  const families = new Map<string, ParsedFamily>();
+  const family = (name: string) => {
+    if (!families.has(name)) families.set(name, { samples: [] });
+    return families.get(name)!;
+  };
+  for (const [n, line] of text.slice(0, -1).split("\n").entries()) {
+    const where = `line ${n + 1}: ${JSON.stringify(line)}`;
+    const meta = /^# (HELP|TYPE) (\S+) (.*)$/.exec(line);
+    if (meta) {
+      const [, kind, name, rest] = meta;
+      assert.match(name, NAME, where);
+      const f = family(name);
+      assert.strictEqual(f.samples.length, 0, `${where}: after the family's samples`);
+      if (kind === "HELP") {
+        assert.strictEqual(f.help, undefined, `${where}: a second HELP`);
+        assert.doesNotMatch(rest.replaceAll("\\\\", "").replaceAll("\\n", ""), /\\/, where);
+        f.help = rest;
+      } else {
+        assert.strictEqual(f.type, undefined, `${where}: a second TYPE`);
+        assert.match(rest, /^(counter|gauge|histogram|summary|untyped)$/, where);
+        f.type = rest;
+      }
+      continue;
+    }
+    if (line.startsWith("#")) continue; // a comment
+    const sample = /^([^{ ]+)(?:\{(.*)\})? (\S+)(?: (-?\d+))?$/.exec(line);
+    assert(sample, `${where}: not a sample`);
+    const [, name, labelText, valueText] = sample;
+    assert.match(name, NAME, where);
+    assert.match(valueText, VALUE, where);
+    const labels: Record<string, string> = {};
+    let rest = labelText ?? "";
+    while (rest !== "") {
+      const pair = /^([^=]+)="((?:[^"\\]|\\[\\"n])*)"(,|$)/.exec(rest);
+      assert(pair, `${where}: bad labels at ${JSON.stringify(rest)}`);
+      assert.match(pair[1], LABEL, where);
+      assert(!(pair[1] in labels), `${where}: label ${pair[1]} twice`);
+      labels[pair[1]] = pair[2].replace(/\\([\\"n])/g, (_, c) => c === "n" ? "\n" : c);
+      rest = rest.slice(pair[0].length);
+    }
+    const base = name.replace(/_(bucket|sum|count)$/, "");
+    const owner = families.get(name)?.type !== undefined
+      ? name
+      : families.get(base)?.type === "histogram"
+      ? base
+      : undefined;
+    assert(owner !== undefined, `${where}: no TYPE before this sample`);
+    const value = valueText === "+Inf"
+      ? Infinity
+      : valueText === "-Inf"
+      ? -Infinity
+      : Number(valueText);
+    family(owner).samples.push({ name, labels, value });
+  }
+  return families;
+}
+
+redisTest(
+  "consume --metrics serves Prometheus text that parses, with the consumer's counts, durations, held jobs and workers",
+  async (url) => {
+    const name = uniqueKey("metrics");
+    await using queue = await RedisQueue.connect({ url, queue: name });
+    const consumer = watchCli([
+      "consume",
+      "--redis",
+      url,
+      "--queue",
+      name,
+      "--workers",
+      "2",
+      "--metrics",
+      "127.0.0.1:0",
+    ]);
+    try {
+      await until("the metrics address", () => /metrics on (http:\S+)/.test(consumer.out.stderr));
+      const endpoint = /metrics on (http:\S+)/.exec(consumer.out.stderr)![1];
+      const receipt = await queue.push(jobs([
+        { id: "a", task: "#sleep", args: [1] },
+        { id: "b", task: "#sleep", args: [2] },
+        { id: "c", task: "#sleep", args: [3] },
+        { id: "d", task: "#fail", args: ["no"] },
+      ]));
+      await queue.wait(receipt);
+      let families = new Map<string, ParsedFamily>();
+      const value = (family: string, labels: Record<string, string>, suffix = "") =>
+        families.get(family)!.samples.find((s) =>
+          s.name === family + suffix &&
+          Object.entries(labels).every(([k, v]) => s.labels[k] === v)
+        )?.value;
+      await until("every outcome to be counted and recorded", async () => {
+        const response = await fetch(endpoint);
+        assert.strictEqual(response.status, 200);
+        assert.match(response.headers.get("content-type")!, /^text\/plain; version=0\.0\.4/);
+        families = parseExposition(await response.text());
+        return value("taskpool_jobs_held", { queue: name }) === 0 &&
+          value("taskpool_jobs_total", { status: "failed" }) === 1;
+      });
+      for (const [family, f] of families) {
+        assert(f.help && f.type, `${family} has HELP and TYPE`);
+        if (f.type === "counter") assert.match(family, /_total$/);
+      }
+      assert.strictEqual(value("taskpool_jobs_total", { queue: name, status: "succeeded" }), 3);
+      assert.strictEqual(value("taskpool_jobs_total", { queue: name, status: "failed" }), 1);
+      assert.strictEqual(value("taskpool_jobs_total", { queue: name, status: "retried" }), 0);
+      // The histogram: cumulative buckets in ascending le, +Inf equal to the count.
+      const buckets = families.get("taskpool_job_duration_seconds")!.samples
+        .filter((s) => s.name.endsWith("_bucket"));
+      const bounds = buckets.map((s) => s.labels.le === "+Inf" ? Infinity : Number(s.labels.le));
+      assert.deepStrictEqual(bounds, bounds.toSorted((x, y) => x - y));
+      assert.strictEqual(bounds.at(-1), Infinity);
+      assert(buckets.every((s, i) => i === 0 || s.value >= buckets[i - 1].value), "cumulative");
+      assert.strictEqual(buckets.at(-1)!.value, 4);
+      assert.strictEqual(value("taskpool_job_duration_seconds", { queue: name }, "_count"), 4);
+      assert(value("taskpool_job_duration_seconds", { queue: name }, "_sum")! > 0);
+      const idle = value("taskpool_pool_workers", { state: "idle" })!;
+      const running = value("taskpool_pool_workers", { state: "running" })!;
+      assert.strictEqual(idle + running, 2);
+      assert(value("taskpool_process_uptime_seconds", {})! > 0);
+      // Anything else is refused.
+      const other = await fetch(endpoint.replace("/metrics", "/other"));
+      assert.strictEqual(other.status, 404);
+      await other.body?.cancel();
+      const post = await fetch(endpoint, { method: "POST" });
+      assert.strictEqual(post.status, 405);
+      await post.body?.cancel();
+    } finally {
+      consumer.child.kill("SIGTERM");
+      const { code } = await consumer.end();
+      assert.strictEqual(code, 0);
+    }
+  },
+);
+
+Deno.test("parseListen() reads host:port and refuses anything else in one line", () => {
+  assert.deepStrictEqual(parseListen("127.0.0.1:9464"), { hostname: "127.0.0.1", port: 9464 });
+  assert.deepStrictEqual(parseListen("[::1]:0"), { hostname: "::1", port: 0 });
+  for (const bad of ["9464", "127.0.0.1", "127.0.0.1:99999", "a b:1", ":80"]) {
+    assert.throws(() => parseListen(bad), /--metrics must be host:port, such as 127\.0\.0\.1:9464/);
+  }
+});
+
+Deno.test("renderMetrics() escapes label values and help, and the parser reads them back", () => {
+  const text = renderMetrics([{
+    name: "x_total",
+    help: "back\\slash and\nnewline",
+    type: "counter",
+    samples: [{ labels: { q: 'a"b\\c\nd' }, value: 1 }],
+  }]);
+  const parsed = parseExposition(text);
+  assert.deepStrictEqual(parsed.get("x_total")!.samples[0].labels, { q: 'a"b\\c\nd' });
+});
 
 // -- Unique jobs --
 

@@ -8,6 +8,15 @@
 import { count, duration, STOP_SIGNALS } from "./_args.ts";
 import { COMMON_USAGE, connect, type Flags, queueCommand, withFlags } from "./_queue.ts";
 import { Reporter } from "./report.ts";
+import {
+  DURATION_BUCKETS,
+  type Family,
+  Histogram,
+  parseListen,
+  renderMetrics,
+  serveMetrics,
+} from "./metrics.ts";
+import type { RedisConsumer } from "../redis/mod.ts";
 
 const USAGE = `Usage: taskpool consume [options]
 
@@ -27,6 +36,8 @@ ${COMMON_USAGE}
   --grace <time>     after the first signal, how long to keep trying to record the outcomes
                      of held jobs when Redis does not answer ("30s", the default); holding
                      nothing, the consumer ends at once
+  --metrics <addr>   serve Prometheus metrics on http://<addr>/metrics, such as
+                     127.0.0.1:9464 (port 0: any free one, printed at the start)
   --help             this text
 
 Exit codes: 0 stopped after finishing its jobs, 1 a Redis failure (or outcomes left unrecorded),
@@ -40,6 +51,7 @@ export function consume(args: string[]): Promise<number> {
     base: { type: "string" },
     heartbeat: { type: "string" },
     grace: { type: "string" },
+    metrics: { type: "string" },
   }, consumeWith);
 }
 
@@ -48,6 +60,9 @@ async function consumeWith(values: Flags): Promise<number> {
   const capacity = count("capacity", values.capacity);
   const heartbeat = duration("heartbeat", values.heartbeat, 100);
   const grace = duration("grace", values.grace);
+  const listen = typeof values.metrics === "string" ? parseListen(values.metrics) : undefined;
+  const durations = new Histogram(DURATION_BUCKETS);
+  const started = performance.now();
   let base = Deno.cwd();
   if (typeof values.base === "string") {
     base = values.base.startsWith("/") ? values.base : `${Deno.cwd()}/${values.base}`;
@@ -72,7 +87,10 @@ async function consumeWith(values: Flags): Promise<number> {
     base,
     heartbeat,
     grace,
-    onFinish: (result) => reporter.finished(result),
+    onFinish: (result) => {
+      if (result.duration !== undefined) durations.observe(result.duration / 1000);
+      reporter.finished(result);
+    },
     onRetry: (job, attempt, error) =>
       reporter.note(`retry ${job.id} (attempt ${attempt} failed: ${error})`),
     onRecover: (moved, gone) =>
@@ -80,6 +98,15 @@ async function consumeWith(values: Flags): Promise<number> {
     onWarning: (message) => reporter.note(`taskpool consume: ${withFlags(message)}`),
   });
   reporter.note(`taskpool consume: ${consumer.id} consuming "${queue.name}"`);
+  const metrics = listen === undefined ? undefined : await serveMetrics(
+    listen,
+    () => renderMetrics(consumerFamilies(queue.name, consumer, durations, started)),
+  );
+  if (metrics !== undefined) {
+    reporter.note(
+      `taskpool consume: metrics on http://${listen!.hostname}:${metrics.port}/metrics`,
+    );
+  }
   let interrupted = 0;
   const onSignal = () => {
     interrupted++;
@@ -105,6 +132,7 @@ async function consumeWith(values: Flags): Promise<number> {
     );
   } finally {
     for (const signal of STOP_SIGNALS) Deno.removeSignalListener(signal, onSignal);
+    await metrics?.server.shutdown();
   }
   if (unrecorded.length > 0) {
     reporter.note(
@@ -116,4 +144,53 @@ async function consumeWith(values: Flags): Promise<number> {
     return 1;
   }
   return interrupted > 1 ? 130 : 0;
+}
+
+/** What `--metrics` serves for one consumer: its counters, durations, held jobs and workers. */
+function consumerFamilies(
+  queue: string,
+  consumer: RedisConsumer,
+  durations: Histogram,
+  started: number,
+): Family[] {
+  const stats = consumer.stats;
+  const workers = consumer.workers;
+  return [
+    {
+      name: "taskpool_jobs_total",
+      help: "Jobs this consumer finished, by outcome (retried: failed attempts scheduled again).",
+      type: "counter",
+      samples: (["succeeded", "failed", "retried", "malformed"] as const).map((status) => ({
+        labels: { queue, status },
+        value: stats[status],
+      })),
+    },
+    {
+      name: "taskpool_job_duration_seconds",
+      help: "How long the jobs this consumer finished ran, seconds.",
+      type: "histogram",
+      samples: durations.samples({ queue }),
+    },
+    {
+      name: "taskpool_jobs_held",
+      help: "Jobs this consumer holds now: running, queued in its pool, or being recorded.",
+      type: "gauge",
+      samples: [{ labels: { queue }, value: consumer.held }],
+    },
+    {
+      name: "taskpool_pool_workers",
+      help: "This consumer's pool workers, by state.",
+      type: "gauge",
+      samples: [
+        { labels: { state: "idle" }, value: workers.idle },
+        { labels: { state: "running" }, value: workers.running },
+      ],
+    },
+    {
+      name: "taskpool_process_uptime_seconds",
+      help: "Seconds since this consumer process started consuming.",
+      type: "gauge",
+      samples: [{ labels: {}, value: (performance.now() - started) / 1000 }],
+    },
+  ];
 }

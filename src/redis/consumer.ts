@@ -293,6 +293,12 @@ export class RedisConsumer {
     return this.#heldCount;
   }
 
+  /** Its pool's workers now, idle and running (all 0 before it started and after it ended). */
+  get workers(): { idle: number; running: number } {
+    const stats = this.#pool?.stats();
+    return { idle: stats?.idle ?? 0, running: stats?.running ?? 0 };
+  }
+
   /** Takes nothing more; what is held finishes and is recorded; then `done` resolves. Idempotent. */
   stop(): void {
     if (this.#stopping) return;
@@ -355,7 +361,7 @@ export class RedisConsumer {
       (token, outcome) => this.#attemptEnded(token, outcome),
     );
     try {
-      await this.#checkKeys();
+      await checkKeyTypes(this.#client, consumerKeyTypes(this.#keys, this.id));
       await this.#beat();
       this.#every(this.#ttl / 3, () => this.#beat());
       await this.#recover();
@@ -775,18 +781,14 @@ export class RedisConsumer {
         } else if (!this.#cancelled) {
           // The ACK checks no key's type (see `_scripts.ts`): name the one at fault.
           if (error instanceof RedisError && error.message.includes("WRONGTYPE")) {
-            await this.#checkKeys().catch((named) => this.#fail(named));
+            await checkKeyTypes(this.#client!, consumerKeyTypes(this.#keys, this.id))
+              .catch((named) => this.#fail(named));
           }
           this.#fail(error);
         }
         throw error;
       }
     }
-  }
-
-  /** Fails with a clear error if a key of the queue has the wrong type (see `checkKeyTypes`). */
-  #checkKeys(): Promise<void> {
-    return checkKeyTypes(this.#client!, consumerKeyTypes(this.#keys, this.id));
   }
 
   #warn(message: string): void {
