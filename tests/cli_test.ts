@@ -915,3 +915,42 @@ for (const noColor of [false, true]) {
     });
   });
 }
+
+Deno.test("cli: --metrics serves the run's outcomes, running jobs and durations while it runs", async () => {
+  await withDir(async (dir) => {
+    const path = await jobFile(dir, {
+      jobs: [
+        { id: "quick", task: "#noop", args: [1] },
+        { id: "bad", task: "#fail", args: ["no"] },
+        { id: "hold", task: "#gated", args: [`${dir}/gate`, "held", `${dir}/started`] },
+      ],
+    });
+    const run = live(["--metrics", "127.0.0.1:0", "--workers", "2", path]);
+    await run.until("the metrics address", () => /metrics on http:\S+/.test(run.stderr));
+    const endpoint = /metrics on (http:\S+)/.exec(run.stderr)![1];
+    const sample = (text: string, line: string) =>
+      Number(new RegExp(`^${line.replace(/[{}"+]/g, "\\$&")} (\\S+)$`, "m").exec(text)?.[1]);
+    let text = "";
+    await run.until("two jobs to end while one runs", async () => {
+      text = await (await fetch(endpoint)).text();
+      return sample(text, 'taskpool_jobs_total{status="failed"}') === 1 &&
+        sample(text, 'taskpool_jobs_total{status="succeeded"}') === 1 &&
+        sample(text, "taskpool_jobs_running") === 1;
+    });
+    assert.match(text, /^# TYPE taskpool_jobs_total counter$/m);
+    assert.match(text, /^# TYPE taskpool_job_duration_seconds histogram$/m);
+    assert.strictEqual(sample(text, 'taskpool_job_duration_seconds_bucket{le="+Inf"}'), 2);
+    assert.strictEqual(sample(text, "taskpool_job_duration_seconds_count"), 2);
+    await Deno.writeTextFile(`${dir}/gate`, "");
+    const { code, stderr } = await run.end();
+    assert.strictEqual(code, 1, stderr); // one job failed
+    // The server ended with the run: the port is free again.
+    await assert.rejects(fetch(endpoint));
+  });
+});
+
+Deno.test("cli: a bad --metrics address is a usage error naming the flag", async () => {
+  const { code, stderr } = await cli(["--metrics", "9464", "jobs.json"]);
+  assert.strictEqual(code, 2);
+  assert.match(stderr, /--metrics must be host:port, such as 127\.0\.0\.1:9464/);
+});

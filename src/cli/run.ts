@@ -12,6 +12,15 @@ import { Scheduler } from "../run/scheduler.ts";
 import { count, duration, err, STOP_SIGNALS } from "./_args.ts";
 import { loadJobFile } from "./load.ts";
 import { Reporter } from "./report.ts";
+import {
+  DURATION_BUCKETS,
+  type Family,
+  Histogram,
+  parseListen,
+  renderMetrics,
+  serveMetrics,
+} from "./metrics.ts";
+import type { JobStatus } from "../run/types.ts";
 
 /** The CLI's version. */
 export const VERSION = "0.1.0";
@@ -37,6 +46,8 @@ Options:
                      default: none, what runs finishes unless a second signal comes
   --for <time>       stop after this long ("1h"), as a first signal would: for a file with
                      recurring jobs, which otherwise runs until stopped
+  --metrics <addr>   serve Prometheus metrics on http://<addr>/metrics while it runs, such as
+                     127.0.0.1:9464 (port 0: any free one, printed at the start)
   --dry-run          validate the file and print the plan (and the next five ticks of each
                      recurring job, in UTC and its time zone); run nothing
   --help             this text
@@ -65,6 +76,7 @@ export async function run(args: string[]): Promise<number> {
         "fail-fast": { type: "boolean", default: false },
         grace: { type: "string" },
         for: { type: "string" },
+        metrics: { type: "string" },
         "dry-run": { type: "boolean", default: false },
         help: { type: "boolean", default: false },
         version: { type: "boolean", default: false },
@@ -88,12 +100,13 @@ export async function run(args: string[]): Promise<number> {
     err(`taskpool: ${what}\n\n${USAGE}`);
     return 2;
   }
-  let workers, capacity, grace, forMs;
+  let workers, capacity, grace, forMs, listen;
   try {
     workers = count("workers", values.workers);
     capacity = count("capacity", values.capacity);
     grace = duration("grace", values.grace);
     forMs = duration("for", values.for);
+    listen = values.metrics === undefined ? undefined : parseListen(values.metrics);
   } catch (error) {
     err(`taskpool: ${(error as Error).message}`);
     return 2;
@@ -110,6 +123,7 @@ export async function run(args: string[]): Promise<number> {
     capacity,
     grace,
     forMs,
+    listen,
     json: values.json,
     failFast: values["fail-fast"],
   });
@@ -152,11 +166,17 @@ async function runFile(
     capacity?: number;
     grace?: number;
     forMs?: number;
+    listen?: { hostname: string; port: number };
     json: boolean;
     failFast: boolean;
   },
 ): Promise<number> {
-  const { workers, capacity, grace, forMs } = options;
+  const { workers, capacity, grace, forMs, listen } = options;
+  const started = performance.now();
+  const finished = new Map<JobStatus, number>(
+    (["succeeded", "failed", "skipped", "cancelled", "not-run"] as const).map((s) => [s, 0]),
+  );
+  const durations = new Histogram(DURATION_BUCKETS);
   const recurring = file.jobs.some((job) => job.schedule !== undefined);
   const live = Deno.stderr.isTerminal() && !options.json;
   const box: { scheduler?: Scheduler } = {};
@@ -173,8 +193,19 @@ async function runFile(
     workers,
     capacity,
     failFast: options.failFast,
-    onFinish: (result) => reporter.finished(result),
+    onFinish: (result) => {
+      finished.set(result.status, finished.get(result.status)! + 1);
+      if (result.duration !== undefined) durations.observe(result.duration / 1000);
+      reporter.finished(result);
+    },
   });
+  const metrics = listen === undefined ? undefined : await serveMetrics(
+    listen,
+    () => renderMetrics(runFamilies(scheduler, finished, durations, started)),
+  );
+  if (metrics !== undefined) {
+    reporter.note(`taskpool: metrics on http://${listen!.hostname}:${metrics.port}/metrics`);
+  }
 
   let interrupted = 0;
   let stoppedOnTime = false;
@@ -209,6 +240,7 @@ async function runFile(
     clearTimeout(graceTimer);
     clearTimeout(forTimer);
     for (const signal of STOP_SIGNALS) Deno.removeSignalListener(signal, onSignal);
+    await metrics?.server.shutdown();
   }
   reporter.summary();
   // A file with recurring jobs runs until stopped: a stop is its end, not an interruption.
@@ -228,4 +260,45 @@ function isTick(id: string): boolean {
 
 function failed(status: string): boolean {
   return status === "failed" || status === "cancelled";
+}
+
+/** What `--metrics` serves for a local run: outcomes, durations, running and waiting jobs. */
+function runFamilies(
+  scheduler: Scheduler,
+  finished: Map<JobStatus, number>,
+  durations: Histogram,
+  started: number,
+): Family[] {
+  return [
+    {
+      name: "taskpool_jobs_total",
+      help: "Jobs (and runs of recurring jobs) of this run that ended, by outcome.",
+      type: "counter",
+      samples: [...finished].map(([status, value]) => ({ labels: { status }, value })),
+    },
+    {
+      name: "taskpool_job_duration_seconds",
+      help: "How long the jobs of this run that ended ran, seconds.",
+      type: "histogram",
+      samples: durations.samples({}),
+    },
+    {
+      name: "taskpool_jobs_running",
+      help: "Jobs running now.",
+      type: "gauge",
+      samples: [{ labels: {}, value: scheduler.running }],
+    },
+    {
+      name: "taskpool_jobs_waiting",
+      help: "Jobs ready to run, waiting for a worker.",
+      type: "gauge",
+      samples: [{ labels: {}, value: scheduler.waiting }],
+    },
+    {
+      name: "taskpool_process_uptime_seconds",
+      help: "Seconds since this run started.",
+      type: "gauge",
+      samples: [{ labels: {}, value: (performance.now() - started) / 1000 }],
+    },
+  ];
 }
