@@ -895,7 +895,7 @@ for (const noColor of [false, true]) {
       // The progress line, redrawn in place: wait for it to show the failure, then let the run end.
       const progress =
         // deno-lint-ignore no-control-regex
-        /\r\x1b\[2K1\/2 done, 1 running, 0 waiting, 1 failed, \d+\.\d s, \d+\.\d\/s, ETA (\d+ s|\?)/;
+        /\r\x1b\[2K1\/2 done, 1 running, 0 waiting, 1 failed, longest held (running|\d+%), \d+\.\d s, \d+\.\d\/s, ETA (\d+ s|\?)/;
       await run.until("the progress line", () => progress.test(run.stdout));
       await Deno.writeTextFile(`${dir}/gate`, "");
       const end = await run.end();
@@ -953,4 +953,36 @@ Deno.test("cli: a bad --metrics address is a usage error naming the flag", async
   const { code, stderr } = await cli(["--metrics", "9464", "jobs.json"]);
   assert.strictEqual(code, 2);
   assert.match(stderr, /--metrics must be host:port, such as 127\.0\.0\.1:9464/);
+});
+
+Deno.test("cli: --events adds a line per start and per progress change before the finish lines; the live line shows the longest job's progress", async () => {
+  await withDir(async (dir) => {
+    const path = await jobFile(dir, {
+      workers: 1,
+      jobs: [{ id: "slow", task: "#reportThenWait", args: [0.4, `${dir}/gate`] }],
+    });
+    const run = live(["--json", "--events", path]);
+    await run.until("the progress event", () => /"event":"progress"/.test(run.stdout));
+    await Deno.writeTextFile(`${dir}/gate`, "");
+    const { code, stdout } = await run.end();
+    assert.strictEqual(code, 0);
+    const lines = jsonLines(stdout);
+    assert.deepStrictEqual(lines.map((l) => l.event ?? l.status), [
+      "start",
+      "progress",
+      "succeeded",
+    ]);
+    assert.deepStrictEqual([lines[0].id, lines[0].attempt], ["slow", 1]);
+    assert.deepStrictEqual([lines[1].id, lines[1].value], ["slow", 0.4]);
+
+    const refused = await cli(["--events", path]);
+    assert.strictEqual(refused.code, 2);
+    assert.match(refused.stderr, /--events adds lines to --json's: give both/);
+
+    await Deno.remove(`${dir}/gate`);
+    const tty = inTerminal(path, true);
+    await tty.until("the longest job's progress", () => /longest slow 40%/.test(tty.stdout));
+    await Deno.writeTextFile(`${dir}/gate`, "");
+    assert.strictEqual((await tty.end()).code, 0);
+  });
 });

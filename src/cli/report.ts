@@ -37,6 +37,8 @@ export interface ReporterOptions {
   waiting?: () => number;
   /** The next tick of a recurring job, ms since the epoch, if any comes. */
   nextTick?: () => number | undefined;
+  /** The longest-running job and its progress, for the live line ("build 40%"), if one runs. */
+  longest?: () => string | undefined;
 }
 
 /** Collects results and writes what the user sees. */
@@ -114,6 +116,13 @@ export class Reporter {
     }
   }
 
+  /** A line of `--events` on stdout (JSON Lines, before the jobs' own lines as they come). */
+  event(event: Record<string, unknown>): void {
+    this.#out += JSON.stringify(event) + "\n";
+    if (this.#out.length > 1 << 16) this.flush();
+    else if (this.#flushTimer === undefined) this.#flushTimer = setTimeout(() => this.flush(), 50);
+  }
+
   /** Moves the lines of the jobs ended since the last batch into the text for stderr. */
   #renderLines(): void {
     const lines = this.#lines;
@@ -176,8 +185,10 @@ export class Reporter {
     const elapsed = (performance.now() - this.#started) / 1000;
     const rate = done / Math.max(elapsed, 0.001);
     const eta = rate > 0 ? (this.#options.total - done) / rate : Infinity;
+    const longest = this.#options.longest?.();
     const line = `${done}/${this.#options.total} done, ${this.#options.running()} running, ` +
       `${this.#options.waiting?.() ?? 0} waiting, ${this.#counts.failed} failed, ` +
+      (longest === undefined ? "" : `longest ${longest}, `) +
       next(this.#options.nextTick?.()) +
       `${elapsed.toFixed(1)} s, ${rate.toFixed(1)}/s, ETA ${
         Number.isFinite(eta) ? `${eta.toFixed(0)} s` : "?"

@@ -41,6 +41,8 @@ Options:
                      a run hands tasks from one thread, and a deeper queue keeps the workers
                      busy between its turns)
   --json             one JSON object per finished job on stdout (JSON Lines)
+  --events           with --json: also a line when a job starts and when its progress changes
+                     ({"event":"start"|"progress", ...}, at most every 50 ms per job)
   --fail-fast        start nothing new after the first job fails for good
   --grace <time>     after a first SIGINT/SIGTERM, cancel what still runs after this ("30s");
                      default: none, what runs finishes unless a second signal comes
@@ -73,6 +75,7 @@ export async function run(args: string[]): Promise<number> {
         workers: { type: "string" },
         capacity: { type: "string" },
         json: { type: "boolean", default: false },
+        events: { type: "boolean", default: false },
         "fail-fast": { type: "boolean", default: false },
         grace: { type: "string" },
         for: { type: "string" },
@@ -107,6 +110,9 @@ export async function run(args: string[]): Promise<number> {
     grace = duration("grace", values.grace);
     forMs = duration("for", values.for);
     listen = values.metrics === undefined ? undefined : parseListen(values.metrics);
+    if (values.events && !values.json) {
+      throw new RangeError("--events adds lines to --json's: give both");
+    }
   } catch (error) {
     err(`taskpool: ${(error as Error).message}`);
     return 2;
@@ -125,6 +131,7 @@ export async function run(args: string[]): Promise<number> {
     forMs,
     listen,
     json: values.json,
+    events: values.events,
     failFast: values["fail-fast"],
   });
 }
@@ -168,6 +175,7 @@ async function runFile(
     forMs?: number;
     listen?: { hostname: string; port: number };
     json: boolean;
+    events: boolean;
     failFast: boolean;
   },
 ): Promise<number> {
@@ -188,12 +196,35 @@ async function runFile(
     running: () => box.scheduler?.running ?? 0,
     waiting: () => box.scheduler?.waiting ?? 0,
     nextTick: () => box.scheduler?.nextTick,
+    longest: () => {
+      // Jobs in the order they started: the first one still running is the longest.
+      for (const id of running.keys()) return `${id} ${showProgress(running.get(id))}`;
+    },
   });
+  // Only a live line or --events wants starts and progress: a plain run keeps its hot path.
+  const watch = live || options.events;
+  const running = new Map<string, unknown>();
   const scheduler = box.scheduler = new Scheduler(file, {
     workers,
     capacity,
     failFast: options.failFast,
+    onStart: watch
+      ? (job, attempt) => {
+        running.delete(job.id); // a retry starts again at the end of the order
+        running.set(job.id, undefined);
+        if (options.events) {
+          reporter.event({ event: "start", id: job.id, attempt, at: new Date().toISOString() });
+        }
+      }
+      : undefined,
+    onProgress: watch
+      ? (job, value) => {
+        if (running.has(job.id)) running.set(job.id, value);
+        if (options.events) reporter.event({ event: "progress", id: job.id, value });
+      }
+      : undefined,
     onFinish: (result) => {
+      running.delete(result.id);
       finished.set(result.status, finished.get(result.status)! + 1);
       if (result.duration !== undefined) durations.observe(result.duration / 1000);
       reporter.finished(result);
@@ -301,4 +332,12 @@ function runFamilies(
       samples: [{ labels: {}, value: (performance.now() - started) / 1000 }],
     },
   ];
+}
+
+/** A job's progress for the live line: a number as a percentage, else its JSON, short. */
+function showProgress(value: unknown): string {
+  if (value === undefined) return "running";
+  if (typeof value === "number") return `${Math.round(value * 100)}%`;
+  const json = JSON.stringify(value);
+  return json.length > 40 ? `${json.slice(0, 39)}…` : json;
 }

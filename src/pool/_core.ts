@@ -385,10 +385,11 @@ export class PoolCore implements PoolHooks {
    */
   progress(ticket: number, value: unknown): void {
     if (!this.tasks.isCurrent(ticket)) return;
-    const listener = this.tasks.controlOf(ticket & ID_MASK)?.progress;
-    if (listener === undefined) return;
+    const id = ticket & ID_MASK;
+    const listener = this.tasks.controlOf(id)?.progress;
     try {
-      listener(value);
+      if (listener !== undefined) listener(value);
+      else this.tasks.sinkProgress(id, value);
     } catch (error) {
       reportError(error);
     }

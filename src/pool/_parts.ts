@@ -23,6 +23,8 @@ export interface Sink {
    * `runUs` how long it ran; else `runUs` is -1.
    */
   deliver(seq: number, ok: boolean, value: unknown, startUs: number, runUs: number): void;
+  /** A running task reported progress (`taskProgress`); absent: nobody listens. */
+  progress?(seq: number, value: unknown): void;
 }
 
 /** The cancellation state of a task that has a timeout or a signal. */

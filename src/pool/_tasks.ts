@@ -156,6 +156,11 @@ export class TaskTable {
     return this.#controls[id];
   }
 
+  /** Sends progress to the sink of the pending task on `id`, if it has one that listens. */
+  sinkProgress(id: number, value: unknown): void {
+    this.#sinks[id]?.progress?.(this.#seqs[id], value);
+  }
+
   /** The function table index of the pending task on `id`. */
   functionOf(id: number): number {
     return this.#functionOf[id];

@@ -79,10 +79,19 @@ export class Attempts implements Sink {
    * not throw: an exception it throws is rethrown in a microtask (uncaught,
    * as from a promise callback), not into the pool.
    */
-  constructor(pool: PoolCore, onEnd: (token: number, outcome: AttemptOutcome) => void) {
+  constructor(
+    pool: PoolCore,
+    onEnd: (token: number, outcome: AttemptOutcome) => void,
+    onProgress?: (token: number, value: unknown) => void,
+  ) {
     this.#pool = pool;
     this.#onEnd = onEnd;
+    // Only a listener makes the pool pass progress on (see `Sink.progress`).
+    if (onProgress !== undefined) this.progress = onProgress;
   }
+
+  /** Where the pool sends a running task's progress, when someone listens. (The pool's `Sink`.) */
+  progress?: (token: number, value: unknown) => void;
 
   /** Command jobs running now. */
   get commands(): number {

@@ -162,9 +162,11 @@ export class Scheduler {
       name: "taskpool cli",
     });
     // Every attempt's token is its job's position in the file.
+    const onProgress = this.#options.onProgress;
     this.#attempts = new Attempts(
       this.#pool,
       (at, outcome) => this.#ended(this.#entries[at]!, outcome),
+      onProgress && ((at, value) => onProgress(this.#entries[at]!.job, value)),
     );
     this.#ready.start();
     this.#startedAt = this.#clock.now();

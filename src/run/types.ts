@@ -69,4 +69,9 @@ export interface SchedulerOptions {
   onStart?: (job: Job, attempt: number) => void;
   /** Called once per job when it ends. */
   onFinish?: (result: JobResult) => void;
+  /**
+   * Called with the progress a running task job reports (`taskProgress`):
+   * the latest value, at most about every 50 ms per job.
+   */
+  onProgress?: (job: Job, value: unknown) => void;
 }
