@@ -522,6 +522,101 @@ redisTest(
   },
 );
 
+redisTest(
+  "unique: a key of the wrong type when a keyed job's dependency ends loses nothing",
+  async (url) => {
+    const name = uniqueKey("uniquebad");
+    await using gate = await Gate.create();
+    await using queue = await RedisQueue.connect({ url, queue: name });
+    const client = await RedisClient.connect(url);
+    try {
+      const receipt = await queue.push(jobs([
+        { id: "dep", task: "#gated", args: [gate.path, "x", `${gate.path}.started`] },
+        { id: "keyed", task: "#noop", args: [1], after: ["dep"], key: "ks" },
+      ]));
+      const consumer = queue.consume({ workers: 1 });
+      await until("dep to start", async () => {
+        try {
+          await Deno.stat(`${gate.path}.started`);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+      await client.send(["SET", `${name}:unique`, "not a hash"]);
+      await gate.open();
+      await assert.rejects(
+        consumer.done,
+        /WRONGTYPE the key ".*:unique" holds a string, not a hash/,
+      );
+      // Nothing written: dep is back in the queue, keyed still blocked on it.
+      const ref = `${receipt.batch}/keyed`;
+      assert.strictEqual(
+        await client.send(["HEXISTS", `${name}:blocked`, ref]),
+        1,
+        "keyed is kept",
+      );
+      const queued = (await client.send(["LRANGE", name, 0, -1]) as string[])
+        .map((e) => JSON.parse(e).id);
+      assert.deepStrictEqual(queued, ["dep"]);
+      assert.strictEqual((await results(client, name)).length, 0);
+    } finally {
+      client.close();
+    }
+  },
+);
+
+redisTest(
+  "unique: ids with '|' or a newline keep their key, their delay and their replacement right",
+  async (url) => {
+    const name = uniqueKey("oddids");
+    await using queue = await RedisQueue.connect({ url, queue: name });
+    const held = await queue.push(jobs([{ id: "a\nb", task: "#noop", args: [1], key: "k" }]));
+    const later = await queue.push(
+      jobs([{ id: "c", task: "#noop", args: [2], key: "k", onDuplicate: "replace" }]),
+    );
+    assert.deepStrictEqual(later.duplicates, [
+      { id: "c", heldBy: { id: "a\nb", batch: held.batch }, replaced: true },
+    ]);
+    const delayed = await queue.push(
+      jobs([{ id: "d|e", task: "#noop", args: [3], key: "k2", delay: "10ms" }]),
+    );
+    const consumer = queue.consume({ workers: 1 });
+    assert.deepStrictEqual((await queue.wait(held)).map((r) => [r.id, r.result]), [["a\nb", 2]]);
+    assert.deepStrictEqual((await queue.wait(delayed)).map((r) => [r.id, r.status]), [[
+      "d|e",
+      "succeeded",
+    ]]);
+    consumer.stop();
+    await consumer.done;
+  },
+);
+
+redisTest(
+  "RedisConsumer: the automatic depth shrinks when jobs turn long (no hoarding)",
+  async (url) => {
+    const name = uniqueKey("shrink");
+    await using queue = await RedisQueue.connect({ url, queue: name });
+    const receipt = await queue.push(jobs([
+      ...Array.from({ length: 2000 }, (_, i) => ({ id: `n${i}`, task: "#noop", args: [i] })),
+      ...Array.from({ length: 100 }, (_, i) => ({ id: `s${i}`, task: "#sleep", args: [20] })),
+    ]));
+    let longDone = 0;
+    let heldLate = Infinity;
+    const consumer = queue.consume({
+      workers: 1,
+      onFinish: (result) => {
+        if (result.id.startsWith("s") && ++longDone === 90) heldLate = consumer.held;
+      },
+    });
+    await queue.wait(receipt);
+    consumer.stop();
+    await consumer.done;
+    // With no-op jobs it held up to 65; 90 long jobs later it holds a few.
+    assert(heldLate <= 6, `still held ${heldLate} after 90 long jobs`);
+  },
+);
+
 // -- Dependencies, retries, the dead list --
 
 redisTest(

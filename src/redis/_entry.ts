@@ -149,3 +149,46 @@ export function parseEntry(raw: string, base: string): ParsedEntry {
     value: value as Record<string, unknown>,
   };
 }
+
+/** The malformed outcome of an entry that is not valid UTF-8, with where it goes wrong. */
+export function notText(
+  bytes: Uint8Array,
+): { ok: false; error: string; batch: string; id: string } {
+  return {
+    ok: false,
+    error: `not valid UTF-8 at byte offset ${invalidUtf8At(bytes)} (of ${bytes.length})`,
+    batch: "",
+    id: "",
+  };
+}
+
+/** The offset of the first byte that makes `bytes` invalid UTF-8 (or its length if none does). */
+function invalidUtf8At(bytes: Uint8Array): number {
+  const strict = new TextDecoder("utf-8", { fatal: true });
+  // The longest valid prefix: a binary search over prefixes (a prefix cut in
+  // the middle of a character is invalid too, so search for the longest
+  // valid one, then step over the character it stops at).
+  let lo = 0;
+  let hi = bytes.length;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    try {
+      strict.decode(bytes.subarray(0, mid));
+      lo = mid;
+    } catch {
+      hi = mid - 1;
+    }
+  }
+  return lo;
+}
+
+/** The unique `key` a malformed entry carries, if it is JSON with one; else "". */
+export function keyOfMalformed(raw: string | Uint8Array): string {
+  if (typeof raw !== "string") return "";
+  try {
+    const key = JSON.parse(raw)?.key;
+    return typeof key === "string" ? key : "";
+  } catch {
+    return ""; // not JSON: it holds no key
+  }
+}

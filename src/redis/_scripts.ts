@@ -207,6 +207,9 @@ local function ack(entry, batch, id, status, data, dead, sid, key)
   if batch ~= '' then dependents = redis.call('SMEMBERS', deps) end
   if #dependents > 0 then
     expect(2, 'list') expect(5, 'hash') expect(6, 'hash') expect(9, 'zset') expect(10, 'hash')
+    expect(11, 'hash') -- a skipped dependent frees its key
+  elseif key ~= '' then
+    expect(11, 'hash')
   end
   if sid ~= '' then expect(7, 'hash') expect(8, 'hash') end
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', keep, '*',
@@ -312,8 +315,10 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 for _, member in ipairs(due) do
-  -- A member without a token (an older version's) is the entry itself.
-  local bar = string.find(member, '|', 1, true)
+  -- A member is <token>|<entry> (or <batch/id>|, dep|); one without (an
+  -- older version's) is the entry itself. The entry starts with '{', so the
+  -- first '|{' ends the prefix even when a job id holds a '|'.
+  local bar = string.sub(member, 1, 1) ~= '{' and string.find(member, '|{', 1, true)
   local entry = bar and string.sub(member, bar + 1) or member
   redis.call('ZREM', KEYS[1], member)
   redis.call('LPUSH', KEYS[2], entry)
@@ -430,14 +435,14 @@ local function claim(key, ref, entry, id)
     redis.call('HSET', KEYS[8], key, ref .. '\\n' .. entry)
     return true
   end
-  local cut = string.find(holder, '\\n', 1, true)
+  local cut = string.find(holder, '\\n[^\\n]*$') -- the last: an id may hold one
   duplicates[#duplicates + 1] = { id, string.sub(holder, 1, cut - 1), 0 }
   return false
 end
 -- A duplicate that replaces its holder's entry, if the holder still waits in the queue.
 local function replace(key, entry, id, head, tail)
   local holder = redis.call('HGET', KEYS[8], key)
-  local cut = string.find(holder, '\\n', 1, true)
+  local cut = string.find(holder, '\\n[^\\n]*$') -- the last: an id may hold one
   local ref, old = string.sub(holder, 1, cut - 1), string.sub(holder, cut + 1)
   local at = redis.call('LPOS', KEYS[1], old)
   if at then

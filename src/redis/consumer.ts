@@ -27,7 +27,7 @@ import {
 import { Ticker } from "./_ticker.ts";
 import { Depth } from "./_depth.ts";
 import { type Clock, systemClock } from "../run/clock.ts";
-import { parseEntry } from "./_entry.ts";
+import { keyOfMalformed, notText, parseEntry } from "./_entry.ts";
 import { deadRecord, type QueueResult, toJson } from "./_records.ts";
 import { retryWait, withBlock } from "./_timing.ts";
 
@@ -235,6 +235,8 @@ export class RedisConsumer {
   #heldCount = 0;
   #client: RedisClient | null = null;
   #taker: RedisClient | null = null;
+  /** The taker connection's id on the server (`CLIENT ID`), once known. */
+  #takerId: number | undefined;
   #pool: PoolCore | null = null;
   #attempts: Attempts | null = null;
   #ticker: Ticker | null = null;
@@ -306,7 +308,16 @@ export class RedisConsumer {
     this.#ticker?.stop(); // a stopping consumer fires no tick: the others do
     this.#giveUpAt = performance.now() + this.#grace;
     this.#heldAtStop = this.#heldCount;
-    this.#taker?.close(); // ends a blocked BLMOVE now
+    // Ends a blocked BLMOVE now, on the server: CLIENT UNBLOCK makes it answer
+    // nil, so nothing it might still move lands after we deregister (closing
+    // the connection left the server a moment in which a push could). Without
+    // Redis, closing is all there is.
+    const id = this.#takerId;
+    if (id === undefined || !this.#client?.connected) this.#taker?.close();
+    else {
+      this.#client.send(["CLIENT", "UNBLOCK", id], { timeout: LEAVE_TIMEOUT_MS })
+        .catch(() => this.#taker?.close());
+    }
     this.#wake?.();
   }
 
@@ -407,7 +418,8 @@ export class RedisConsumer {
     const release = (timeout?: number) => this.#release([], true, timeout);
     try {
       if (this.#heldAtStop === 0 && this.stats.unrecorded.length === 0) {
-        await release(LEAVE_TIMEOUT_MS);
+        // Briefly only when Redis is gone: reachable, deregistering may take a loaded server's time.
+        await release(this.#client!.connected ? undefined : LEAVE_TIMEOUT_MS);
       } else await this.#durable("give back and deregister", release);
     } catch (error) {
       if (!(error instanceof RedisConnectionError)) return; // reported by #durable
@@ -434,6 +446,9 @@ export class RedisConsumer {
         // A BLMOVE ends (on the server) before our heartbeat could expire, so
         // one that outlives us cannot move an entry into a list that another
         // consumer has already recovered and no longer watches.
+        // Its connection's id first (a reconnect changes it), for stop()'s CLIENT UNBLOCK.
+        this.#takerId = await this.#taker!.send(["CLIENT", "ID"]) as number;
+        if (this.#stopping) break;
         reply = await this.#taker!.send(
           ["BLMOVE", k.queue, this.#processing, "RIGHT", "LEFT", this.#block],
           { timeout: withBlock(this.#block * 1000, this.#clientOptions.commandTimeout) },
@@ -513,7 +528,8 @@ export class RedisConsumer {
         consumer: this.id,
       };
       this.#options.onFinish?.(result);
-      this.#ack(raw, result, deadRecord(raw, error, this.id, 0));
+      // A malformed entry may still hold a unique key: its outcome frees it.
+      this.#ack(raw, result, deadRecord(raw, error, this.id, 0), "", keyOfMalformed(raw));
       return;
     }
     // A parsed entry was text (bytes that are not UTF-8 never parse).
@@ -639,7 +655,10 @@ export class RedisConsumer {
       : `record the outcomes of ${outcomes.length} jobs`;
     let again = "0";
     const handled = this.#durable(what, (timeout) => {
-      const take = this.#stopping ? 0 : outcomes.length;
+      // As many as it frees, less any excess over the depth (which may have
+      // shrunk: long jobs are not hoarded); the take loop fills growth.
+      const room = this.#depth.limit - (this.#heldCount - outcomes.length);
+      const take = this.#stopping ? 0 : Math.max(0, Math.min(outcomes.length, room));
       // Raw entries that are not UTF-8 go as the bytes they are.
       const args: RedisArg[] = [k.prefix, this.#maxResults, take, again];
       for (let i = 0; i < outcomes.length; i++) args.push(outcomes[i].raw, ...fields[i]);
@@ -822,34 +841,4 @@ function keyOf(entry: Entry): string {
   let hex = "\u0000bytes:";
   for (const byte of entry) hex += byte.toString(16).padStart(2, "0");
   return hex;
-}
-
-/** The malformed outcome of an entry that is not valid UTF-8, with where it goes wrong. */
-function notText(bytes: Uint8Array): { ok: false; error: string; batch: string; id: string } {
-  return {
-    ok: false,
-    error: `not valid UTF-8 at byte offset ${invalidUtf8At(bytes)} (of ${bytes.length})`,
-    batch: "",
-    id: "",
-  };
-}
-
-/** The offset of the first byte that makes `bytes` invalid UTF-8 (or its length if none does). */
-function invalidUtf8At(bytes: Uint8Array): number {
-  const strict = new TextDecoder("utf-8", { fatal: true });
-  // The longest valid prefix: a binary search over prefixes (a prefix cut in
-  // the middle of a character is invalid too, so search for the longest
-  // valid one, then step over the character it stops at).
-  let lo = 0;
-  let hi = bytes.length;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    try {
-      strict.decode(bytes.subarray(0, mid));
-      lo = mid;
-    } catch {
-      hi = mid - 1;
-    }
-  }
-  return lo;
 }
