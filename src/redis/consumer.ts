@@ -447,7 +447,11 @@ export class RedisConsumer {
         // one that outlives us cannot move an entry into a list that another
         // consumer has already recovered and no longer watches.
         // Its connection's id first (a reconnect changes it), for stop()'s CLIENT UNBLOCK.
-        this.#takerId = await this.#taker!.send(["CLIENT", "ID"]) as number;
+        // A server that refuses CLIENT (some managed ones): stop() closes the connection instead.
+        this.#takerId = await this.#taker!.send(["CLIENT", "ID"])
+          .catch((e) => e instanceof RedisError ? undefined : Promise.reject(e)) as
+            | number
+            | undefined;
         if (this.#stopping) break;
         reply = await this.#taker!.send(
           ["BLMOVE", k.queue, this.#processing, "RIGHT", "LEFT", this.#block],
