@@ -12,6 +12,7 @@
 // - idle: CPU ms per second of an open pool after a burst of work.
 import { parseArgs } from "node:util";
 import { WorkerPool } from "../src/pool/mod.ts";
+import { cpuMs } from "./_cpu.ts";
 
 const { values: flags } = parseArgs({
   args: Deno.args,
@@ -28,19 +29,6 @@ const WARM_UP = 20_000;
 const TRICKLE = 1_000;
 const TRIPS = 5_000;
 const IDLE_MS = 1_000;
-
-/** CPU time of every thread of this process (workers are threads), ms, from schedstat (ns). */
-function cpuMs(): number {
-  let ns = 0;
-  for (const task of Deno.readDirSync("/proc/self/task")) {
-    try {
-      ns += Number(Deno.readTextFileSync(`/proc/self/task/${task.name}/schedstat`).split(" ")[0]);
-    } catch {
-      // a thread that ended meanwhile
-    }
-  }
-  return ns / 1e6;
-}
 
 interface Figures {
   rate: number;

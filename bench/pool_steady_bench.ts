@@ -9,6 +9,7 @@
 // thread's turns can collapse into one wake-up per batch: that shows as a slow minimum here.
 import { parseArgs } from "node:util";
 import { WorkerPool } from "../src/pool/mod.ts";
+import { cpuMs } from "./_cpu.ts";
 
 const { values: flags } = parseArgs({
   args: Deno.args,
@@ -73,19 +74,6 @@ function busyNeighbours(): () => Promise<void> {
     for (const child of children) child.kill("SIGKILL");
     await Promise.all(children.map((child) => child.status));
   };
-}
-
-/** CPU time of every thread of this process (workers are threads), ms, from schedstat (ns). */
-function cpuMs(): number {
-  let ns = 0;
-  for (const task of Deno.readDirSync("/proc/self/task")) {
-    try {
-      ns += Number(Deno.readTextFileSync(`/proc/self/task/${task.name}/schedstat`).split(" ")[0]);
-    } catch {
-      // a thread that ended meanwhile
-    }
-  }
-  return ns / 1e6;
 }
 
 /**

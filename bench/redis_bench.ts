@@ -10,6 +10,7 @@ import { parseArgs } from "node:util";
 import { RedisClient, RedisQueue } from "../src/redis/mod.ts";
 import { validateJobFile } from "../src/jobs/mod.ts";
 import { startRedisServer } from "../tests/_redis.ts";
+import { cpuMsOf } from "./_cpu.ts";
 
 const { values: flags } = parseArgs({
   args: Deno.args,
@@ -73,19 +74,6 @@ async function consumers(
 async function stop(children: Deno.ChildProcess[]): Promise<void> {
   for (const child of children) child.kill("SIGTERM");
   await Promise.all(children.map((child) => child.status));
-}
-
-/** CPU time of every thread of process `pid`, ms, from schedstat (ns). */
-function cpuMsOf(pid: number): number {
-  let ns = 0;
-  for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
-    try {
-      ns += Number(Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/schedstat`).split(" ")[0]);
-    } catch {
-      // a thread that ended meanwhile
-    }
-  }
-  return ns / 1e6;
 }
 
 /** The consumers' CPU per job of each throughput run, µs, by case. */

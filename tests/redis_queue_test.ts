@@ -44,6 +44,16 @@ async function until(what: string, check: () => Promise<boolean> | boolean, ms =
   }
 }
 
+/** Whether a file exists (a gated task writes one when it starts). */
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Spawns the CLI with piped output. */
 function spawnCli(args: string[], env: Record<string, string> = {}): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
@@ -433,14 +443,7 @@ redisTest(
       "latest",
       "the holder ran with the latest arguments, under its id",
     );
-    await until("the gated job to start", async () => {
-      try {
-        await Deno.stat(started);
-        return true;
-      } catch {
-        return false;
-      }
-    });
+    await until("the gated job to start", () => exists(started));
     const tooLate = await queue.push(
       jobs([{ id: "s", task: "#noop", args: ["theirs"], key: "busy", onDuplicate: "replace" }]),
     );
@@ -535,14 +538,7 @@ redisTest(
         { id: "keyed", task: "#noop", args: [1], after: ["dep"], key: "ks" },
       ]));
       const consumer = queue.consume({ workers: 1 });
-      await until("dep to start", async () => {
-        try {
-          await Deno.stat(`${gate.path}.started`);
-          return true;
-        } catch {
-          return false;
-        }
-      });
+      await until("dep to start", () => exists(`${gate.path}.started`));
       await client.send(["SET", `${name}:unique`, "not a hash"]);
       await gate.open();
       await assert.rejects(
