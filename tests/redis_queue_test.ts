@@ -3,13 +3,14 @@
 // for tests that restart the server.
 import assert from "node:assert";
 import { type QueueResult, RedisClient, RedisQueue } from "../src/redis/mod.ts";
-import { type JobFile, validateJobFile } from "../src/jobs/mod.ts";
+import { validateJobFile } from "../src/jobs/mod.ts";
 import { redisTest, startRedisServer, uniqueKey } from "./_redis.ts";
 import { withDir } from "./_temp.ts";
 import { Gate } from "./_gate.ts";
 import { retryDelay } from "../src/run/_attempt.ts";
 import { ACK, PUSH } from "../src/redis/_scripts.ts";
 import { startProxy } from "./_proxy.ts";
+import { jobs, results } from "./_queue.ts";
 import { Depth, MAX_AUTO_EXTRA } from "../src/redis/_depth.ts";
 import { PUSH_CHUNK } from "../src/redis/queue.ts";
 import { parseListen, renderMetrics } from "../src/cli/metrics.ts";
@@ -17,23 +18,6 @@ import { parseListen, renderMetrics } from "../src/cli/metrics.ts";
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const TASKS = new URL("./fixtures/cli_tasks.ts", import.meta.url).pathname;
 const decoder = new TextDecoder();
-
-/** A validated job file whose `#name` tasks are the fixture's. */
-function jobs(list: Array<Record<string, unknown>>, dir = "/tmp"): JobFile {
-  const data = JSON.parse(JSON.stringify({ jobs: list }).replaceAll('"#', `"${TASKS}#`));
-  const checked = validateJobFile(data, `${dir}/jobs.json`);
-  if (!checked.ok) throw new Error(JSON.stringify(checked.problems));
-  return checked.file;
-}
-
-/** Every record of a queue's results stream: [id, status, consumer]. */
-async function results(client: RedisClient, queue: string): Promise<QueueResult[]> {
-  const reply = await client.send(["XRANGE", `${queue}:results`, "-", "+"]) as [
-    string,
-    string[],
-  ][];
-  return reply.map(([, fields]) => JSON.parse(fields[fields.indexOf("data") + 1]));
-}
 
 /** Polls `check` every 50 ms until it is true; fails after `ms`. */
 async function until(what: string, check: () => Promise<boolean> | boolean, ms = 20_000) {

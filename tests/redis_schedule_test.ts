@@ -1,31 +1,14 @@
 // Recurring and delayed jobs in the Redis queue, against the shared server of
 // TASKPOOL_REDIS_URL (each test under its own queue name).
 import assert from "node:assert";
-import { type QueueResult, RedisClient, RedisQueue } from "../src/redis/mod.ts";
-import { type JobFile, validateJobFile } from "../src/jobs/mod.ts";
+import { RedisClient, RedisQueue } from "../src/redis/mod.ts";
 import { ManualClock } from "./_clock.ts";
 import { redisTest, uniqueKey } from "./_redis.ts";
 import { withDir } from "./_temp.ts";
+import { jobs as file, results } from "./_queue.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
-const TASKS = new URL("./fixtures/cli_tasks.ts", import.meta.url).pathname;
 const decoder = new TextDecoder();
-
-function file(jobs: Array<Record<string, unknown>>): JobFile {
-  const data = JSON.parse(JSON.stringify({ jobs }).replaceAll('"#', `"${TASKS}#`));
-  const checked = validateJobFile(data, "/tmp/jobs.json");
-  if (!checked.ok) throw new Error(JSON.stringify(checked.problems));
-  return checked.file;
-}
-
-/** Every outcome recorded in the queue's results stream. */
-async function results(client: RedisClient, queue: string): Promise<QueueResult[]> {
-  const reply = await client.send(["XRANGE", `${queue}:results`, "-", "+"]) as [
-    string,
-    string[],
-  ][];
-  return reply.map(([, fields]) => JSON.parse(fields[fields.indexOf("data") + 1]));
-}
 
 async function until(what: string, check: () => Promise<boolean> | boolean, ms = 30_000) {
   const end = Date.now() + ms;
