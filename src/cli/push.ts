@@ -9,7 +9,8 @@ import type { JobFile } from "../jobs/mod.ts";
 import { err, STOP_SIGNALS } from "./_args.ts";
 import { COMMON_USAGE, connect, type Flags, queueCommand, withFlags } from "./_queue.ts";
 import { loadJobFile } from "./load.ts";
-import { Reporter } from "./report.ts";
+import { Reporter, showProgress } from "./report.ts";
+import type { RedisQueue, RunningJob } from "../redis/mod.ts";
 
 const USAGE = `Usage: taskpool push [options] <jobs.json>
 
@@ -85,12 +86,18 @@ async function pushAndWait(values: Flags, file: JobFile, signal: AbortSignal): P
   if (!values.wait) return 0;
 
   const live = Deno.stderr.isTerminal() && !values.json;
+  // On a terminal, the batch's running jobs as their consumers report them.
+  const watch = live ? watchRunning(queue, receipt.batch) : undefined;
   const reporter = new Reporter({
     total: receipt.ids.length,
     json: values.json === true,
     live,
     color: live && !Deno.env.get("NO_COLOR"),
-    running: () => 0,
+    running: () => watch?.jobs.length ?? 0,
+    longest: () => {
+      const job = watch?.jobs[0];
+      return job && `${job.id} ${showProgress(job.progress)}`;
+    },
   });
   try {
     const results = await queue.wait(receipt, {
@@ -107,5 +114,31 @@ async function pushAndWait(values: Flags, file: JobFile, signal: AbortSignal): P
       `taskpool push: stopped waiting; the jobs stay queued (batch ${receipt.batch})`,
     );
     return 130;
+  } finally {
+    watch?.stop();
   }
+}
+
+/**
+ * Reads the running jobs of a batch every second (those its consumers
+ * report: with progress, or running a second or more), longest first.
+ */
+function watchRunning(queue: RedisQueue, batch: string): { jobs: RunningJob[]; stop(): void } {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let stopped = false;
+  const watch = {
+    jobs: [] as RunningJob[],
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+  const look = async () => {
+    try {
+      watch.jobs = (await queue.running()).filter((job) => job.batch === batch);
+    } catch { /* the wait reports a lost connection */ }
+    if (!stopped) timer = setTimeout(look, 1000);
+  };
+  look();
+  return watch;
 }

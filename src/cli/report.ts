@@ -233,3 +233,11 @@ function next(tick: number | undefined): string {
   if (tick === undefined) return "";
   return `next tick in ${Math.max(0, (tick - Date.now()) / 1000).toFixed(0)} s, `;
 }
+
+/** A job's progress for the live line: a number as a percentage, else its JSON, short. */
+export function showProgress(value: unknown): string {
+  if (value === undefined) return "running";
+  if (typeof value === "number") return `${Math.round(value * 100)}%`;
+  const json = JSON.stringify(value);
+  return json.length > 40 ? `${json.slice(0, 39)}…` : json;
+}

@@ -11,7 +11,7 @@ import { type JobFile, plan } from "../jobs/mod.ts";
 import { Scheduler } from "../run/scheduler.ts";
 import { count, duration, err, STOP_SIGNALS } from "./_args.ts";
 import { loadJobFile } from "./load.ts";
-import { Reporter } from "./report.ts";
+import { Reporter, showProgress } from "./report.ts";
 import {
   DURATION_BUCKETS,
   type Family,
@@ -19,7 +19,7 @@ import {
   parseListen,
   renderMetrics,
   serveMetrics,
-} from "./metrics.ts";
+} from "../dashboard/metrics.ts";
 import type { JobStatus } from "../run/types.ts";
 
 /** The CLI's version. */
@@ -30,6 +30,7 @@ export const USAGE = `Usage: taskpool [options] <jobs.json>
        taskpool push [--wait] [options] <jobs.json>   (enqueue in Redis; --help for more)
        taskpool consume [options]                    (run jobs from Redis; --help for more)
        taskpool schedules | unschedule <id>...       (recurring jobs in Redis; --help for more)
+       taskpool dashboard [--queue Q]... [options]   (live dashboard of Redis queues; --help)
 
 Runs the jobs of a JSON job file on a pool of workers.
 
@@ -332,12 +333,4 @@ function runFamilies(
       samples: [{ labels: {}, value: (performance.now() - started) / 1000 }],
     },
   ];
-}
-
-/** A job's progress for the live line: a number as a percentage, else its JSON, short. */
-function showProgress(value: unknown): string {
-  if (value === undefined) return "running";
-  if (typeof value === "number") return `${Math.round(value * 100)}%`;
-  const json = JSON.stringify(value);
-  return json.length > 40 ? `${json.slice(0, 39)}…` : json;
 }

@@ -8,6 +8,7 @@
 
 import { type Job, validateJobFile } from "../jobs/mod.ts";
 import { describe } from "../_util.ts";
+import type { RedisReply } from "./client.ts";
 
 /** An entry checked by a consumer. */
 export type ParsedEntry =
@@ -191,4 +192,23 @@ export function keyOfMalformed(raw: string | Uint8Array): string {
   } catch {
     return ""; // not JSON: it holds no key
   }
+}
+
+/**
+ * An entry as Redis gave it: text, or bytes when it is not valid UTF-8 (the
+ * client gives those as they are, so that they can be removed exactly).
+ */
+export type Entry = string | Uint8Array;
+
+/** Whether a reply is an entry (not nil, not an error). */
+export function isEntry(reply: RedisReply): reply is Entry {
+  return typeof reply === "string" || reply instanceof Uint8Array;
+}
+
+/** A Map key for an entry; bytes get a prefix that no JSON entry starts with. */
+export function keyOf(entry: Entry): string {
+  if (typeof entry === "string") return entry;
+  let hex = "\u0000bytes:";
+  for (const byte of entry) hex += byte.toString(16).padStart(2, "0");
+  return hex;
 }

@@ -9,7 +9,7 @@
  * | `q`                   | list   | ready entries: producers LPUSH, consumers take RIGHT |
  * | `q:processing:<c>`    | list   | what consumer `c` holds (BLMOVE q → here)            |
  * | `q:consumers`         | set    | consumer ids that may hold jobs                      |
- * | `q:heartbeat:<c>`     | string | consumer `c` is alive while this exists (PX TTL)     |
+ * | `q:heartbeat:<c>`     | string | `c` is alive while it exists (PX TTL): JSON, counts  |
  * | `q:delayed`           | zset   | retries and delayed jobs, scored by when they are due|
  * | `q:blocked`           | hash   | `batch/id` → entry of a job waiting for `after` jobs |
  * | `q:pending`           | hash   | `batch/id` → how many of its `after` jobs are left   |
@@ -23,6 +23,7 @@
  * | `q:lastrun`           | hash   | recurring job id → its last run's id and outcome     |
  * | `q:waiting:<id>`      | list   | runs of job `id` waiting for the one before (queue)  |
  * | `q:unique`            | hash   | a job's `key` → `batch/id` and entry of its holder   |
+ * | `q:progress:<c>`      | hash   | `batch/id` → start and progress of a job `c` runs    |
  *
  * A recurring job's runs are entries like any other, with the id
  * `<job id>@<tick>` and `"schedule": "<job id>"`, from which the ack of
@@ -70,6 +71,8 @@ export interface QueueKeys {
   processing(consumer: string): string;
   /** The heartbeat key of a consumer. */
   heartbeat(consumer: string): string;
+  /** The hash of a consumer's running jobs' progress (see `_progress.ts`). */
+  progress(consumer: string): string;
 }
 
 /**
@@ -108,6 +111,7 @@ export function queueKeys(name: string): QueueKeys {
     prefix,
     processing: (consumer) => `${prefix}processing:${consumer}`,
     heartbeat: (consumer) => `${prefix}heartbeat:${consumer}`,
+    progress: (consumer) => `${prefix}progress:${consumer}`,
   };
 }
 
@@ -141,5 +145,40 @@ export function consumerKeyTypes(keys: QueueKeys, consumer: string): Array<[stri
     [keys.active, "hash"],
     [keys.lastRun, "hash"],
     [keys.unique, "hash"],
+    [keys.progress(consumer), "hash"],
+  ];
+}
+
+/**
+ * The KEYS of the ACK script (see `_scripts.ts`), in its order.
+ *
+ * @param keys The queue's keys.
+ * @param consumer The calling consumer's id.
+ * @returns The key names.
+ *
+ * @example The caller's processing list comes first
+ * ```ts
+ * import { ackKeys, queueKeys } from "./_keys.ts";
+ * import assert from "node:assert";
+ *
+ * const keys = ackKeys(queueKeys("jobs"), "c1");
+ * assert.strictEqual(keys[0], "jobs:processing:c1");
+ * assert.strictEqual(keys.length, 12);
+ * ```
+ */
+export function ackKeys(keys: QueueKeys, consumer: string): string[] {
+  return [
+    keys.processing(consumer),
+    keys.queue,
+    keys.results,
+    keys.dead,
+    keys.blocked,
+    keys.pending,
+    keys.active,
+    keys.lastRun,
+    keys.delayed,
+    keys.notBefore,
+    keys.unique,
+    keys.progress(consumer),
   ];
 }

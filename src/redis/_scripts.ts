@@ -109,11 +109,14 @@ export interface Script {
  *
  * - KEYS: 1 the caller's processing list, 2 queue, 3 results, 4 dead,
  *   5 blocked, 6 pending, 7 active, 8 lastrun, 9 delayed, 10 notbefore,
- *   11 unique.
+ *   11 unique, 12 the caller's progress hash.
  * - ARGV: 1 key prefix, 2 about how many records `results` keeps, 3 how
  *   many next entries to take (0 while stopping), 4 again ("1" when sent
  *   again after a lost reply: then an entry found nowhere means the first
- *   run recorded it, and nothing is written twice); then 8 per job: entry,
+ *   run recorded it, and nothing is written twice), 5 how many refs
+ *   (`batch/id`) follow to remove from the progress hash (the jobs of this
+ *   call the consumer had written there: see `_progress.ts`), then those
+ *   refs; then 8 per job: entry,
  *   batch ("" for an entry pushed by hand), job id, status, data (the
  *   outcome as JSON), dead record or "", the recurring job this entry is a
  *   run of or "", and its unique key or "".
@@ -234,8 +237,10 @@ local function ack(entry, batch, id, status, data, dead, sid, key)
   end
   return removed
 end
+local written = tonumber(ARGV[5])
+if written > 0 then redis.call('HDEL', KEYS[12], unpack(ARGV, 6, 5 + written)) end
 local removed = {}
-for i = 5, #ARGV, 8 do
+for i = 6 + written, #ARGV, 8 do
   removed[#removed + 1] = ack(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4],
     ARGV[i + 5], ARGV[i + 6], ARGV[i + 7])
 end
@@ -331,7 +336,7 @@ return { #due, math.max(0, tonumber(next[2]) - now) }`,
 /**
  * Moves the processing list of every registered consumer whose heartbeat
  * has expired back to the head of the queue (taken next), and forgets that
- * consumer.
+ * consumer (and the progress of the jobs it ran: they run again).
  *
  * - KEYS: 1 consumers, 2 queue.
  * - ARGV: 1 key prefix, 2 the caller's id (never recovered).
@@ -350,6 +355,7 @@ for _, c in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if c ~= ARGV[2] and redis.call('EXISTS', ARGV[1] .. 'heartbeat:' .. c) == 0 then
     local list = ARGV[1] .. 'processing:' .. c
     while redis.call('LMOVE', list, KEYS[2], 'LEFT', 'RIGHT') do moved = moved + 1 end
+    redis.call('DEL', ARGV[1] .. 'progress:' .. c)
     redis.call('SREM', KEYS[1], c)
     gone[#gone + 1] = c
   end
@@ -363,7 +369,7 @@ return { moved, gone }`,
  * is named, and then, if `leave` is "1", deregisters the caller.
  *
  * - KEYS: 1 the caller's processing list, 2 queue, 3 consumers, 4 the
- *   caller's heartbeat.
+ *   caller's heartbeat, 5 the caller's progress hash.
  * - ARGV: 1 the caller's id, 2 leave ("1" to deregister), 3… the entries
  *   to give back (none: all).
  * - Returns how many entries moved.
@@ -388,9 +394,38 @@ else
 end
 if ARGV[2] == '1' then
   redis.call('SREM', KEYS[3], ARGV[1])
-  redis.call('DEL', KEYS[4])
+  redis.call('DEL', KEYS[4], KEYS[5])
 end
 return moved`,
+};
+
+/**
+ * Sends one dead record's job back to the queue: removes the record and
+ * enqueues the entry in one step, so a record is retried once however many
+ * hands (dashboards) click at once; the second finds it gone. A job with a
+ * unique key takes the key again, and is not enqueued while another job
+ * holds it.
+ *
+ * - KEYS: 1 dead, 2 queue, 3 unique.
+ * - ARGV: 1 the dead record's text (as read from the list), 2 the entry to
+ *   enqueue (the record's, without its attempt count), 3 its unique key or
+ *   "", 4 its ref (`batch/id`).
+ * - Returns 1 enqueued, 0 no such record (already retried or deleted), -1
+ *   not enqueued: its key is held (the record stays).
+ * - Called by `retryDead` (`_inspect.ts`), for `RedisQueue.prototype.retryDead`.
+ */
+export const DEAD_RETRY: Script = {
+  name: "dead-retry",
+  source: EXPECT + `
+expect(1, 'list') expect(2, 'list') expect(3, 'hash')
+if not redis.call('LPOS', KEYS[1], ARGV[1]) then return 0 end
+if ARGV[3] ~= '' then
+  if redis.call('HEXISTS', KEYS[3], ARGV[3]) == 1 then return -1 end
+  redis.call('HSET', KEYS[3], ARGV[3], ARGV[4] .. '\\n' .. ARGV[2])
+end
+redis.call('LREM', KEYS[1], 1, ARGV[1])
+redis.call('LPUSH', KEYS[2], ARGV[2])
+return 1`,
 };
 
 /**

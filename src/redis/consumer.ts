@@ -13,7 +13,7 @@ import { type AttemptOutcome, Attempts, retryDelay } from "../run/_attempt.ts";
 import { RedisConnectionError, RedisError } from "../errors.ts";
 import { checkMs, delay, MAX_TIMER_MS } from "../_util.ts";
 import { type RedisArg, RedisClient, type RedisClientOptions, type RedisReply } from "./client.ts";
-import { consumerKeyTypes, type QueueKeys } from "./_keys.ts";
+import { ackKeys, consumerKeyTypes, type QueueKeys } from "./_keys.ts";
 import {
   ACK,
   checkKeyTypes,
@@ -27,100 +27,11 @@ import {
 import { Ticker } from "./_ticker.ts";
 import { Depth } from "./_depth.ts";
 import { type Clock, systemClock } from "../run/clock.ts";
-import { keyOfMalformed, notText, parseEntry } from "./_entry.ts";
+import { type Entry, isEntry, keyOf, keyOfMalformed, notText, parseEntry } from "./_entry.ts";
+import { FLUSH_MS, ProgressBoard } from "./_progress.ts";
 import { deadRecord, type QueueResult, toJson } from "./_records.ts";
 import { retryWait, withBlock } from "./_timing.ts";
-
-/** Options of {@linkcode RedisQueue.prototype.consume}. */
-export interface ConsumeOptions {
-  /**
-   * Workers of the consumer's pool.
-   *
-   * @default {navigator.hardwareConcurrency}
-   */
-  workers?: number;
-  /**
-   * Tasks queued in the pool beyond the running ones. The consumer holds at
-   * most `workers + capacity` jobs, and takes one only when it has room.
-   * Unset, the depth follows the jobs: about as many as the workers finish
-   * in one Redis round trip, from `workers * 2` (long jobs) up to 64 (jobs
-   * much shorter than a round trip), so short jobs go many per round trip
-   * while long ones are not hoarded.
-   *
-   * @default {automatic: workers * 2 to max(workers * 2, 64)}
-   */
-  capacity?: number;
-  /**
-   * The directory that relative task modules and command directories of
-   * entries resolve against: a checkout of the code that pushed them.
-   *
-   * @default {the current directory}
-   */
-  base?: string;
-  /**
-   * Milliseconds the consumer's heartbeat lives: it is renewed every third
-   * of this, and a consumer silent for this long is presumed dead and its
-   * jobs are moved back to the queue.
-   *
-   * @default {10000}
-   */
-  heartbeat?: number;
-  /** The consumer's id (unique among the queue's consumers). @default {host:pid:random} */
-  id?: string;
-  /**
-   * Milliseconds a stopping consumer keeps trying to record the outcomes of
-   * the jobs it holds when Redis does not answer; then it gives up, and
-   * those jobs stay in its processing list for another consumer to recover
-   * (`ConsumerStats.unrecorded` names them). A consumer that holds nothing
-   * when it stops makes one short attempt to deregister, and ends.
-   *
-   * @default {30000}
-   */
-  grace?: number;
-  /**
-   * Where the consumer's ticker reads the time and sleeps (the ticks of
-   * recurring jobs); a test may pass a clock it moves itself.
-   *
-   * @default {systemClock}
-   */
-  clock?: Clock;
-  /** Stops taking jobs when aborted; what is held finishes (as `stop()`). */
-  signal?: AbortSignal;
-  /** Called when an attempt starts. */
-  onStart?: (job: Job, attempt: number) => void;
-  /** Called once per job this consumer finishes: succeeded, failed for good, or malformed. */
-  onFinish?: (result: QueueResult) => void;
-  /** Called when a failed attempt is scheduled to run again. */
-  onRetry?: (job: Job, attempt: number, error: string) => void;
-  /** Called when this consumer moved a dead consumer's jobs back to the queue. */
-  onRecover?: (moved: number, consumers: string[]) => void;
-  /** Called with a one-line warning (the connection was lost, a write failed and is retried). */
-  onWarning?: (message: string) => void;
-}
-
-/** What a consumer did. */
-export interface ConsumerStats {
-  /** Entries taken from the queue. */
-  taken: number;
-  /** Jobs that succeeded. */
-  succeeded: number;
-  /** Jobs that failed for good (sent to the dead list). */
-  failed: number;
-  /** Failed attempts scheduled to run again. */
-  retried: number;
-  /** Malformed entries sent to the dead list. */
-  malformed: number;
-  /** Entries moved back to the queue from dead consumers. */
-  recovered: number;
-  /** Ticks of recurring jobs this consumer fired (another consumer fires the rest). */
-  fired: number;
-  /**
-   * Ids of held jobs whose outcome (or retry) could not be recorded before
-   * the `grace` of a stop ran out: they stay in the consumer's processing
-   * list, for another consumer to recover once its heartbeat expires.
-   */
-  unrecorded: string[];
-}
+import type { ConsumeOptions, ConsumerSettings, ConsumerStats } from "./types.ts";
 
 /** Seconds a BLMOVE blocks before it is re-issued. */
 const BLOCK_SECONDS = 2;
@@ -131,24 +42,11 @@ const ACK_BATCH = 256;
 /** How often any consumer looks for due retries, ms (the one that scheduled a retry also wakes at its due time). */
 const PROMOTE_EVERY_MS = 1000;
 const DEFAULT_HEARTBEAT_MS = 10_000;
+/** The longest time between two beats, ms (see `#beat`). */
+const BEAT_MAX_MS = 1000;
 const DEFAULT_GRACE_MS = 30_000;
 /** How long the last deregistration of a consumer that holds nothing may take, ms. */
 const LEAVE_TIMEOUT_MS = 500;
-
-/**
- * What a consumer takes from its queue. {@linkcode RedisQueue.prototype.consume}
- * hands it over as a plain object; it is not public API.
- */
-export interface ConsumerSettings {
-  /** The server's URL: the consumer opens connections of its own. */
-  url: string;
-  /** The queue's options, for those connections. */
-  clientOptions: RedisClientOptions;
-  /** The queue's keys. */
-  keys: QueueKeys;
-  /** About how many records `<queue>:results` keeps. */
-  maxResults: number;
-}
 
 /** A job this consumer holds. */
 interface Held {
@@ -239,6 +137,8 @@ export class RedisConsumer {
   #takerId: number | undefined;
   #pool: PoolCore | null = null;
   #attempts: Attempts | null = null;
+  /** The running jobs' start and progress, for `<queue>:progress:<id>`. */
+  readonly #board: ProgressBoard;
   #ticker: Ticker | null = null;
   #ticking: Promise<void> | undefined;
   #stopping = false;
@@ -248,7 +148,14 @@ export class RedisConsumer {
   readonly #acks = new Set<Promise<void>>();
   /** Outcomes waiting for the ACK call at the end of this turn. */
   readonly #outcomes: Array<
-    { raw: Entry; result: QueueResult; dead: string; schedule: string; key: string }
+    {
+      raw: Entry;
+      result: QueueResult;
+      dead: string;
+      schedule: string;
+      key: string;
+      written?: string;
+    }
   > = [];
   /** Seconds a BLMOVE blocks: below a third of the heartbeat (see `#takeLoop`). */
   readonly #block: number;
@@ -259,6 +166,8 @@ export class RedisConsumer {
   readonly #grace: number;
   /** When a stopping consumer stops retrying writes (`performance.now()`); Infinity until a stop. */
   #giveUpAt = Infinity;
+  /** When the consumer was made, ms since the epoch (its beat says it). */
+  readonly #since = Date.now();
   /** Held jobs when `stop()` was called. */
   #heldAtStop = 0;
 
@@ -275,6 +184,7 @@ export class RedisConsumer {
     this.id = options.id ??
       `${Deno.hostname()}:${Deno.pid}:${crypto.randomUUID().slice(0, 8)}`;
     this.#processing = keys.processing(this.id);
+    this.#board = new ProgressBoard(keys.progress(this.id));
     this.#workers = options.workers ?? (navigator.hardwareConcurrency || 1);
     this.#depth = new Depth(this.#workers, options.capacity);
     this.#ttl = options.heartbeat ?? DEFAULT_HEARTBEAT_MS;
@@ -370,14 +280,17 @@ export class RedisConsumer {
     this.#attempts = new Attempts(
       this.#pool,
       (token, outcome) => this.#attemptEnded(token, outcome),
+      (token, value) => this.#board.progress(token, value),
     );
     try {
       await checkKeyTypes(this.#client, consumerKeyTypes(this.#keys, this.id));
       await this.#beat();
-      this.#every(this.#ttl / 3, () => this.#beat());
+      // At least every second: the beat carries the counts a dashboard charts.
+      this.#every(Math.min(this.#ttl / 3, BEAT_MAX_MS), () => this.#beat());
       await this.#recover();
       this.#every(this.#ttl / 2, () => this.#recover());
       this.#every(PROMOTE_EVERY_MS, () => this.#promote());
+      this.#every(FLUSH_MS, () => this.#flushProgress());
       this.#ticker = new Ticker(
         this.#client,
         this.#keys,
@@ -547,6 +460,7 @@ export class RedisConsumer {
     this.#options.onStart?.(held.job, held.attempt);
     const token = this.#freeTokens.pop() ?? this.#running.length;
     this.#running[token] = held;
+    this.#board.started(token, held.batch, held.job.id, held.attempt, Date.now());
     this.#attempts!.start(held.job, token);
   }
 
@@ -556,14 +470,14 @@ export class RedisConsumer {
     const held = this.#running[token]!;
     this.#running[token] = undefined;
     this.#freeTokens.push(token);
-    this.#ended(held, outcome);
+    this.#ended(held, outcome, token);
     if (held.job.kind === "command") {
       const next = this.#commandsWaiting.shift();
       if (next) this.#start(next);
     }
   }
 
-  #ended(held: Held, outcome: AttemptOutcome): void {
+  #ended(held: Held, outcome: AttemptOutcome, slot: number): void {
     if (this.#cancelled) return; // left in the processing list for recovery
     const { job, attempt, raw, batch } = held;
     const { ok, ...details } = outcome;
@@ -577,6 +491,7 @@ export class RedisConsumer {
     };
     const retryIn = ok ? -1 : retryDelay(job, attempt);
     if (retryIn >= 0) {
+      this.#board.retried(slot);
       this.stats.retried++;
       const wait = Math.round(retryIn);
       const token = crypto.randomUUID().slice(0, 8);
@@ -608,6 +523,7 @@ export class RedisConsumer {
       ok ? "" : deadRecord(JSON.stringify(held.value), result.error ?? "", this.id, attempt),
       held.schedule,
       held.job.key,
+      this.#board.ended(slot),
     );
   }
 
@@ -616,8 +532,15 @@ export class RedisConsumer {
    * results the pool delivered together) go in one call, sent in a microtask
    * at the end of the turn.
    */
-  #ack(raw: Entry, result: QueueResult, dead: string, schedule = "", key = ""): void {
-    this.#outcomes.push({ raw, result, dead, schedule, key });
+  #ack(
+    raw: Entry,
+    result: QueueResult,
+    dead: string,
+    schedule = "",
+    key = "",
+    written?: string,
+  ): void {
+    this.#outcomes.push({ raw, result, dead, schedule, key, written });
     if (this.#outcomes.length === 1) queueMicrotask(() => this.#sendOutcomes());
   }
 
@@ -631,19 +554,9 @@ export class RedisConsumer {
     const outcomes = this.#outcomes.splice(0, ACK_BATCH);
     if (this.#outcomes.length > 0) queueMicrotask(() => this.#sendOutcomes());
     const k = this.#keys;
-    const keys = [
-      this.#processing,
-      k.queue,
-      k.results,
-      k.dead,
-      k.blocked,
-      k.pending,
-      k.active,
-      k.lastRun,
-      k.delayed,
-      k.notBefore,
-      k.unique,
-    ];
+    const keys = ackKeys(k, this.id);
+    // The refs written to the progress hash go with their outcomes.
+    const written = outcomes.flatMap(({ written }) => written === undefined ? [] : [written]);
     // Made once: a call sent again sends the same.
     const fields = outcomes.map(({ result, dead, schedule, key }) => [
       result.batch,
@@ -664,7 +577,14 @@ export class RedisConsumer {
       const room = this.#depth.limit - (this.#heldCount - outcomes.length);
       const take = this.#stopping ? 0 : Math.max(0, Math.min(outcomes.length, room));
       // Raw entries that are not UTF-8 go as the bytes they are.
-      const args: RedisArg[] = [k.prefix, this.#maxResults, take, again];
+      const args: RedisArg[] = [
+        k.prefix,
+        this.#maxResults,
+        take,
+        again,
+        written.length,
+        ...written,
+      ];
       for (let i = 0; i < outcomes.length; i++) args.push(outcomes[i].raw, ...fields[i]);
       const asked = performance.now();
       const sent = runScript(this.#client!, ACK, keys, args, { timeout });
@@ -717,7 +637,18 @@ export class RedisConsumer {
   }
 
   #beat(): Promise<unknown> {
-    const info = JSON.stringify({ host: Deno.hostname(), pid: Deno.pid, held: this.#heldCount });
+    const { succeeded, failed, retried } = this.stats;
+    const info = JSON.stringify({
+      host: Deno.hostname(),
+      pid: Deno.pid,
+      held: this.#heldCount,
+      workers: this.#workers,
+      ttl: this.#ttl,
+      since: this.#since,
+      succeeded,
+      failed,
+      retried,
+    });
     return Promise.all([
       this.#client!.send(["SET", this.#keys.heartbeat(this.id), info, "PX", this.#ttl]),
       this.#client!.send(["SADD", this.#keys.consumers, this.id]),
@@ -736,6 +667,14 @@ export class RedisConsumer {
     }
   }
 
+  /** Writes the running jobs' progress that changed (see `_progress.ts`). */
+  async #flushProgress(): Promise<void> {
+    // Lost, a flush is not retried (the next one writes what changes), nor
+    // warned of (the heartbeat warns of the connection).
+    const commands = this.#board.flush(Date.now());
+    await Promise.all(commands.map((command) => this.#client!.send(command))).catch(() => {});
+  }
+
   async #promote(): Promise<void> {
     const k = this.#keys;
     await runScript(this.#client!, PROMOTE, [k.delayed, k.queue], [1000]);
@@ -746,7 +685,7 @@ export class RedisConsumer {
     return runScript(
       this.#client!,
       RELEASE,
-      [this.#processing, k.queue, k.consumers, k.heartbeat(this.id)],
+      [this.#processing, k.queue, k.consumers, k.heartbeat(this.id), k.progress(this.id)],
       [this.id, leave ? "1" : "0", ...entries],
       { timeout },
     );
@@ -827,22 +766,4 @@ export class RedisConsumer {
     this.#failure ??= error;
     this.stop();
   }
-}
-
-/**
- * An entry as Redis gave it: text, or bytes when it is not valid UTF-8 (the
- * client gives those as they are, so that they can be removed exactly).
- */
-type Entry = string | Uint8Array;
-
-function isEntry(reply: RedisReply): reply is Entry {
-  return typeof reply === "string" || reply instanceof Uint8Array;
-}
-
-/** A Map key for an entry; bytes get a prefix that no JSON entry starts with. */
-function keyOf(entry: Entry): string {
-  if (typeof entry === "string") return entry;
-  let hex = "\u0000bytes:";
-  for (const byte of entry) hex += byte.toString(16).padStart(2, "0");
-  return hex;
 }

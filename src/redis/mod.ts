@@ -28,8 +28,16 @@ export {
   type RedisQueueOptions,
   type ScheduleInfo,
 } from "./queue.ts";
-export { type ConsumeOptions, type ConsumerStats, RedisConsumer } from "./consumer.ts";
+export { RedisConsumer } from "./consumer.ts";
+export type { ConsumeOptions, ConsumerStats } from "./types.ts";
 export type { QueueResult } from "./_records.ts";
+export type {
+  ConsumerInfo,
+  DeadAction,
+  DeadRecord,
+  OutcomeRecord,
+  RunningJob,
+} from "./_inspect.ts";
 export {
   type RedisArg,
   RedisClient,

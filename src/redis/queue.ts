@@ -11,13 +11,28 @@ import type { JobFile } from "../jobs/mod.ts";
 import { RedisConnectionError } from "../errors.ts";
 import { delay } from "../_util.ts";
 import { RedisClient, type RedisClientOptions, type RedisReply } from "./client.ts";
-import { type ConsumeOptions, type ConsumerSettings, RedisConsumer } from "./consumer.ts";
+import { RedisConsumer } from "./consumer.ts";
+import type { ConsumeOptions, ConsumerSettings } from "./types.ts";
 import { type QueueKeys, queueKeys } from "./_keys.ts";
 import { PUSH, runScript, UNSCHEDULE } from "./_scripts.ts";
 import { entryOf, notBefore } from "./_entry.ts";
 import { type Definition, definitionOf, scheduleOf } from "./_definition.ts";
 import { parseResult, type QueueResult, streamRecords } from "./_records.ts";
 import { retryWait, withBlock } from "./_timing.ts";
+import {
+  type ConsumerInfo,
+  consumersOf,
+  type DeadAction,
+  deadOf,
+  type DeadRecord,
+  deleteDead,
+  latestOutcomes,
+  outcomeAt,
+  type OutcomeRecord,
+  retryDead,
+  type RunningJob,
+  runningOf,
+} from "./_inspect.ts";
 
 /** Options of {@linkcode RedisQueue.connect}. */
 export interface RedisQueueOptions extends RedisClientOptions {
@@ -505,6 +520,80 @@ export class RedisQueue {
       ]);
     }
     return found;
+  }
+
+  /**
+   * The queue's registered consumers, from their heartbeats: alive or dead
+   * (a dead one's jobs wait for another consumer to recover them).
+   *
+   * @returns Each consumer's host, last beat, held jobs and counts.
+   */
+  consumers(): Promise<ConsumerInfo[]> {
+    return consumersOf(this.#client, this.#keys);
+  }
+
+  /**
+   * The jobs running now that their consumers reported: those whose task
+   * reported progress, and any that has run for a second or more (shorter
+   * ones are not written, so a queue at full speed pays nothing for this).
+   *
+   * @returns The jobs, longest-running first, with their latest progress.
+   */
+  async running(): Promise<RunningJob[]> {
+    const ids = await this.#client.send(["SMEMBERS", this.#keys.consumers]) as string[];
+    return runningOf(this.#client, this.#keys, ids);
+  }
+
+  /**
+   * The latest outcomes recorded, newest first.
+   *
+   * @param options `count` (default 20) and `failedOnly` (looks back through at most 10,000).
+   * @returns The outcomes, each with its record's id in `<queue>:results`.
+   */
+  outcomes(options: { count?: number; failedOnly?: boolean } = {}): Promise<OutcomeRecord[]> {
+    return latestOutcomes(this.#client, this.#keys, options.count ?? 20, options.failedOnly);
+  }
+
+  /**
+   * One outcome by its record's id (from {@linkcode RedisQueue.prototype.outcomes}).
+   *
+   * @param record The record's id in `<queue>:results`.
+   * @returns The outcome, or undefined when the stream no longer has it.
+   */
+  outcome(record: string): Promise<OutcomeRecord | undefined> {
+    return outcomeAt(this.#client, this.#keys, record);
+  }
+
+  /**
+   * The dead list: its length and first records (newest first).
+   *
+   * @param options `count`: how many records at most (default 50).
+   * @returns The total and the records, each with the `ref` the actions take.
+   */
+  dead(options: { count?: number } = {}): Promise<{ total: number; records: DeadRecord[] }> {
+    return deadOf(this.#client, this.#keys, options.count ?? 50);
+  }
+
+  /**
+   * Sends dead jobs back to the queue without their attempt count (they get
+   * their retries again). Each record moves in one atomic step: retried once
+   * however many hands ask at once.
+   *
+   * @param refs Records' refs (from {@linkcode RedisQueue.prototype.dead}), or "all".
+   * @returns Per record: `done`, `gone` (no longer there), `held` (its unique key is held), `malformed`.
+   */
+  retryDead(refs: string[] | "all"): Promise<DeadAction[]> {
+    return retryDead(this.#client, this.#keys, refs);
+  }
+
+  /**
+   * Deletes dead records.
+   *
+   * @param refs Records' refs (from {@linkcode RedisQueue.prototype.dead}), or "all".
+   * @returns Per record: `done`, or `gone` (no longer there).
+   */
+  deleteDead(refs: string[] | "all"): Promise<DeadAction[]> {
+    return deleteDead(this.#client, this.#keys, refs);
   }
 
   /** Closes the queue's connection (consumers have their own). Idempotent. */
