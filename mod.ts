@@ -25,3 +25,4 @@ export * from "./src/pool/mod.ts";
 export * from "./src/jobs/mod.ts";
 export * from "./src/run/mod.ts";
 export * from "./src/redis/mod.ts";
+export * from "./src/dashboard/mod.ts";

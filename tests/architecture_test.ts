@@ -11,7 +11,8 @@ const ALLOWED: Record<string, string[]> = {
   jobs: [],
   run: ["jobs", "pool"],
   redis: ["jobs", "run", "pool"],
-  cli: ["jobs", "run", "redis"],
+  dashboard: ["jobs", "run", "redis"],
+  cli: ["jobs", "run", "redis", "dashboard"],
 };
 /** Lines that hold code (not blank, not comment-only) a file under src/ may have. */
 const MAX_CODE_LINES = 600;

@@ -11,9 +11,10 @@ import { retryDelay } from "../src/run/_attempt.ts";
 import { ACK, PUSH } from "../src/redis/_scripts.ts";
 import { startProxy } from "./_proxy.ts";
 import { jobs, results } from "./_queue.ts";
+import { type ParsedFamily, parseExposition } from "./_exposition.ts";
 import { Depth, MAX_AUTO_EXTRA } from "../src/redis/_depth.ts";
 import { PUSH_CHUNK } from "../src/redis/queue.ts";
-import { parseListen, renderMetrics } from "../src/cli/metrics.ts";
+import { parseListen, renderMetrics } from "../src/dashboard/metrics.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const TASKS = new URL("./fixtures/cli_tasks.ts", import.meta.url).pathname;
@@ -187,82 +188,6 @@ redisTest(
 );
 
 // -- Metrics --
-
-interface ParsedFamily {
-  help?: string;
-  type?: string;
-  samples: { name: string; labels: Record<string, string>; value: number }[];
-}
-
-/**
- * Parses the Prometheus text exposition format (0.0.4) by its grammar, and
- * throws at the first line that breaks it: HELP and TYPE at most once per
- * family and before its samples, every sample in a family whose TYPE came
- * first (a histogram's `_bucket`, `_sum` and `_count` in their base's), names
- * and label names as the format allows them, label values with only `\\`,
- * `\"` and `\n` escapes, values as Go's ParseFloat reads them.
- */
-function parseExposition(text: string): Map<string, ParsedFamily> {
-  const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
-  const LABEL = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
-  const VALUE = /^(?:[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]Inf|NaN)$/;
-  assert(text.endsWith("\n"), "the text ends with a newline");
-  const families = new Map<string, ParsedFamily>();
-  const family = (name: string) => {
-    if (!families.has(name)) families.set(name, { samples: [] });
-    return families.get(name)!;
-  };
-  for (const [n, line] of text.slice(0, -1).split("\n").entries()) {
-    const where = `line ${n + 1}: ${JSON.stringify(line)}`;
-    const meta = /^# (HELP|TYPE) (\S+) (.*)$/.exec(line);
-    if (meta) {
-      const [, kind, name, rest] = meta;
-      assert.match(name, NAME, where);
-      const f = family(name);
-      assert.strictEqual(f.samples.length, 0, `${where}: after the family's samples`);
-      if (kind === "HELP") {
-        assert.strictEqual(f.help, undefined, `${where}: a second HELP`);
-        assert.doesNotMatch(rest.replaceAll("\\\\", "").replaceAll("\\n", ""), /\\/, where);
-        f.help = rest;
-      } else {
-        assert.strictEqual(f.type, undefined, `${where}: a second TYPE`);
-        assert.match(rest, /^(counter|gauge|histogram|summary|untyped)$/, where);
-        f.type = rest;
-      }
-      continue;
-    }
-    if (line.startsWith("#")) continue; // a comment
-    const sample = /^([^{ ]+)(?:\{(.*)\})? (\S+)(?: (-?\d+))?$/.exec(line);
-    assert(sample, `${where}: not a sample`);
-    const [, name, labelText, valueText] = sample;
-    assert.match(name, NAME, where);
-    assert.match(valueText, VALUE, where);
-    const labels: Record<string, string> = {};
-    let rest = labelText ?? "";
-    while (rest !== "") {
-      const pair = /^([^=]+)="((?:[^"\\]|\\[\\"n])*)"(,|$)/.exec(rest);
-      assert(pair, `${where}: bad labels at ${JSON.stringify(rest)}`);
-      assert.match(pair[1], LABEL, where);
-      assert(!(pair[1] in labels), `${where}: label ${pair[1]} twice`);
-      labels[pair[1]] = pair[2].replace(/\\([\\"n])/g, (_, c) => c === "n" ? "\n" : c);
-      rest = rest.slice(pair[0].length);
-    }
-    const base = name.replace(/_(bucket|sum|count)$/, "");
-    const owner = families.get(name)?.type !== undefined
-      ? name
-      : families.get(base)?.type === "histogram"
-      ? base
-      : undefined;
-    assert(owner !== undefined, `${where}: no TYPE before this sample`);
-    const value = valueText === "+Inf"
-      ? Infinity
-      : valueText === "-Inf"
-      ? -Infinity
-      : Number(valueText);
-    family(owner).samples.push({ name, labels, value });
-  }
-  return families;
-}
 
 redisTest(
   "consume --metrics serves Prometheus text that parses, with the consumer's counts, durations, held jobs and workers",

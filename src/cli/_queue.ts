@@ -26,7 +26,7 @@ export type Flags = Record<string, string | boolean | undefined>;
  * `RangeError` from it exits 2, a Redis error 1, each on one line.
  */
 export async function queueCommand(
-  command: "push" | "consume" | "schedules" | "unschedule",
+  command: "push" | "consume" | "schedules" | "unschedule" | "dashboard",
   usage: string,
   args: string[],
   options: ParseArgsConfig["options"],

@@ -15,7 +15,7 @@ import {
   parseListen,
   renderMetrics,
   serveMetrics,
-} from "./metrics.ts";
+} from "../dashboard/metrics.ts";
 import type { RedisConsumer } from "../redis/mod.ts";
 
 const USAGE = `Usage: taskpool consume [options]

@@ -1,5 +1,5 @@
 /**
- * Prometheus metrics for the CLI: families rendered in the text exposition
+ * Prometheus metrics for the CLI and the dashboard: families rendered in the text exposition
  * format (version 0.0.4: `# HELP` and `# TYPE` lines, then samples), a
  * histogram with cumulative buckets, and a `Deno.serve` endpoint that serves
  * them on `GET /metrics`.

@@ -1,0 +1,254 @@
+// The dashboard's server against a real Redis: its API, its actions on the
+// dead list, its /metrics, and the doors it keeps shut (token, Host, Origin).
+import assert from "node:assert";
+import { RedisClient, RedisQueue } from "../src/redis/mod.ts";
+import { serveDashboard } from "../src/dashboard/mod.ts";
+import { redisTest, uniqueKey } from "./_redis.ts";
+import { jobs } from "./_queue.ts";
+import { parseExposition } from "./_exposition.ts";
+
+const LOCAL = { hostname: "127.0.0.1", port: 0 };
+
+/** A raw HTTP/1.1 request, for what fetch() will not send (another Host). */
+async function rawGet(url: string, host: string): Promise<number> {
+  const { port } = new URL(url);
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(port) });
+  try {
+    await conn.write(
+      new TextEncoder().encode(
+        `GET /api/queues HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`,
+      ),
+    );
+    let text = "";
+    const buffer = new Uint8Array(4096);
+    while (!text.includes("\r\n")) {
+      const n = await conn.read(buffer);
+      if (n === null) break;
+      text += new TextDecoder().decode(buffer.subarray(0, n));
+    }
+    return Number(text.split(" ")[1]);
+  } finally {
+    conn.close();
+  }
+}
+
+/** Pushes jobs that end: two succeed, one fails for good (dead); waits for them. */
+async function prepared(url: string, queue: string) {
+  await using producer = await RedisQueue.connect({ url, queue });
+  const receipt = await producer.push(jobs([
+    { id: "ok1", task: "#noop", args: [3] },
+    { id: "ok2", command: ["true"] },
+    { id: "bad", command: ["sh", "-c", "echo to-the-tail; exit 3"] },
+  ]));
+  const consumer = producer.consume({ workers: 2 });
+  await producer.wait(receipt);
+  consumer.stop();
+  await consumer.done;
+  return receipt;
+}
+
+async function cleanup(url: string, queue: string) {
+  await using redis = await RedisClient.connect(url);
+  const keys = await redis.send(["KEYS", `${queue}*`]) as string[];
+  if (keys.length > 0) await redis.send(["DEL", ...keys]);
+}
+
+redisTest(
+  "dashboard: the overview, outcomes, detail and metrics of a prepared queue",
+  async (url) => {
+    const queue = uniqueKey("dash");
+    const receipt = await prepared(url, queue);
+    await using dashboard = await serveDashboard({
+      queues: [queue],
+      redis: { url },
+      listen: LOCAL,
+    });
+    const get = async (path: string) => {
+      const response = await fetch(new URL(path, dashboard.url));
+      assert.strictEqual(response.status, 200, path);
+      return response;
+    };
+    const overview = await (await get(`api/overview?queue=${queue}`)).json();
+    assert.strictEqual(overview.queue, queue);
+    assert.deepStrictEqual(overview.counts, {
+      waiting: 0,
+      delayed: 0,
+      blocked: 0,
+      held: 0,
+      dead: 1,
+      running: 0,
+    });
+    const failed = await (await get(`api/outcomes?queue=${queue}&failed=1`)).json();
+    assert.deepStrictEqual(failed.map((o: { id: string }) => o.id), ["bad"]);
+    const all = await (await get(`api/outcomes?queue=${queue}`)).json();
+    assert.deepStrictEqual(all.map((o: { id: string }) => o.id).sort(), ["bad", "ok1", "ok2"]);
+    const detail = await (await get(`api/outcome?queue=${queue}&record=${failed[0].record}`))
+      .json();
+    assert.strictEqual(detail.outcome.exitCode, 3);
+    assert.match(detail.outcome.output, /to-the-tail/);
+    assert.strictEqual(detail.dead.id, "bad");
+    assert.strictEqual(detail.dead.batch, receipt.batch);
+    assert.strictEqual(JSON.parse(detail.dead.entry).id, "bad");
+    // The queue-wide metrics, read by the format's grammar.
+    const families = parseExposition(await (await get("metrics")).text());
+    const jobsFamily = families.get("taskpool_queue_jobs")!;
+    assert.strictEqual(jobsFamily.type, "gauge");
+    const states = Object.fromEntries(
+      jobsFamily.samples.filter((s) => s.labels.queue === queue).map((
+        s,
+      ) => [s.labels.state, s.value]),
+    );
+    assert.deepStrictEqual(states, {
+      waiting: 0,
+      delayed: 0,
+      blocked: 0,
+      held: 0,
+      dead: 1,
+      running: 0,
+    });
+    assert.strictEqual(families.get("taskpool_queue_consumers")!.samples[0].value, 0);
+    // Bad input: a clear error, not a crash.
+    const unknown = await fetch(new URL("api/overview?queue=nope", dashboard.url));
+    assert.strictEqual(unknown.status, 404);
+    assert.match((await unknown.json()).error, /no such queue here: "nope"/);
+    const badRecord = await fetch(new URL(`api/outcome?queue=${queue}&record=x`, dashboard.url));
+    assert.strictEqual(badRecord.status, 400);
+    assert.match((await badRecord.json()).error, /"record" must be/);
+    await dashboard.close();
+    await cleanup(url, queue);
+  },
+);
+
+redisTest(
+  "dashboard: retry sends a dead job back without its attempts, once; delete removes one",
+  async (url) => {
+    const queue = uniqueKey("dash");
+    await prepared(url, queue);
+    await using redis = await RedisClient.connect(url);
+    // A second dead record, to delete.
+    await redis.send([
+      "LPUSH",
+      `${queue}:dead`,
+      JSON.stringify({ entry: "{", error: "malformed", attempts: 0 }),
+    ]);
+    await using dashboard = await serveDashboard({
+      queues: [queue],
+      redis: { url },
+      listen: LOCAL,
+    });
+    const origin = dashboard.url.slice(0, -1);
+    const post = (path: string, body: unknown, headers: Record<string, string> = { origin }) =>
+      fetch(new URL(`${path}?queue=${queue}`, dashboard.url), {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body: JSON.stringify(body),
+      });
+    await using reader = await RedisQueue.connect({ url, queue });
+    const { records } = await reader.dead();
+    const bad = records.find((r) => r.id === "bad")!;
+    const malformed = records.find((r) => r.id === undefined)!;
+    // Retrying a malformed entry is refused, and leaves it.
+    const refused = await (await post("api/dead/retry", { refs: [malformed.ref] })).json();
+    assert.deepStrictEqual(refused.actions, [{ ref: malformed.ref, status: "malformed" }]);
+    // Two retries at once: one moves it, the other finds it gone.
+    const [a, b] = await Promise.all([
+      post("api/dead/retry", { refs: [bad.ref] }).then((r) => r.json()),
+      post("api/dead/retry", { refs: [bad.ref] }).then((r) => r.json()),
+    ]);
+    assert.deepStrictEqual([a.actions[0].status, b.actions[0].status].sort(), ["done", "gone"]);
+    const waiting = await redis.send(["LRANGE", queue, 0, -1]) as string[];
+    assert.strictEqual(waiting.length, 1);
+    const entry = JSON.parse(waiting[0]);
+    assert.strictEqual(entry.id, "bad");
+    assert.strictEqual(entry.attempt, undefined, "the attempt count is reset");
+    // Delete the malformed one; the dead list is then empty.
+    const deleted = await (await post("api/dead/delete", { refs: [malformed.ref] })).json();
+    assert.deepStrictEqual(deleted.actions, [{ ref: malformed.ref, status: "done" }]);
+    assert.strictEqual(await redis.send(["LLEN", `${queue}:dead`]), 0);
+    // Bad bodies name what is wrong.
+    const wrong = await post("api/dead/retry", { refs: ["<script>"] });
+    assert.strictEqual(wrong.status, 400);
+    assert.match((await wrong.json()).error, /40 hex digits/);
+    const notJson = await fetch(new URL(`api/dead/delete?queue=${queue}`, dashboard.url), {
+      method: "POST",
+      headers: { origin },
+      body: "{",
+    });
+    assert.strictEqual(notJson.status, 400);
+    await notJson.body?.cancel();
+    await dashboard.close();
+    await cleanup(url, queue);
+  },
+);
+
+redisTest("dashboard: a token guards every request; Host and Origin are checked", async (url) => {
+  const queue = uniqueKey("dash");
+  // Beyond loopback, no token: refused at the start.
+  await assert.rejects(
+    serveDashboard({ queues: [queue], redis: { url }, listen: { hostname: "0.0.0.0", port: 0 } }),
+    /without a token: anyone who reaches it could retry and delete jobs/,
+  );
+  // Loopback without a token: a Host that is not loopback is refused (DNS rebinding).
+  {
+    await using open = await serveDashboard({ queues: [queue], redis: { url }, listen: LOCAL });
+    assert.strictEqual(await rawGet(open.url, "evil.example"), 403);
+    assert.strictEqual(await rawGet(open.url, `localhost:${new URL(open.url).port}`), 200);
+    // A cross-origin POST is refused, and one without Origin too.
+    const cross = await fetch(new URL(`api/dead/delete?queue=${queue}`, open.url), {
+      method: "POST",
+      headers: { origin: "http://evil.example" },
+      body: JSON.stringify({ all: true }),
+    });
+    assert.strictEqual(cross.status, 403);
+    await cross.body?.cancel();
+    const bare = await fetch(new URL(`api/dead/delete?queue=${queue}`, open.url), {
+      method: "POST",
+      body: JSON.stringify({ all: true }),
+    });
+    assert.strictEqual(bare.status, 403);
+    await bare.body?.cancel();
+  }
+  const token = "s3cret-token";
+  await using guarded = await serveDashboard({
+    queues: [queue],
+    redis: { url },
+    listen: { hostname: "0.0.0.0", port: 0 },
+    token,
+  });
+  const base = `http://127.0.0.1:${new URL(guarded.url).port}/`;
+  for (const path of ["", "app.js", "api/queues", `api/overview?queue=${queue}`, "metrics"]) {
+    const response = await fetch(new URL(path, base));
+    assert.strictEqual(response.status, 401, path);
+    await response.body?.cancel();
+  }
+  const wrong = await fetch(new URL("api/queues", base), {
+    headers: { authorization: "Bearer nope" },
+  });
+  assert.strictEqual(wrong.status, 401);
+  await wrong.body?.cancel();
+  const bearer = await fetch(new URL("api/queues", base), {
+    headers: { authorization: `Bearer ${token}` },
+  });
+  assert.deepStrictEqual(await bearer.json(), [queue]);
+  // The one-time link sets the cookie and drops the token from the address.
+  const link = await fetch(new URL(`?token=${token}&queue=${queue}`, base), { redirect: "manual" });
+  assert.strictEqual(link.status, 303);
+  assert.strictEqual(link.headers.get("location"), `/?queue=${encodeURIComponent(queue)}`);
+  const cookie = link.headers.get("set-cookie")!;
+  assert.match(cookie, /HttpOnly/);
+  assert.match(cookie, /SameSite=Strict/);
+  await link.body?.cancel();
+  const page = await fetch(base, { headers: { cookie: cookie.split(";")[0] } });
+  assert.strictEqual(page.status, 200);
+  assert.match(page.headers.get("content-security-policy")!, /script-src 'self'/);
+  await page.body?.cancel();
+  // With the cookie but from another origin: refused.
+  const cross = await fetch(new URL(`api/dead/delete?queue=${queue}`, base), {
+    method: "POST",
+    headers: { cookie: cookie.split(";")[0], origin: "http://evil.example" },
+    body: JSON.stringify({ all: true }),
+  });
+  assert.strictEqual(cross.status, 403);
+  await cross.body?.cancel();
+  await guarded.close();
+});
