@@ -1,5 +1,6 @@
 // Task module of bench/pool_bench.ts, loaded by taskpool's workers and by the
-// baseline pool's workers alike.
+// baseline pool's workers alike (and of the Redis and sight benches).
+import { taskProgress } from "../src/pool/task_signal.ts";
 
 /** Returns its argument: the round trip alone. */
 export function noop(x: number): number {
@@ -28,4 +29,27 @@ export function echoBytes(bytes: Uint8Array): Uint8Array {
 export async function crash(): Promise<never> {
   Deno.exit(1);
   await new Promise(() => {});
+}
+
+/** Sums `n` numbers in a loop; returns the sum (the baseline of `countWithProgress`). */
+export function count(n: number): number {
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += i;
+  return sum;
+}
+
+/** As `count`, and reports its progress at every step. */
+export function countWithProgress(n: number): number {
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    sum += i;
+    taskProgress(i / n);
+  }
+  return sum;
+}
+
+/** Returns its argument after reporting progress once: a no-op job that reports. */
+export function noopProgress(x: number): number {
+  taskProgress(0.5);
+  return x;
 }

@@ -252,3 +252,50 @@ redisTest("dashboard: a token guards every request; Host and Origin are checked"
   await cross.body?.cancel();
   await guarded.close();
 });
+
+redisTest(
+  "dashboard: the CLI serves until a signal, and refuses a listen beyond loopback without a token",
+  async (url) => {
+    const queue = uniqueKey("dash");
+    const cli = new URL("../cli.ts", import.meta.url).pathname;
+    const run = (args: string[], env: Record<string, string> = {}) =>
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", cli, "dashboard", "--redis", url, ...args],
+        env: { NO_COLOR: "1", ...env },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      });
+    const refused = await run(["--queue", queue, "--listen", "0.0.0.0:0"]).output();
+    assert.strictEqual(refused.code, 2);
+    assert.match(
+      new TextDecoder().decode(refused.stderr),
+      /taskpool dashboard: Cannot serve the dashboard on 0\.0\.0\.0 without a token.*--token/,
+    );
+    const badListen = await run(["--listen", "8080"]).output();
+    assert.strictEqual(badListen.code, 2);
+    assert.match(new TextDecoder().decode(badListen.stderr), /--listen must be host:port/);
+
+    const child = run(["--queue", queue, "--queue", `${queue}-b`, "--listen", "0.0.0.0:0"], {
+      TASKPOOL_DASHBOARD_TOKEN: "tok",
+    }).spawn();
+    const lines = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!/on (http:\S+)/.test(text)) {
+      const { value, done } = await lines.read();
+      if (done) break;
+      text += value;
+    }
+    const address = /on (http:\/\/\S+?)\/? /.exec(text)?.[1];
+    assert.ok(address, text);
+    assert.match(text, /\?token=<token> once/, "the token itself is not printed");
+    const port = new URL(address).port;
+    const response = await fetch(`http://127.0.0.1:${port}/api/queues`, {
+      headers: { authorization: "Bearer tok" },
+    });
+    assert.deepStrictEqual(await response.json(), [queue, `${queue}-b`]);
+    child.kill("SIGTERM");
+    const [status] = await Promise.all([child.status, lines.cancel(), child.stdout.cancel()]);
+    assert.strictEqual(status.code, 0);
+  },
+);
