@@ -30,6 +30,7 @@ export const USAGE = `Usage: taskpool [options] <jobs.json>
        taskpool push [--wait] [options] <jobs.json>   (enqueue in Redis; --help for more)
        taskpool consume [options]                    (run jobs from Redis; --help for more)
        taskpool schedules | unschedule <id>...       (recurring jobs in Redis; --help for more)
+       taskpool cancel [options] <id>...             (cancel jobs in Redis, wherever; --help)
        taskpool dashboard [--queue Q]... [options]   (live dashboard of Redis queues; --help)
 
 Runs the jobs of a JSON job file on a pool of workers.

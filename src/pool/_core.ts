@@ -56,9 +56,13 @@ export class PoolCore implements PoolHooks {
   /**
    * Checks the options and starts the workers.
    *
-   * @param options The pool's options (see `WorkerPoolOptions`).
+   * @param options The pool's options (see `WorkerPoolOptions`), and
+   * `signalAll`: every task gets a `taskSignal()` that `cancelTo` aborts,
+   * not only those with a timeout or a signal (the Redis consumer's, whose
+   * jobs may be cancelled from anywhere; a worker makes an AbortController
+   * per task for it).
    */
-  constructor(options: WorkerPoolOptions) {
+  constructor(options: WorkerPoolOptions & { signalAll?: boolean }) {
     const settings = poolSettings(options);
     const { workers, capacity, slotSize } = settings;
     this.name = settings.name;
@@ -78,6 +82,7 @@ export class PoolCore implements PoolHooks {
     this.functions = new Functions(settings.module);
     const epoch = this.#epoch = performance.timeOrigin + performance.now();
     this.submit = new Submitter(taskRing, capacity, epoch, this.tasks, parcels, this);
+    this.submit.signalAll = options.signalAll === true;
     const label = (index: number) => this.functions.label(index);
     this.workers = new Workers(workers, settings, {
       kind: "start",
@@ -413,6 +418,33 @@ export class PoolCore implements PoolHooks {
     }
     const id = control.id;
     if (id < 0 || !tasks.isPending(id) || tasks.controlOf(id) !== control) return;
+    this.#cancelPending(id, reason);
+  };
+
+  /**
+   * Cancels the task whose outcome goes to `sink` as `seq`, as `cancel`
+   * does a task whose timeout ran out: waiting for room, queued, or running
+   * (its worker asked to stop, and replaced after the grace). Its outcome
+   * is `reason`, at once. False when no such task is pending. It looks the
+   * task up by a scan: for a rare cancel (the Redis consumer's), not a hot
+   * path.
+   */
+  cancelTo(sink: Sink, seq: number, reason: unknown): boolean {
+    const waiting = this.submit.waitingOf(sink, seq);
+    if (waiting !== undefined) {
+      if (!this.submit.withdraw(waiting, reason)) return false;
+      this.tasks.cancelled++;
+      this.idleCheck();
+      return true;
+    }
+    const id = this.tasks.pendingIdOf(sink, seq);
+    if (id < 0) return false;
+    this.#cancelPending(id, reason);
+    return true;
+  }
+
+  #cancelPending(id: number, reason: unknown): void {
+    const tasks = this.tasks;
     const ticket = tasks.ticketOf(id);
     tasks.cancelled++;
     tasks.markSkipped(id);
@@ -420,5 +452,5 @@ export class PoolCore implements PoolHooks {
     this.workers.stopTask(ticket, reason);
     this.kick();
     this.idleCheck();
-  };
+  }
 }

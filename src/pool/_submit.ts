@@ -64,6 +64,8 @@ export class Submitter {
   readonly feeders: Set<() => void> = new Set();
   /** Entries of the overflow not yet queued, refused or cancelled. */
   waitingLive = 0;
+  /** Every task is flagged SIGNALLED (gets an abortable `taskSignal()`), control or not. */
+  signalAll = false;
 
   readonly #tasks: TaskTable;
   readonly #parcels: Parcels;
@@ -202,7 +204,8 @@ export class Submitter {
     const tasks = this.#tasks;
     const id = tasks.alloc();
     if (id < 0) return -1;
-    const aux1 = (index << INDEX_SHIFT) | (control === undefined ? 0 : SIGNALLED) | form;
+    const signalled = control !== undefined || this.signalAll ? SIGNALLED : 0;
+    const aux1 = (index << INDEX_SHIFT) | signalled | form;
     const ring = this.ring;
     // The clock (an op call, ~100 ns) is read at a burst's first push and
     // then every CLOCK_EVERY pushes: its tasks share a queue time that far.
@@ -293,6 +296,15 @@ export class Submitter {
     this.#refuse(waiting, reason);
     this.waitingLive--;
     return true;
+  }
+
+  /** The live waiting task whose outcome goes to `sink` as `seq`, if one waits (a scan). */
+  waitingOf(sink: Sink, seq: number): Waiting | undefined {
+    for (let i = this.#overflowHead; i < this.#overflow.length; i++) {
+      const waiting = this.#overflow[i];
+      if (waiting.live && waiting.sink === sink && waiting.seq === seq) return waiting;
+    }
+    return undefined;
   }
 
   /** Refuses every waiting task with an error `error()` makes (terminate, withdraw); how many. */

@@ -146,6 +146,16 @@ export class TaskTable {
     return this.#state[id] === ID_PENDING && this.#tickets[id] === ticket;
   }
 
+  /** The id of the pending task whose outcome goes to `sink` as `seq`, or -1 (a scan). */
+  pendingIdOf(sink: Sink, seq: number): number {
+    for (let id = 0; id < this.#nextId; id++) {
+      if (this.#state[id] === ID_PENDING && this.#sinks[id] === sink && this.#seqs[id] === seq) {
+        return id;
+      }
+    }
+    return -1;
+  }
+
   /** Whether a task is pending on id `id` (whatever its ticket). */
   isPending(id: number): boolean {
     return this.#state[id] === ID_PENDING;

@@ -24,6 +24,7 @@
  * | `q:waiting:<id>`      | list   | runs of job `id` waiting for the one before (queue)  |
  * | `q:unique`            | hash   | a job's `key` → `batch/id` and entry of its holder   |
  * | `q:progress:<c>`      | hash   | `batch/id` → start and progress of a job `c` runs    |
+ * | `q:cancel`            | set    | `batch/id`s of running jobs whose cancel was asked   |
  *
  * A recurring job's runs are entries like any other, with the id
  * `<job id>@<tick>` and `"schedule": "<job id>"`, from which the ack of
@@ -63,6 +64,8 @@ export interface QueueKeys {
   lastRun: string;
   /** The hash of held unique keys: `key` → `<batch/id>\n<entry>` of the job that holds it. */
   unique: string;
+  /** The set of refs (`batch/id`) of running jobs whose cancel was asked for. */
+  cancel: string;
   /** The list of runs of recurring job `id` waiting for the run before (`overlap: "queue"`). */
   waiting(id: string): string;
   /** Prefix of `processing:<c>`, `heartbeat:<c>`, `dependents:<b/id>`, `waiting:<id>`. */
@@ -107,6 +110,7 @@ export function queueKeys(name: string): QueueKeys {
     active: `${prefix}active`,
     lastRun: `${prefix}lastrun`,
     unique: `${prefix}unique`,
+    cancel: `${prefix}cancel`,
     waiting: (id) => `${prefix}waiting:${id}`,
     prefix,
     processing: (consumer) => `${prefix}processing:${consumer}`,
@@ -146,6 +150,7 @@ export function consumerKeyTypes(keys: QueueKeys, consumer: string): Array<[stri
     [keys.lastRun, "hash"],
     [keys.unique, "hash"],
     [keys.progress(consumer), "hash"],
+    [keys.cancel, "set"],
   ];
 }
 
@@ -163,7 +168,7 @@ export function consumerKeyTypes(keys: QueueKeys, consumer: string): Array<[stri
  *
  * const keys = ackKeys(queueKeys("jobs"), "c1");
  * assert.strictEqual(keys[0], "jobs:processing:c1");
- * assert.strictEqual(keys.length, 12);
+ * assert.strictEqual(keys.length, 13);
  * ```
  */
 export function ackKeys(keys: QueueKeys, consumer: string): string[] {
@@ -180,5 +185,6 @@ export function ackKeys(keys: QueueKeys, consumer: string): string[] {
     keys.notBefore,
     keys.unique,
     keys.progress(consumer),
+    keys.cancel,
   ];
 }

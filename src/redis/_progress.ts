@@ -143,3 +143,36 @@ function bounded(value: unknown): unknown {
   if (json === undefined) return null;
   return json.length <= MAX_PROGRESS_CHARS ? value : json.slice(0, MAX_PROGRESS_CHARS);
 }
+
+/**
+ * A consumer's heartbeat value: who it is and what it did, as JSON (what
+ * the dashboard reads: `_inspect.ts`'s `consumersOf`).
+ *
+ * @param stats Its counts.
+ * @param held Jobs it holds now.
+ * @param workers Its pool's workers.
+ * @param ttl Its heartbeat's life, ms.
+ * @param since When it started, ms since the epoch.
+ */
+export function beatInfo(
+  stats: { succeeded: number; failed: number; retried: number; cancelled: number },
+  held: number,
+  workers: number,
+  ttl: number,
+  since: number,
+): string {
+  const { succeeded, failed, retried, cancelled } = stats;
+  const host = Deno.hostname();
+  return JSON.stringify({
+    host,
+    pid: Deno.pid,
+    held,
+    workers,
+    ttl,
+    since,
+    succeeded,
+    failed,
+    retried,
+    cancelled,
+  });
+}

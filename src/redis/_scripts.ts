@@ -38,7 +38,7 @@ import type { RedisArg, RedisClient, RedisReply, RedisSendOptions } from "./clie
  * `expect(index, type)` checks `KEYS[index]`. (The CLI puts its --queue
  * flag in the place of "another queue name".)
  */
-const EXPECT = `
+export const EXPECT = `
 local function expect(i, want)
   local kind = redis.call('TYPE', KEYS[i]).ok
   if kind ~= want and kind ~= 'none' then
@@ -101,52 +101,15 @@ export interface Script {
 }
 
 /**
- * Finishes jobs, several in one call: for each, records its outcome and
- * removes its entry, then either releases the jobs waiting for it (success)
- * or marks them skipped, transitively (failure); then takes as many next
- * entries into the processing list as asked. One round trip for all the
- * outcomes a consumer has at one moment, and the takes that refill it.
- *
- * - KEYS: 1 the caller's processing list, 2 queue, 3 results, 4 dead,
- *   5 blocked, 6 pending, 7 active, 8 lastrun, 9 delayed, 10 notbefore,
- *   11 unique, 12 the caller's progress hash.
- * - ARGV: 1 key prefix, 2 about how many records `results` keeps, 3 how
- *   many next entries to take (0 while stopping), 4 again ("1" when sent
- *   again after a lost reply: then an entry found nowhere means the first
- *   run recorded it, and nothing is written twice), 5 how many refs
- *   (`batch/id`) follow to remove from the progress hash (the jobs of this
- *   call the consumer had written there: see `_progress.ts`), then those
- *   refs; then 8 per job: entry,
- *   batch ("" for an entry pushed by hand), job id, status, data (the
- *   outcome as JSON), dead record or "", the recurring job this entry is a
- *   run of or "", and its unique key or "".
- * - A job's unique key is freed if this job holds it (a skipped dependent's
- *   too: it has an outcome as well).
- * - A run of a recurring job counts one run fewer in `active`, records
- *   itself in `lastrun`, and lets the run waiting for it (`overlap:
- *   "queue"`) into the queue. A released dependent that has an `at` still in
- *   the future goes to `delayed` instead of the queue.
- * - Returns `{ removed, next }`: removed has, per job, 1 if the entry was in
- *   the processing list, -1 if it had been moved back to the queue (and was
- *   taken out again), 0 if neither (another consumer holds the copy, or the
- *   first run of a resent call did it all); next lists the entries taken.
- * - No TYPE check of every key for every job (they were 7 of a job's 12
- *   Redis calls): the consumer checks the queue's keys when it starts and
- *   when a script answers WRONGTYPE ({@linkcode checkKeyTypes}). What keeps
- *   a key of the wrong type from losing an entry is the order, per job:
- *   reads and checks first, then the writes that a wrong type can fail
- *   (XADD, LPUSH), and the entry leaves the processing list only after
- *   them. A write that fails ends the script: the jobs before it are done,
- *   its own entry and the later ones stay where they were (at worst a job
- *   runs again and is recorded twice, never lost). The rarer paths (a job
- *   others wait for, a run of a schedule) check their keys before writing.
- * - Called by `RedisConsumer` (consumer.ts) with the jobs it finished in one
- *   turn: succeeded, failed for good, or malformed.
+ * The functions of ACK, shared with CANCEL (`_cancel.ts`): recording one
+ * job's outcome with everything that follows from it (its dependents
+ * released or skipped, its unique key freed, its schedule's bookkeeping, a
+ * cancel request for it dropped). KEYS and ARGV 1 and 4 as in ACK's header;
+ * KEYS[13] is the set of refs whose cancel was asked for.
  */
-export const ACK: Script = {
-  name: "ack",
-  source: EXPECT + `
+export const ACK_FUNCTIONS = `
 local prefix, keep = ARGV[1], ARGV[2]
+local cancelling = redis.call('EXISTS', KEYS[13]) == 1
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -197,9 +160,9 @@ local function release_dependents(dependents)
     end
   end
 end
-local function ack(entry, batch, id, status, data, dead, sid, key)
+local function ack(entry, batch, id, status, data, dead, sid, key, taken)
   -- Sent again after a lost reply: found nowhere, the first run did it all.
-  if ARGV[4] == '1' and not redis.call('LPOS', KEYS[1], entry) and
+  if not taken and ARGV[4] == '1' and not redis.call('LPOS', KEYS[1], entry) and
       not redis.call('LPOS', KEYS[2], entry) then
     return 0
   end
@@ -218,8 +181,13 @@ local function ack(entry, batch, id, status, data, dead, sid, key)
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', keep, '*',
     'batch', batch, 'id', id, 'status', status, 'data', data)
   if dead ~= '' then redis.call('LPUSH', KEYS[4], dead) end
-  local removed = redis.call('LREM', KEYS[1], 1, entry)
-  if removed == 0 then removed = -redis.call('LREM', KEYS[2], 1, entry) end
+  local removed = 1
+  if not taken then
+    removed = redis.call('LREM', KEYS[1], 1, entry)
+    if removed == 0 then removed = -redis.call('LREM', KEYS[2], 1, entry) end
+  end
+  -- A cancel asked for it (see CANCEL_RUNNING): it has its outcome now.
+  if cancelling then redis.call('SREM', KEYS[13], key_ref) end
   if key ~= '' then free(key, key_ref) end
   if sid ~= '' then
     redis.call('HSET', KEYS[8], sid, cjson.encode({ id = id, status = status }))
@@ -237,6 +205,55 @@ local function ack(entry, batch, id, status, data, dead, sid, key)
   end
   return removed
 end
+`;
+
+/**
+ * Finishes jobs, several in one call: for each, records its outcome and
+ * removes its entry, then either releases the jobs waiting for it (success)
+ * or marks them skipped, transitively (failure); then takes as many next
+ * entries into the processing list as asked. One round trip for all the
+ * outcomes a consumer has at one moment, and the takes that refill it.
+ *
+ * - KEYS: 1 the caller's processing list, 2 queue, 3 results, 4 dead,
+ *   5 blocked, 6 pending, 7 active, 8 lastrun, 9 delayed, 10 notbefore,
+ *   11 unique, 12 the caller's progress hash, 13 cancel (refs whose
+ *   cancel was asked for: a job's outcome drops its ref).
+ * - ARGV: 1 key prefix, 2 about how many records `results` keeps, 3 how
+ *   many next entries to take (0 while stopping), 4 again ("1" when sent
+ *   again after a lost reply: then an entry found nowhere means the first
+ *   run recorded it, and nothing is written twice), 5 how many refs
+ *   (`batch/id`) follow to remove from the progress hash (the jobs of this
+ *   call the consumer had written there: see `_progress.ts`), then those
+ *   refs; then 8 per job: entry,
+ *   batch ("" for an entry pushed by hand), job id, status, data (the
+ *   outcome as JSON), dead record or "", the recurring job this entry is a
+ *   run of or "", and its unique key or "".
+ * - A job's unique key is freed if this job holds it (a skipped dependent's
+ *   too: it has an outcome as well).
+ * - A run of a recurring job counts one run fewer in `active`, records
+ *   itself in `lastrun`, and lets the run waiting for it (`overlap:
+ *   "queue"`) into the queue. A released dependent that has an `at` still in
+ *   the future goes to `delayed` instead of the queue.
+ * - Returns `{ removed, next }`: removed has, per job, 1 if the entry was in
+ *   the processing list, -1 if it had been moved back to the queue (and was
+ *   taken out again), 0 if neither (another consumer holds the copy, or the
+ *   first run of a resent call did it all); next lists the entries taken.
+ * - No TYPE check of every key for every job (they were 7 of a job's 12
+ *   Redis calls): the consumer checks the queue's keys when it starts and
+ *   when a script answers WRONGTYPE ({@linkcode checkKeyTypes}). What keeps
+ *   a key of the wrong type from losing an entry is the order, per job:
+ *   reads and checks first, then the writes that a wrong type can fail
+ *   (XADD, LPUSH), and the entry leaves the processing list only after
+ *   them. A write that fails ends the script: the jobs before it are done,
+ *   its own entry and the later ones stay where they were (at worst a job
+ *   runs again and is recorded twice, never lost). The rarer paths (a job
+ *   others wait for, a run of a schedule) check their keys before writing.
+ * - Called by `RedisConsumer` (consumer.ts) with the jobs it finished in one
+ *   turn: succeeded, failed for good, or malformed.
+ */
+export const ACK: Script = {
+  name: "ack",
+  source: EXPECT + ACK_FUNCTIONS + `
 local written = tonumber(ARGV[5])
 if written > 0 then redis.call('HDEL', KEYS[12], unpack(ARGV, 6, 5 + written)) end
 local removed = {}

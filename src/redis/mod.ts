@@ -31,6 +31,7 @@ export {
 export { RedisConsumer } from "./consumer.ts";
 export type { ConsumeOptions, ConsumerStats } from "./types.ts";
 export type { QueueResult } from "./_records.ts";
+export type { CancelReport } from "./_cancel.ts";
 export type {
   ConsumerInfo,
   DeadAction,

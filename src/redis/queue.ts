@@ -33,6 +33,7 @@ import {
   type RunningJob,
   runningOf,
 } from "./_inspect.ts";
+import { cancelJobs, type CancelReport } from "./_cancel.ts";
 
 /** Options of {@linkcode RedisQueue.connect}. */
 export interface RedisQueueOptions extends RedisClientOptions {
@@ -594,6 +595,38 @@ export class RedisQueue {
    */
   deleteDead(refs: string[] | "all"): Promise<DeadAction[]> {
     return deleteDead(this.#client, this.#keys, refs);
+  }
+
+  /**
+   * Cancels jobs wherever they are. A waiting, delayed or blocked job is
+   * taken out and recorded `cancelled` in one step (its dependents
+   * `skipped`, its unique key freed). A running one's consumer, on whatever
+   * machine, learns of it within a second (it reads `<queue>:cancel` with
+   * its heartbeat), aborts it as a timeout would, and records it
+   * `cancelled`, without a retry; this waits up to `wait` ms for those
+   * outcomes.
+   *
+   * @param ids The jobs' ids (of any push, or of `options.batch`); none, with a batch: all its jobs.
+   * @param options `batch`, `wait` (ms, default 10,000), `signal` to stop waiting.
+   * @returns Per job: where it was found (`waiting`, `delayed`, `blocked`, `running`,
+   * `finished` or `unknown`) and its outcome when known.
+   * @throws {TypeError} With neither ids nor a batch.
+   */
+  cancel(
+    ids: string[],
+    options: { batch?: string; wait?: number; signal?: AbortSignal } = {},
+  ): Promise<CancelReport[]> {
+    if (ids.length === 0 && options.batch === undefined) {
+      return Promise.reject(new TypeError("Cannot cancel: give job ids, or a batch"));
+    }
+    return cancelJobs(
+      this.#client,
+      this.#keys,
+      this.#maxResults,
+      { ids, batch: options.batch },
+      options.wait ?? 10_000,
+      options.signal,
+    );
   }
 
   /** Closes the queue's connection (consumers have their own). Idempotent. */

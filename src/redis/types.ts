@@ -88,6 +88,8 @@ export interface ConsumerStats {
   failed: number;
   /** Failed attempts scheduled to run again. */
   retried: number;
+  /** Jobs cancelled while this consumer held them (see `RedisQueue.prototype.cancel`). */
+  cancelled: number;
   /** Malformed entries sent to the dead list. */
   malformed: number;
   /** Entries moved back to the queue from dead consumers. */

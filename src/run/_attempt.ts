@@ -71,6 +71,8 @@ export class Attempts implements Sink {
   /** When the attempt of each token started: ms since the epoch, and `performance.now()`. */
   readonly #starts: number[] = [];
   readonly #began: number[] = [];
+  /** The abort of each running command's attempt, by token (see `abort`). */
+  readonly #aborts: Array<AbortController | undefined> = [];
   #commands = 0;
 
   /**
@@ -113,7 +115,8 @@ export class Attempts implements Sink {
       return;
     }
     this.#commands++;
-    runCommand(job, this.#children).then(
+    const abort = this.#aborts[token] = new AbortController();
+    runCommand(job, this.#children, abort.signal).then(
       (outcome) => this.#end(token, outcome),
       (error) => this.#end(token, { ok: false, error: String(error) }),
     );
@@ -151,6 +154,21 @@ export class Attempts implements Sink {
     this.#pool.withdraw();
   }
 
+  /**
+   * Ends one attempt as its timeout would (a task's worker is asked to stop
+   * and replaced after the grace; a command's process group gets SIGTERM,
+   * then SIGKILL); its outcome is a failure with `reason`. False when the
+   * token runs nothing.
+   */
+  abort(token: number, reason: Error): boolean {
+    const command = this.#aborts[token];
+    if (command !== undefined) {
+      command.abort(reason);
+      return true;
+    }
+    return this.#pool.cancelTo(this, token, reason);
+  }
+
   /** Ends what runs: the pool is terminated, and every command with its process tree. */
   cancel(): void {
     this.#pool.terminate();
@@ -160,6 +178,7 @@ export class Attempts implements Sink {
   /** A command ended: its duration runs to its exit (not to the end of what it left behind). */
   #end(token: number, details: CommandOutcome): void {
     this.#commands--;
+    this.#aborts[token] = undefined;
     const { endedAt, ...rest } = details;
     const outcome = this.#outcome(token, rest);
     if (endedAt !== undefined) outcome.duration = endedAt - this.#began[token];

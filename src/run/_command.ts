@@ -37,11 +37,13 @@ const OUTPUT_TAIL = 2048;
  * `children` while it runs, so that its owner can end it with
  * {@linkcode terminateTree}. When it exits, whatever it left running in its
  * group (`cmd &` in a shell) ends too: a job's background processes end
- * with it.
+ * with it. An abort of `signal` ends it as a timeout does (its group gets
+ * SIGTERM, then SIGKILL), and its outcome is the signal's reason.
  */
 export async function runCommand(
   job: Job,
   children: Set<Deno.ChildProcess>,
+  signal?: AbortSignal,
 ): Promise<CommandOutcome> {
   const [program, ...args] = job.command!;
   let child: Deno.ChildProcess;
@@ -65,6 +67,13 @@ export async function runCommand(
   const tail = new Tail(OUTPUT_TAIL);
   const reading = Promise.all([tail.read(child.stdout), tail.read(child.stderr)]);
   let timedOut = false;
+  let cancelled = false;
+  const onAbort = () => {
+    cancelled = true;
+    terminateTree(child);
+  };
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener("abort", onAbort, { once: true });
   let timer: ReturnType<typeof setTimeout> | undefined;
   if (job.timeout !== undefined) {
     timer = setTimeout(() => {
@@ -75,11 +84,16 @@ export async function runCommand(
   const status = await child.status;
   const endedAt = performance.now();
   clearTimeout(timer);
+  signal?.removeEventListener("abort", onAbort);
   // What it left in its group ends with it (and lets go of its pipes).
   await endGroup(child.pid);
   await Promise.race([reading, new Promise((resolve) => setTimeout(resolve, 100))]);
   children.delete(child);
   const output = tail.text();
+  if (cancelled) {
+    const reason = (signal!.reason as Error)?.message ?? String(signal!.reason);
+    return { ok: false, error: reason, exitCode: status.code, output, endedAt };
+  }
   if (timedOut) {
     return {
       ok: false,
