@@ -50,6 +50,12 @@ redisTest(
     await using redis = await RedisClient.connect(url);
     await using gate = await Gate.create();
     await using producer = await RedisQueue.connect({ url, queue });
+    // Watching from the start: the chart counts what follows.
+    await using dashboard = await serveDashboard({
+      queues: [queue, other],
+      redis: { url },
+      listen: { hostname: "127.0.0.1", port: 0 },
+    });
     await producer.push(jobs([
       { id: "ok-1", task: "#noop", args: [1] },
       { id: "ok-2", task: "#noop", args: [2] },
@@ -60,11 +66,6 @@ redisTest(
     const consumer = producer.consume({ workers: 2 });
     await until("four outcomes", async () => await redis.send(["XLEN", `${queue}:results`]) === 4);
 
-    await using dashboard = await serveDashboard({
-      queues: [queue, other],
-      redis: { url },
-      listen: { hostname: "127.0.0.1", port: 0 },
-    });
     await using browser = await Browser.launch();
     const page = await browser.newPage(`${dashboard.url}?queue=${encodeURIComponent(queue)}`);
     await browser.send("Emulation.setDeviceMetricsOverride", {

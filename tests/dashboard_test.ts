@@ -3,7 +3,7 @@
 import assert from "node:assert";
 import { RedisClient, RedisQueue } from "../src/redis/mod.ts";
 import { serveDashboard } from "../src/dashboard/mod.ts";
-import { redisTest, uniqueKey } from "./_redis.ts";
+import { redisTest, startRedisServer, uniqueKey } from "./_redis.ts";
 import { jobs } from "./_queue.ts";
 import { parseExposition } from "./_exposition.ts";
 
@@ -76,7 +76,6 @@ redisTest(
       blocked: 0,
       held: 0,
       dead: 1,
-      running: 0,
     });
     const failed = await (await get(`api/outcomes?queue=${queue}&failed=1`)).json();
     assert.deepStrictEqual(failed.map((o: { id: string }) => o.id), ["bad"]);
@@ -104,7 +103,6 @@ redisTest(
       blocked: 0,
       held: 0,
       dead: 1,
-      running: 0,
     });
     assert.strictEqual(families.get("taskpool_queue_consumers")!.samples[0].value, 0);
     // Bad input: a clear error, not a crash.
@@ -297,5 +295,242 @@ redisTest(
     child.kill("SIGTERM");
     const [status] = await Promise.all([child.status, lines.cancel(), child.stdout.cancel()]);
     assert.strictEqual(status.code, 0);
+  },
+);
+
+/** Reads SSE snapshots of `queue` until `check` accepts one; then the snapshot. */
+async function snapshotUntil(
+  base: string,
+  queue: string,
+  check: (snapshot: Record<string, unknown>) => boolean,
+): Promise<Record<string, unknown>> {
+  const response = await fetch(new URL(`api/events?queue=${encodeURIComponent(queue)}`, base));
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  const end = Date.now() + 30_000;
+  try {
+    while (Date.now() < end) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+      let cut;
+      while ((cut = text.indexOf("\n\n")) >= 0) {
+        const event = text.slice(0, cut);
+        text = text.slice(cut + 2);
+        const data = /^event: snapshot\ndata: (.*)$/s.exec(event)?.[1];
+        if (data === undefined) continue;
+        const snapshot = JSON.parse(data);
+        if (check(snapshot)) return snapshot;
+      }
+    }
+    throw new Error("no snapshot passed the check within 30 s");
+  } finally {
+    await reader.cancel();
+  }
+}
+
+redisTest(
+  "dashboard: the chart counts every outcome by status, whoever recorded it",
+  async (url) => {
+    const queue = uniqueKey("dash");
+    await using dashboard = await serveDashboard({
+      queues: [queue],
+      redis: { url },
+      listen: LOCAL,
+    });
+    // The dashboard reads before anything happens; then 5 succeed, 2 fail, 1 is skipped.
+    await snapshotUntil(dashboard.url, queue, () => true);
+    await using producer = await RedisQueue.connect({ url, queue });
+    const receipt = await producer.push(jobs([
+      ...Array.from({ length: 5 }, (_, i) => ({ id: `ok${i}`, command: ["true"] })),
+      { id: "bad1", command: ["false"] },
+      { id: "bad2", command: ["false"] },
+      { id: "never", command: ["true"], after: ["bad1"] },
+    ]));
+    const consumer = producer.consume({ workers: 2 });
+    await producer.wait(receipt);
+    consumer.stop();
+    await consumer.done;
+    const sum = (list: number[]) => list.reduce((a, b) => a + b, 0);
+    const snapshot = await snapshotUntil(dashboard.url, queue, (s) => {
+      const t = s.throughput as Record<string, number[]>;
+      return sum(t.succeeded) + sum(t.failed) + sum(t.skipped) >= 8;
+    });
+    const t = snapshot.throughput as Record<string, number[]>;
+    assert.deepStrictEqual(
+      [sum(t.succeeded), sum(t.failed), sum(t.skipped), sum(t.cancelled)],
+      [5, 2, 1, 0],
+    );
+    await dashboard.close();
+    await cleanup(url, queue);
+  },
+);
+
+redisTest(
+  "dashboard: close() ends at once whatever the clients do; a huge body is refused unread",
+  async (url) => {
+    const queue = uniqueKey("dash");
+    const dashboard = await serveDashboard({ queues: [queue], redis: { url }, listen: LOCAL });
+    const port = Number(new URL(dashboard.url).port);
+    const send = async (text: string) => {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      await conn.write(new TextEncoder().encode(text));
+      return conn;
+    };
+    const head = `Host: 127.0.0.1:${port}\r\nOrigin: http://127.0.0.1:${port}`;
+    // Refused on its Content-Length: 100 MB are never read into memory.
+    const huge = await send(
+      `POST /api/dead/delete?queue=${queue} HTTP/1.1\r\n${head}\r\nContent-Length: ${
+        100 * 2 ** 20
+      }\r\n\r\n{`,
+    );
+    const buffer = new Uint8Array(1024);
+    const n = await huge.read(buffer);
+    assert.match(new TextDecoder().decode(buffer.subarray(0, n ?? 0)), /^HTTP\/1\.1 413/);
+    huge.close();
+    // A page that stops reading its events, and an action whose body never arrives.
+    const idle = await send(`GET /api/events?queue=${queue} HTTP/1.1\r\n${head}\r\n\r\n`);
+    const slow = await send(
+      `POST /api/dead/delete?queue=${queue} HTTP/1.1\r\n${head}\r\nContent-Length: 100\r\n\r\n{"all":`,
+    );
+    const started = performance.now();
+    await dashboard.close();
+    // Bounded by its own limit (3 s), not by the clients: generous for a busy machine.
+    assert.ok(performance.now() - started < 20_000, "close() returned");
+    idle.close();
+    slow.close();
+  },
+);
+
+redisTest(
+  "dashboard: a queue it cannot read is an error, not stale numbers; a busy port is a clear error",
+  async () => {
+    await using server = await startRedisServer();
+    const queue = uniqueKey("dash");
+    const warnings: string[] = [];
+    await using dashboard = await serveDashboard({
+      queues: [queue],
+      redis: { url: server.url, commandTimeout: 500 },
+      listen: LOCAL,
+      onWarning: (message) => warnings.push(message),
+    });
+    const overview = await fetch(new URL(`api/overview?queue=${queue}`, dashboard.url));
+    assert.strictEqual(overview.status, 200);
+    await overview.body?.cancel();
+    const port = Number(new URL(dashboard.url).port);
+    await assert.rejects(
+      serveDashboard({
+        queues: [queue],
+        redis: { url: server.url },
+        listen: { hostname: "127.0.0.1", port },
+      }),
+      /the address is in use; choose another --listen/,
+    );
+    await server.stop();
+    let status = 0;
+    const end = Date.now() + 30_000;
+    while (status !== 503 && Date.now() < end) {
+      const response = await fetch(new URL(`api/overview?queue=${queue}`, dashboard.url));
+      status = response.status;
+      await response.body?.cancel();
+      if (status !== 503) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.strictEqual(status, 503);
+    const metrics = await fetch(new URL("metrics", dashboard.url));
+    assert.strictEqual(metrics.status, 503);
+    assert.match(await metrics.text(), /cannot read queue/);
+    assert.ok(warnings.some((w) => /cannot read queue/.test(w)), warnings.join("\n"));
+    await dashboard.close();
+  },
+);
+
+redisTest(
+  "dashboard: the token's edges: any case of Bearer, no open redirect, a bad cookie is 401, no Origin needs the header",
+  async (url) => {
+    const queue = uniqueKey("dash");
+    const token = "t0k";
+    await using dashboard = await serveDashboard({
+      queues: [queue],
+      redis: { url },
+      listen: LOCAL,
+      token,
+    });
+    const get = (path: string, headers: Record<string, string> = {}) =>
+      fetch(new URL(path, dashboard.url), { headers, redirect: "manual" });
+    const lower = await get("api/queues", { authorization: `bearer ${token}` });
+    assert.strictEqual(lower.status, 200);
+    await lower.body?.cancel();
+    const port = Number(new URL(dashboard.url).port);
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    await conn.write(new TextEncoder().encode(
+      `GET //evil.example/?token=${token} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`,
+    ));
+    let head = "";
+    const buffer = new Uint8Array(4096);
+    while (!head.includes("\r\n\r\n")) {
+      const n = await conn.read(buffer);
+      if (n === null) break;
+      head += new TextDecoder().decode(buffer.subarray(0, n));
+    }
+    conn.close();
+    assert.match(head, /^HTTP\/1\.1 303/);
+    assert.match(
+      head,
+      /\r\nlocation: \/evil\.example\/\r\n/i,
+      "a path on this server, not //evil.example",
+    );
+    const badCookie = await get("api/queues", { cookie: "taskpool_dashboard=%E0%A4%A" });
+    assert.strictEqual(badCookie.status, 401);
+    await badCookie.body?.cancel();
+    const post = (headers: Record<string, string>) =>
+      fetch(new URL(`api/dead/delete?queue=${queue}`, dashboard.url), {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ all: true }),
+      });
+    const basic = await post({
+      cookie: `taskpool_dashboard=${token}`,
+      authorization: "Basic eDp5",
+    });
+    assert.strictEqual(basic.status, 403, "no Origin, and no token in the header");
+    await basic.body?.cancel();
+    const bearer = await post({ authorization: `Bearer ${token}` });
+    assert.strictEqual(bearer.status, 200, "no Origin, the token in the header: a script");
+    await bearer.body?.cancel();
+    const proxied = await post({
+      cookie: `taskpool_dashboard=${token}`,
+      origin: `https://127.0.0.1:${port}`,
+    });
+    assert.strictEqual(proxied.status, 200, "its own page behind a TLS proxy");
+    await proxied.body?.cancel();
+    await dashboard.close();
+  },
+);
+
+redisTest(
+  "dashboard: a dead run of a recurring job comes back as a one-off, outside its schedule's count",
+  async (url) => {
+    const queue = uniqueKey("dash");
+    await using redis = await RedisClient.connect(url);
+    const entry = {
+      id: "tick@2026-11-30T10:00:00.000Z",
+      command: ["true"],
+      schedule: "tick",
+      batch: "",
+    };
+    await redis.send([
+      "LPUSH",
+      `${queue}:dead`,
+      JSON.stringify({ entry: JSON.stringify({ ...entry, attempt: 2 }), error: "x", attempts: 2 }),
+    ]);
+    await using reader = await RedisQueue.connect({ url, queue });
+    const [dead] = (await reader.dead()).records;
+    assert.deepStrictEqual(await reader.retryDead([dead.ref]), [{ ref: dead.ref, status: "done" }]);
+    const [queued] = await redis.send(["LRANGE", queue, 0, -1]) as string[];
+    const back = JSON.parse(queued);
+    assert.strictEqual(back.schedule, undefined);
+    assert.strictEqual(back.attempt, undefined);
+    assert.strictEqual(back.id, entry.id);
+    await cleanup(url, queue);
   },
 );

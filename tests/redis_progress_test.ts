@@ -5,6 +5,7 @@ import { RedisClient, RedisQueue } from "../src/redis/mod.ts";
 import { redisTest, uniqueKey } from "./_redis.ts";
 import { Gate } from "./_gate.ts";
 import { jobs, results } from "./_queue.ts";
+import { ProgressBoard } from "../src/redis/_progress.ts";
 
 /** Polls `check` every 50 ms until it gives a value; fails after `ms`. */
 async function until<T>(
@@ -196,3 +197,19 @@ redisTest(
     }
   },
 );
+
+Deno.test("ProgressBoard: a retry that starts before the next flush owns its attempt's field, and its outcome removes it", () => {
+  const board = new ProgressBoard("q:progress:c");
+  board.started(0, "b", "job", 1, 0);
+  assert.deepStrictEqual(
+    board.flush(1500).map((c) => c[0]),
+    ["HSET"],
+    "written: ran over a second",
+  );
+  board.retried(0); // its field is to go at the next flush…
+  board.started(1, "b", "job", 2, 1600); // …but the retry starts first, on this consumer
+  const [write] = board.flush(1700);
+  assert.strictEqual(write[0], "HSET", "the retry rewrites the field at once, nothing deletes it");
+  assert.strictEqual(JSON.parse(String(write[3])).attempt, 2);
+  assert.strictEqual(board.ended(1), "b/job", "its outcome removes the field");
+});

@@ -26,7 +26,8 @@ Options:
                      $TASKPOOL_DASHBOARD_TOKEN. Open the printed link once: it sets a cookie.
   --help             this text
 
-Exit codes: 0 stopped by a signal, 1 a Redis failure at the start, 2 usage.`;
+Exit codes: 0 stopped by a signal, 1 a Redis failure or an address it cannot listen on,
+2 usage.`;
 
 /** Runs `taskpool dashboard …`; resolves with the exit code. */
 export function dashboard(args: string[]): Promise<number> {
@@ -42,13 +43,24 @@ async function serve(values: Flags): Promise<number> {
   const listen = parseListen(values.listen as string, "--listen");
   const token = (values.token as string | undefined) ??
     (Deno.env.get("TASKPOOL_DASHBOARD_TOKEN") || undefined);
-  const dashboard = await serveDashboard({
-    queues,
-    redis: { url: values.redis as string | undefined },
-    listen,
-    token,
-    onWarning: (message) => err(`taskpool dashboard: ${message}`),
-  });
+  let dashboard;
+  try {
+    dashboard = await serveDashboard({
+      queues,
+      redis: { url: values.redis as string | undefined },
+      listen,
+      token,
+      onWarning: (message) => err(`taskpool dashboard: ${message}`),
+    });
+  } catch (error) {
+    if (
+      !(error instanceof Deno.errors.AddrInUse || error instanceof Deno.errors.PermissionDenied)
+    ) {
+      throw error;
+    }
+    err(`taskpool dashboard: ${(error as Error).message}`);
+    return 1;
+  }
   err(
     `taskpool dashboard: serving ${queues.map((q) => `"${q}"`).join(", ")} on ${dashboard.url}` +
       (token === undefined ? "" : ` (open ${dashboard.url}?token=<token> once: it sets a cookie)`),

@@ -38,7 +38,12 @@ function same(a: string, b: string): boolean {
 function cookie(request: Request, name: string): string | undefined {
   for (const part of (request.headers.get("cookie") ?? "").split(";")) {
     const [key, ...value] = part.trim().split("=");
-    if (key === name) return decodeURIComponent(value.join("="));
+    if (key !== name) continue;
+    try {
+      return decodeURIComponent(value.join("="));
+    } catch {
+      return undefined; // not percent-encoding: no token
+    }
   }
   return undefined;
 }
@@ -60,6 +65,7 @@ function refuse(status: number, message: string): Response {
 export function guard(request: Request, token: string | undefined): Response | undefined {
   const url = new URL(request.url);
   const host = request.headers.get("host") ?? "";
+  const bearer = /^bearer (.+)$/i.exec(request.headers.get("authorization") ?? "")?.[1];
   if (token === undefined) {
     const hostname = host.replace(/:\d+$/, "");
     if (!isLoopback(hostname)) {
@@ -69,15 +75,16 @@ export function guard(request: Request, token: string | undefined): Response | u
       );
     }
   } else {
-    const bearer = /^Bearer (.+)$/.exec(request.headers.get("authorization") ?? "")?.[1];
     const link = url.searchParams.get("token");
     if (link !== null && request.method === "GET" && same(link, token)) {
       // The one-time link: set the cookie, and drop the token from the address bar.
       url.searchParams.delete("token");
+      // A path, never "//host/…" (another site).
+      const location = `/${url.pathname.replace(/^\/+/, "")}${url.search}`;
       return new Response(null, {
         status: 303,
         headers: {
-          location: url.pathname + url.search,
+          location,
           "set-cookie": `${COOKIE}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/`,
           "cache-control": "no-store",
         },
@@ -93,13 +100,15 @@ export function guard(request: Request, token: string | undefined): Response | u
   }
   if (request.method === "POST") {
     const origin = request.headers.get("origin");
-    const own = `${url.protocol}//${host}`;
-    if (
-      origin === null
-        ? token === undefined || !request.headers.has("authorization")
-        : origin !== own
-    ) {
-      return refuse(403, `forbidden: an action must come from the dashboard's own page (${own})`);
+    // Its own page, served directly or through a proxy that adds TLS.
+    const own = origin === `http://${host}` || origin === `https://${host}`;
+    // Without Origin (not a browser): only with the token in the header, which no page can set.
+    const tokenInHeader = token !== undefined && bearer !== undefined && same(bearer, token);
+    if (origin === null ? !tokenInHeader : !own) {
+      return refuse(
+        403,
+        `forbidden: an action must come from the dashboard's own page (http://${host})`,
+      );
     }
   }
   return undefined;

@@ -105,7 +105,8 @@ figure { margin: 0; }
 svg { width: 100%; height: auto; background: var(--panel); border: 1px solid var(--line); border-radius: 6px; }
 svg .succeeded { stroke: var(--ok); fill: none; stroke-width: 1.5; }
 svg .failed { stroke: var(--bad); fill: none; stroke-width: 1.5; stroke-dasharray: 6 3; }
-svg .retried { stroke: var(--warn); fill: none; stroke-width: 1.5; stroke-dasharray: 2 2; }
+svg .skipped { stroke: var(--warn); fill: none; stroke-width: 1.5; stroke-dasharray: 2 2; }
+svg .cancelled { stroke: var(--muted); fill: none; stroke-width: 1.5; stroke-dasharray: 8 3 2 3; }
 svg text { fill: var(--muted); font-size: 11px; }
 figcaption { color: var(--muted); font-size: 0.85rem; }
 table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
@@ -184,10 +185,10 @@ function drawCounts(counts) {
 function drawChart(series) {
   const svg = document.getElementById("chart");
   const ns = "http://www.w3.org/2000/svg";
-  const all = series.succeeded.concat(series.failed, series.retried);
-  const top = Math.max(1, ...all);
+  const names = ["succeeded", "failed", "skipped", "cancelled"];
+  const top = Math.max(1, ...names.flatMap((name) => series[name]));
   const shapes = [];
-  for (const name of ["succeeded", "failed", "retried"]) {
+  for (const name of names) {
     const points = series[name].map((v, i) => i + "," + (150 - v / top * 140).toFixed(1)).join(" ");
     const line = document.createElementNS(ns, "polyline");
     line.setAttribute("points", points);
@@ -199,13 +200,21 @@ function drawChart(series) {
   label.setAttribute("y", "14");
   label.textContent = "max " + top + "/s";
   shapes.push(label);
+  for (const [x, text, anchor] of [[4, "15 min ago", "start"], [896, "now", "end"]]) {
+    const tick = document.createElementNS(ns, "text");
+    tick.setAttribute("x", String(x));
+    tick.setAttribute("y", "158");
+    tick.setAttribute("text-anchor", anchor);
+    tick.textContent = text;
+    shapes.push(tick);
+  }
   svg.replaceChildren(...shapes);
   const sum = (list) => list.reduce((a, b) => a + b, 0);
   const last = (list) => sum(list.slice(-60)) / 60;
   document.getElementById("chart-text").textContent =
-    "Solid: succeeded (" + last(series.succeeded).toFixed(1) + "/s over the last minute); dashed: failed (" +
-    last(series.failed).toFixed(1) + "/s); dotted: retried (" + last(series.retried).toFixed(1) + "/s). " +
-    "Counted since this dashboard started, from the consumers' heartbeats.";
+    "Over the last minute, per second: solid, succeeded " + last(series.succeeded).toFixed(1) +
+    "; dashed, failed " + last(series.failed).toFixed(1) + "; dotted, skipped " + last(series.skipped).toFixed(1) +
+    "; dash-dot, cancelled " + last(series.cancelled).toFixed(1) + ". Counted since this dashboard started.";
 }
 function drawConsumers(consumers) {
   fill("consumers", consumers.map((c) => {
@@ -214,7 +223,7 @@ function drawConsumers(consumers) {
   }), 6, "No consumer.");
 }
 function drawRunning(running, now) {
-  fill("running", running.map((job) => row([jobName(job.id, job.batch), job.consumer, job.attempt, ago(now - job.started), showProgress(job.progress)])), 5, "Nothing reported running.");
+  fill("running", running.map((job) => row([jobName(job.id, job.batch), job.orphaned ? job.consumer + " (dead: waits for recovery)" : job.consumer, job.attempt, ago(now - job.started), showProgress(job.progress)])), 5, "Nothing reported running.");
 }
 function drawOutcomes(outcomes) {
   fill("outcomes", outcomes.map((o) => {
@@ -331,6 +340,11 @@ async function start() {
   source.addEventListener("snapshot", (event) => {
     draw(JSON.parse(event.data));
     if (failedOnly) refreshOutcomes();
+  });
+  source.addEventListener("problem", (event) => {
+    const problem = JSON.parse(event.data);
+    document.getElementById("status").textContent = problem.error +
+      (problem.since ? "; showing what was read at " + new Date(problem.since).toLocaleTimeString() : "");
   });
   source.addEventListener("error", () => {
     document.getElementById("status").textContent = "disconnected; reconnecting…";

@@ -1,9 +1,9 @@
 /**
  * A dashboard's view of one queue: it reads the queue every second (one
  * round of reads, whatever the number of open pages) and keeps the last 15
- * minutes of throughput, which it derives from the counts each consumer's
- * heartbeat carries (so watching costs the queue nothing per job: no read
- * of the results stream at full speed).
+ * minutes of outcomes per second by status, counted from the results
+ * stream itself (its own count of records, and the newest 200 of them for
+ * the split by status: two commands a second at any rate).
  *
  * @module
  */
@@ -11,6 +11,7 @@
 import type {
   ConsumerInfo,
   DeadRecord,
+  OutcomeMark,
   OutcomeRecord,
   QueueCounts,
   RedisQueue,
@@ -21,6 +22,10 @@ import type {
 export const HISTORY_SECONDS = 900;
 /** How often a queue is read, ms. */
 export const SAMPLE_MS = 1000;
+/** The statuses the chart draws, each a line. */
+export const CHART_STATUSES = ["succeeded", "failed", "skipped", "cancelled"] as const;
+/** Characters of untrusted text (errors, entries) a snapshot carries per item; details have all. */
+const SHORT = 300;
 
 /** Counts by state, as the dashboard and its `/metrics` name them. */
 export interface StateCounts {
@@ -29,12 +34,11 @@ export interface StateCounts {
   blocked: number;
   held: number;
   dead: number;
-  running: number;
 }
 
 /** A consumer as the dashboard shows it: its info and its recent runs per second. */
 export interface ConsumerView extends ConsumerInfo {
-  /** Jobs it finished per second over the last sample (succeeded + failed + retried). */
+  /** Jobs it finished per second since the last read (succeeded, failed, retried, cancelled). */
   rate: number;
 }
 
@@ -49,24 +53,29 @@ export interface Overview {
 
 /** Everything a page shows, sent on its event stream each second. */
 export interface Snapshot extends Overview {
-  running: RunningJob[];
+  /** Running jobs as their consumers report them; `orphaned` when that consumer is dead. */
+  running: Array<RunningJob & { orphaned?: boolean }>;
+  /** The latest outcomes, without results and output (the detail view has them). */
   outcomes: OutcomeRecord[];
   dead: { total: number; records: DeadRecord[] };
-  /** Outcomes per second, oldest first, for the seconds from `start` (ms). */
-  throughput: { start: number; succeeded: number[]; failed: number[]; retried: number[] };
+  /** Outcomes per second by status, oldest first, for the seconds from `start` (ms). */
+  throughput: { start: number } & Record<(typeof CHART_STATUSES)[number], number[]>;
 }
 
-type Totals = { succeeded: number; failed: number; retried: number };
+type Totals = { done: number; at: number };
+
+function short(text: string): string {
+  return text.length <= SHORT ? text : `${text.slice(0, SHORT)}…`;
+}
 
 /** Turns the queue's counts into the dashboard's states. */
-function states(counts: QueueCounts, running: number): StateCounts {
+function states(counts: QueueCounts): StateCounts {
   return {
     waiting: counts.queued,
     delayed: counts.delayed,
     blocked: counts.blocked,
     held: counts.processing,
     dead: counts.dead,
-    running,
   };
 }
 
@@ -74,13 +83,14 @@ function states(counts: QueueCounts, running: number): StateCounts {
 export class QueueWatch {
   readonly name: string;
   readonly #queue: RedisQueue;
-  /** Each consumer's totals at the last sample. */
+  /** Each consumer's jobs done and when it was read, for its rate. */
   #last = new Map<string, Totals>();
-  #lastAt = 0;
-  /** Per second, oldest first: [second (ms), succeeded, failed, retried]. */
-  readonly #history: Array<[number, number, number, number]> = [];
+  /** Where the results stream was at the last read. */
+  #mark: OutcomeMark | undefined;
+  /** Per second, oldest first: the second (ms) and its counts by status. */
+  readonly #history: Array<[number, Record<string, number>]> = [];
   #snapshot: Snapshot | undefined;
-  /** The last read's error, if it failed (shown on the page and in the log). */
+  /** The last read's error while it fails (the snapshot is then as old as `snapshot.at`). */
   error: string | undefined;
 
   constructor(queue: RedisQueue) {
@@ -93,25 +103,36 @@ export class QueueWatch {
     return this.#snapshot;
   }
 
-  /** Reads the queue once, and records the throughput since the last read. */
+  /** Reads the queue once, and records the outcomes since the last read. */
   async sample(now = Date.now()): Promise<Snapshot> {
     const q = this.#queue;
-    const [counts, consumers, running, outcomes, dead] = await Promise.all([
+    const [counts, consumers, running, outcomes, dead, recorded] = await Promise.all([
       q.counts(),
       q.consumers(),
       q.running(),
       q.outcomes({ count: 20 }),
       q.dead({ count: 50 }),
+      q.outcomeCounts(this.#mark),
     ]);
-    const views = this.#rates(consumers, now);
+    if (this.#mark !== undefined) this.#record(now, recorded.byStatus);
+    this.#mark = recorded.mark;
+    const alive = new Set(consumers.filter((c) => c.alive).map((c) => c.id));
     const snapshot: Snapshot = {
       queue: this.name,
       at: now,
-      counts: states(counts, running.length),
-      consumers: views,
-      running: running.slice(0, 100),
-      outcomes,
-      dead,
+      counts: states(counts),
+      consumers: this.#rates(consumers, now),
+      running: running.slice(0, 100).map((job) =>
+        alive.has(job.consumer) ? job : { ...job, orphaned: true }
+      ),
+      outcomes: outcomes.map(({ result: _, output: __, ...rest }) => ({
+        ...rest,
+        ...(rest.error === undefined ? {} : { error: short(rest.error) }),
+      })),
+      dead: {
+        total: dead.total,
+        records: dead.records.map((d) => ({ ...d, entry: short(d.entry), error: short(d.error) })),
+      },
       throughput: this.#series(now),
     };
     this.#snapshot = snapshot;
@@ -119,61 +140,43 @@ export class QueueWatch {
     return snapshot;
   }
 
-  /** Each consumer's rate since the last sample; the deltas go into the history. */
+  /** Each consumer's jobs per second since it was last read. */
   #rates(consumers: ConsumerInfo[], now: number): ConsumerView[] {
-    const seconds = this.#lastAt === 0 ? 0 : (now - this.#lastAt) / 1000;
     const next = new Map<string, Totals>();
-    const sum: Totals = { succeeded: 0, failed: 0, retried: 0 };
     const views = consumers.map((c) => {
-      const totals = { succeeded: c.succeeded, failed: c.failed, retried: c.retried };
       if (!c.alive) return { ...c, rate: 0 };
-      next.set(c.id, totals);
-      // A consumer first seen counts from its start, if that was after the last read.
-      const before = this.#last.get(c.id) ??
-        ((c.since ?? 0) > this.#lastAt && this.#lastAt > 0
-          ? { succeeded: 0, failed: 0, retried: 0 }
-          : totals);
-      const delta = {
-        succeeded: Math.max(0, totals.succeeded - before.succeeded),
-        failed: Math.max(0, totals.failed - before.failed),
-        retried: Math.max(0, totals.retried - before.retried),
-      };
-      sum.succeeded += delta.succeeded;
-      sum.failed += delta.failed;
-      sum.retried += delta.retried;
-      const done = delta.succeeded + delta.failed + delta.retried;
-      return { ...c, rate: seconds > 0 ? Math.round(done / seconds * 10) / 10 : 0 };
+      const done = c.succeeded + c.failed + c.retried + c.cancelled;
+      const before = this.#last.get(c.id);
+      next.set(c.id, { done, at: now });
+      const seconds = before === undefined ? 0 : (now - before.at) / 1000;
+      const rate = seconds > 0 ? Math.max(0, done - before!.done) / seconds : 0;
+      return { ...c, rate: Math.round(rate * 10) / 10 };
     });
     this.#last = next;
-    if (this.#lastAt > 0) {
-      const second = Math.floor(now / 1000) * 1000;
-      const top = this.#history[this.#history.length - 1];
-      if (top !== undefined && top[0] === second) {
-        top[1] += sum.succeeded;
-        top[2] += sum.failed;
-        top[3] += sum.retried;
-      } else this.#history.push([second, sum.succeeded, sum.failed, sum.retried]);
-    }
-    this.#lastAt = now;
     return views;
   }
 
-  /** The last 15 minutes, a value per second (0 where nothing was read). */
+  /** Adds the outcomes of one read to the second it ended in. */
+  #record(now: number, byStatus: Record<string, number>): void {
+    const second = Math.floor(now / 1000) * 1000;
+    const top = this.#history[this.#history.length - 1];
+    const into = top !== undefined && top[0] === second ? top[1] : {};
+    for (const [status, n] of Object.entries(byStatus)) into[status] = (into[status] ?? 0) + n;
+    if (into !== top?.[1]) this.#history.push([second, into]);
+  }
+
+  /** The last 15 minutes, a value per second and status (0 where nothing was read). */
   #series(now: number): Snapshot["throughput"] {
     const end = Math.floor(now / 1000) * 1000;
     const start = end - (HISTORY_SECONDS - 1) * 1000;
     while (this.#history.length > 0 && this.#history[0][0] < start) this.#history.shift();
-    const series = {
-      start,
-      succeeded: new Array<number>(HISTORY_SECONDS).fill(0),
-      failed: new Array<number>(HISTORY_SECONDS).fill(0),
-      retried: new Array<number>(HISTORY_SECONDS).fill(0),
-    };
-    for (const [second, succeeded, failed, retried] of this.#history) {
+    const series = { start } as Snapshot["throughput"];
+    for (const status of CHART_STATUSES) {
+      series[status] = new Array<number>(HISTORY_SECONDS).fill(0);
+    }
+    for (const [second, counts] of this.#history) {
       const i = (second - start) / 1000;
-      series.succeeded[i] = succeeded;
-      series.failed[i] = failed;
-      series.retried[i] = retried;
+      for (const status of CHART_STATUSES) series[status][i] = counts[status] ?? 0;
     }
     return series;
   }

@@ -24,7 +24,7 @@
 
 import { RedisQueue, type RedisQueueOptions } from "../redis/mod.ts";
 import { guard, isLoopback } from "./_guard.ts";
-import { type Overview, QueueWatch, SAMPLE_MS, type Snapshot } from "./_watch.ts";
+import { type Overview, QueueWatch, SAMPLE_MS } from "./_watch.ts";
 import { renderMetrics } from "./metrics.ts";
 import { APP_CSS, APP_JS, PAGE_HTML } from "./_page.ts";
 
@@ -72,6 +72,63 @@ function json(value: unknown, status = 200): Response {
 
 function problem(status: number, error: string): Response {
   return json({ error }, status);
+}
+
+/** An open event stream of a page. */
+interface Stream {
+  queue: string;
+  send(event: "snapshot" | "problem", data: unknown): void;
+  end(): void;
+}
+
+/** Event streams open at once, at most (each page has one). */
+const MAX_STREAMS = 64;
+/** How long an action's body may take to arrive, ms. */
+const BODY_MS = 10_000;
+/** How long close() waits for requests in flight, ms. */
+const CLOSE_MS = 3000;
+
+/**
+ * An action's body as text, read with a byte cap and a time limit; or the
+ * response that refuses it (413 too large, 408 too slow).
+ */
+async function readBody(request: Request): Promise<string | Response> {
+  if (Number(request.headers.get("content-length") ?? 0) > MAX_BODY) {
+    return problem(413, `the body is over ${MAX_BODY} bytes`);
+  }
+  const reader = request.body?.getReader();
+  if (reader === undefined) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  let late = false;
+  const timer = setTimeout(() => {
+    late = true;
+    reader.cancel().catch(() => {});
+  }, BODY_MS);
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > MAX_BODY) {
+        reader.cancel().catch(() => {});
+        return problem(413, `the body is over ${MAX_BODY} bytes`);
+      }
+      chunks.push(value);
+    }
+  } catch {
+    late = true;
+  } finally {
+    clearTimeout(timer);
+  }
+  if (late) return problem(408, `the body did not arrive within ${BODY_MS / 1000} s`);
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return new TextDecoder().decode(bytes);
 }
 
 /** The largest action body accepted, bytes. */
@@ -129,21 +186,27 @@ export async function serveDashboard(options: DashboardOptions): Promise<Dashboa
     for (const queue of queues.values()) queue.close();
     throw error;
   }
-  const streams = new Set<{ queue: string; push: (snapshot: Snapshot) => void; end: () => void }>();
+  const streams = new Set<Stream>();
   const timers = new Set<ReturnType<typeof setTimeout>>();
   let closed = false;
 
-  /** Reads a queue and sends the snapshot to its streams. */
+  /** Reads a queue and sends the snapshot (or the failure to read it) to its streams. */
   const refresh = async (watch: QueueWatch) => {
     try {
       const snapshot = await watch.sample();
-      for (const stream of streams) if (stream.queue === watch.name) stream.push(snapshot);
+      for (const stream of streams) {
+        if (stream.queue === watch.name) stream.send("snapshot", snapshot);
+      }
     } catch (error) {
       const message = `cannot read queue "${watch.name}": ${
         (error as Error).message
-      }; trying again`;
+      }; trying again each second`;
       if (watch.error !== message) options.onWarning?.(message);
       watch.error = message;
+      const problem = { error: message, since: watch.snapshot?.at };
+      for (const stream of streams) {
+        if (stream.queue === watch.name) stream.send("problem", problem);
+      }
     }
   };
   /** Refreshes a queue every second until closed. */
@@ -156,7 +219,6 @@ export async function serveDashboard(options: DashboardOptions): Promise<Dashboa
     }, SAMPLE_MS);
     timers.add(timer);
   };
-  await Promise.all([...watches.values()].map((watch) => read(watch)));
 
   const queueOf = (url: URL): QueueWatch | Response => {
     const name = url.searchParams.get("queue") ?? options.queues[0];
@@ -166,41 +228,51 @@ export async function serveDashboard(options: DashboardOptions): Promise<Dashboa
 
   // A client that goes away cancels the body: that is how a stream ends.
   const events = (watch: QueueWatch): Response => {
+    if (streams.size >= MAX_STREAMS) {
+      return problem(503, `${MAX_STREAMS} pages are watching already: close one, or try later`);
+    }
     const encoder = new TextEncoder();
-    let stream: { queue: string; push: (s: Snapshot) => void; end: () => void };
+    let stream: Stream;
     const body = new ReadableStream<Uint8Array>({
       start(controller) {
-        const send = (text: string) => {
-          try {
-            controller.enqueue(encoder.encode(text));
-          } catch { /* the client went away */ }
-        };
         stream = {
           queue: watch.name,
-          push: (snapshot) => send(`event: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n`),
+          send: (event, data) => {
+            // A client that does not read gets no more until it does: one
+            // snapshot queued at most, never a growing backlog.
+            if ((controller.desiredSize ?? 0) <= 0) return;
+            try {
+              controller.enqueue(
+                encoder.encode(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`),
+              );
+            } catch { /* the client went away */ }
+          },
           end: () => {
             streams.delete(stream);
+            // error(), not close(): what is queued is dropped, so the
+            // response ends now even for a client that stopped reading.
             try {
-              controller.close();
-            } catch { /* closed */ }
+              controller.error(new Error("the dashboard closed"));
+            } catch { /* ended */ }
           },
         };
         streams.add(stream);
-        send("retry: 2000\n\n");
-        if (watch.snapshot) stream.push(watch.snapshot);
+        controller.enqueue(encoder.encode("retry: 2000\n\n"));
+        if (watch.snapshot) stream.send("snapshot", watch.snapshot);
+        if (watch.error) stream.send("problem", { error: watch.error, since: watch.snapshot?.at });
       },
       cancel() {
         streams.delete(stream);
       },
-    });
+    }, { highWaterMark: 2 });
     return new Response(body, {
       headers: { ...SECURITY_HEADERS, "content-type": "text/event-stream; charset=utf-8" },
     });
   };
 
   const action = async (request: Request, watch: QueueWatch, kind: "retry" | "delete") => {
-    const text = await request.text();
-    if (text.length > MAX_BODY) return problem(413, `the body is over ${MAX_BODY} bytes`);
+    const text = await readBody(request);
+    if (text instanceof Response) return text;
     let body: { refs?: unknown; all?: unknown };
     try {
       body = JSON.parse(text);
@@ -221,8 +293,6 @@ export async function serveDashboard(options: DashboardOptions): Promise<Dashboa
     }
     const queue = queues.get(watch.name)!;
     const actions = kind === "retry" ? await queue.retryDead(refs) : await queue.deleteDead(refs);
-    // The page sees the change at once, not a second later.
-    await refresh(watch);
     return json({ actions });
   };
 
@@ -286,6 +356,9 @@ export async function serveDashboard(options: DashboardOptions): Promise<Dashboa
     if (path === "/app.js") return asset(APP_JS, "text/javascript; charset=utf-8");
     if (path === "/app.css") return asset(APP_CSS, "text/css; charset=utf-8");
     if (path === "/metrics") {
+      // A queue it cannot read: the scrape fails (Prometheus's "up" says so), no stale gauges.
+      const failing = [...watches.values()].find((watch) => watch.error !== undefined);
+      if (failing) return problem(503, failing.error!);
       return new Response(metrics(), {
         headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
       });
@@ -295,6 +368,7 @@ export async function serveDashboard(options: DashboardOptions): Promise<Dashboa
     const watch = queueOf(url);
     if (watch instanceof Response) return watch;
     if (path === "/api/overview") {
+      if (watch.error !== undefined) return problem(503, watch.error);
       const snapshot = watch.snapshot ?? await watch.sample();
       const overview: Overview = {
         queue: snapshot.queue,
@@ -326,31 +400,55 @@ export async function serveDashboard(options: DashboardOptions): Promise<Dashboa
       if (outcome === undefined) {
         return problem(404, `no outcome ${record}: the results stream no longer has it`);
       }
-      const { records } = await queue.dead({ count: 1000 });
-      const dead = records.find((d) => d.id === outcome.id && d.batch === outcome.batch);
+      const dead = outcome.status === "failed"
+        ? await queue.deadRecord(outcome.id, outcome.batch)
+        : undefined;
       return json({ outcome, dead });
     }
     return problem(404, `not found: ${path}`);
   };
 
   const listening = Promise.withResolvers<{ hostname: string; port: number }>();
-  const server = Deno.serve({
-    hostname: listen.hostname,
-    port: listen.port,
-    onListen: (address) => listening.resolve(address),
-    onError: (error) => {
-      options.onWarning?.(`a request failed: ${(error as Error).message}`);
-      return problem(500, `internal error: ${(error as Error).message}`);
-    },
-  }, route);
+  let server: Deno.HttpServer;
+  try {
+    server = serve();
+  } catch (error) {
+    closed = true;
+    for (const queue of queues.values()) queue.close();
+    if (error instanceof Deno.errors.AddrInUse) {
+      throw new Deno.errors.AddrInUse(
+        `Cannot serve the dashboard on ${listen.hostname}:${listen.port}: the address is in use; choose another --listen (port 0 picks a free one)`,
+      );
+    }
+    throw error;
+  }
+  function serve(): Deno.HttpServer {
+    return Deno.serve({
+      hostname: listen.hostname,
+      port: listen.port,
+      onListen: (address) => listening.resolve(address),
+      onError: (error) => {
+        options.onWarning?.(`a request failed: ${(error as Error).message}`);
+        return problem(500, `internal error: ${(error as Error).message}`);
+      },
+    }, route);
+  }
   const address = await listening.promise;
+  await Promise.all([...watches.values()].map((watch) => read(watch)));
   const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
   const close = async () => {
     if (closed) return;
     closed = true;
     for (const timer of timers) clearTimeout(timer);
     for (const stream of [...streams]) stream.end();
-    await server.shutdown();
+    // A client that never finishes its request cannot hold the close: at
+    // most CLOSE_MS, then the server is left to end with the process.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      server.shutdown(),
+      new Promise((resolve) => timer = setTimeout(resolve, CLOSE_MS)),
+    ]);
+    clearTimeout(timer);
     for (const queue of queues.values()) queue.close();
   };
   return { url: `http://${host}:${address.port}/`, close, [Symbol.asyncDispose]: close };

@@ -41,6 +41,8 @@ export interface ConsumerInfo {
   failed: number;
   /** Failed attempts it sent to retry, as of its last beat. */
   retried: number;
+  /** Jobs cancelled while it held them, as of its last beat. */
+  cancelled: number;
 }
 
 /** A job running now, from {@linkcode RedisQueue.prototype.running}. */
@@ -124,6 +126,7 @@ export async function consumersOf(client: RedisClient, keys: QueueKeys): Promise
       succeeded: 0,
       failed: 0,
       retried: 0,
+      cancelled: 0,
     };
     if (text === null) return info;
     let beat: Record<string, unknown> = {};
@@ -140,6 +143,7 @@ export async function consumersOf(client: RedisClient, keys: QueueKeys): Promise
     info.succeeded = number("succeeded") ?? 0;
     info.failed = number("failed") ?? 0;
     info.retried = number("retried") ?? 0;
+    info.cancelled = number("cancelled") ?? 0;
     const ttl = number("ttl");
     if (ttl !== undefined && ttlLeft >= 0) info.lastBeat = Math.max(0, ttl - ttlLeft);
     return info;
@@ -276,6 +280,29 @@ export async function deadOf(
   return { total, records: await Promise.all(texts.map(deadRecordOf)) };
 }
 
+/**
+ * The newest dead record of job `id` of push `batch`, looked for through
+ * the whole list a page at a time (a job that died twice: its latest).
+ */
+export async function deadRecordFor(
+  client: RedisClient,
+  keys: QueueKeys,
+  id: string,
+  batch: string,
+): Promise<DeadRecord | undefined> {
+  const page = 1000;
+  for (let start = 0;; start += page) {
+    const texts = await client.send(["LRANGE", keys.dead, start, start + page - 1]) as string[];
+    for (const text of texts) {
+      // Cheap first: the id must appear in the text at all.
+      if (!text.includes(JSON.stringify(id).slice(1, -1))) continue;
+      const record = await deadRecordOf(text);
+      if (record.id === id && (record.batch ?? "") === batch) return record;
+    }
+    if (texts.length < page) return undefined;
+  }
+}
+
 /** Finds dead records by ref (or every one, for "all"): ref → text. */
 async function findDead(
   client: RedisClient,
@@ -326,6 +353,9 @@ export async function retryDead(
       continue;
     }
     delete entry.attempt;
+    // A run of a recurring job comes back as a one-off: its schedule's count
+    // of runs under way (overlap) no longer includes it.
+    delete entry.schedule;
     const key = typeof entry.key === "string" ? entry.key : "";
     const id = `${entry.batch ?? ""}/${entry.id ?? ""}`;
     const reply = await runScript(client, DEAD_RETRY, [keys.dead, keys.queue, keys.unique], [
@@ -362,4 +392,75 @@ export async function deleteDead(
     actions.push({ ref, status: removed === 1 ? "done" : "gone" });
   }
   return actions;
+}
+
+/** Where the results stream was at one read: its last record, and how many it ever had. */
+export interface OutcomeMark {
+  /** The id of its last record ("0-0" when empty). */
+  record: string;
+  /** How many records it ever had (trimmed ones too). */
+  added: number;
+}
+
+/** The outcomes since a mark, from {@linkcode RedisQueue.prototype.outcomeCounts}. */
+export interface OutcomeCounts {
+  /** Where the stream is now: the mark of the next call. */
+  mark: OutcomeMark;
+  /** Outcomes recorded since the mark given (exact). */
+  total: number;
+  /**
+   * By status: exact up to `SAMPLE` new outcomes, else the status split of
+   * the newest `SAMPLE` scaled to the total.
+   */
+  byStatus: Record<string, number>;
+}
+
+/** Newest records read per call of `outcomeCounts`, at most. */
+const SAMPLE = 200;
+
+/**
+ * Counts the outcomes recorded since `since`: the total from the stream's
+ * own count (`XINFO STREAM` entries-added, so trimming and any number of
+ * producers or consumers do not matter), the split by status from at most
+ * the newest 200 records. Without `since`, only the mark.
+ */
+export async function outcomeCounts(
+  client: RedisClient,
+  keys: QueueKeys,
+  since?: OutcomeMark,
+): Promise<OutcomeCounts> {
+  let info: RedisReply[];
+  try {
+    info = await client.send(["XINFO", "STREAM", keys.results]) as RedisReply[];
+  } catch (error) {
+    if (!/no such key/i.test((error as Error).message)) throw error;
+    return { mark: { record: "0-0", added: 0 }, total: 0, byStatus: {} };
+  }
+  const field = (name: string) => info[info.indexOf(name) + 1];
+  const record = String(field("last-generated-id"));
+  // Redis 6.2 has no entries-added: the length, which trimming lowers.
+  const added = Number(info.includes("entries-added") ? field("entries-added") : field("length"));
+  const mark = { record, added };
+  const total = since === undefined ? 0 : Math.max(0, added - since.added);
+  if (total === 0) return { mark, total, byStatus: {} };
+  const reply = await client.send([
+    "XREVRANGE",
+    keys.results,
+    "+",
+    `(${since!.record}`,
+    "COUNT",
+    SAMPLE,
+  ]);
+  const byStatus: Record<string, number> = {};
+  let sampled = 0;
+  for (const [, fields] of streamRecords([[keys.results, reply]] as RedisReply)) {
+    byStatus[fields.status] = (byStatus[fields.status] ?? 0) + 1;
+    sampled++;
+  }
+  if (sampled > 0 && total > sampled) {
+    for (const status in byStatus) {
+      byStatus[status] = Math.round(byStatus[status] * total / sampled);
+    }
+  }
+  return { mark, total, byStatus };
 }

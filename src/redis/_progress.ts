@@ -76,9 +76,11 @@ export class ProgressBoard {
   /** An attempt started (`now`: ms since the epoch). */
   started(token: number, batch: string, id: string, attempt: number, now: number): void {
     const ref = `${batch}/${id}`;
-    this.#drop.delete(ref);
+    // A retry of an attempt that was written: its field is still there, so
+    // this attempt owns it (its outcome removes it), and rewrites it now.
+    const written = this.#drop.delete(ref);
     const json = { id, batch, attempt, started: now };
-    this.#running[token] = { ref, json, dirty: false, written: false };
+    this.#running[token] = { ref, json, dirty: written, written };
   }
 
   /** The task of `token` reported `value`. */

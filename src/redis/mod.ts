@@ -36,6 +36,8 @@ export type {
   ConsumerInfo,
   DeadAction,
   DeadRecord,
+  OutcomeCounts,
+  OutcomeMark,
   OutcomeRecord,
   RunningJob,
 } from "./_inspect.ts";

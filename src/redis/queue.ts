@@ -25,9 +25,13 @@ import {
   type DeadAction,
   deadOf,
   type DeadRecord,
+  deadRecordFor,
   deleteDead,
   latestOutcomes,
   outcomeAt,
+  type OutcomeCounts,
+  outcomeCounts,
+  type OutcomeMark,
   type OutcomeRecord,
   retryDead,
   type RunningJob,
@@ -556,6 +560,19 @@ export class RedisQueue {
   }
 
   /**
+   * Counts the outcomes recorded since a mark (from the previous call): the
+   * total exactly, the split by status from the newest 200 (scaled when
+   * there were more). What the dashboard's throughput chart reads each
+   * second: two commands, whatever the rate.
+   *
+   * @param since The mark of the previous call; none: only the mark now.
+   * @returns The new mark, the total since, and the counts by status.
+   */
+  outcomeCounts(since?: OutcomeMark): Promise<OutcomeCounts> {
+    return outcomeCounts(this.#client, this.#keys, since);
+  }
+
+  /**
    * One outcome by its record's id (from {@linkcode RedisQueue.prototype.outcomes}).
    *
    * @param record The record's id in `<queue>:results`.
@@ -573,6 +590,17 @@ export class RedisQueue {
    */
   dead(options: { count?: number } = {}): Promise<{ total: number; records: DeadRecord[] }> {
     return deadOf(this.#client, this.#keys, options.count ?? 50);
+  }
+
+  /**
+   * The dead record of one job (its latest, if it died more than once).
+   *
+   * @param id The job's id.
+   * @param batch Its push's batch ("" for an entry pushed by hand).
+   * @returns The record, or undefined when the dead list has none for it.
+   */
+  deadRecord(id: string, batch: string): Promise<DeadRecord | undefined> {
+    return deadRecordFor(this.#client, this.#keys, id, batch);
   }
 
   /**
