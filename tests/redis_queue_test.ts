@@ -763,8 +763,11 @@ redisTest(
       assert.notStrictEqual(other.batch, receipt.batch, "each push has its own batch");
       const client = await RedisClient.connect(url);
       try {
-        const entries = (await client.send(["LRANGE", name, 0, -1]) as string[])
-          .map((text) => JSON.parse(text));
+        // Priority 0 in the list, any other in <queue>:priority (`<seq>|<entry>`).
+        const listed = await client.send(["LRANGE", name, 0, -1]) as string[];
+        const ranked = (await client.send(["ZRANGE", `${name}:priority`, 0, -1]) as string[])
+          .map((member) => member.slice(member.indexOf("|") + 1));
+        const entries = [...listed, ...ranked].map((text) => JSON.parse(text));
         const batches = Object.fromEntries(entries.map((e) => [`${e.id}@${e.batch}`, e.batch]));
         for (const id of ["low", "plain", "high", "plain2"]) {
           assert.strictEqual(batches[`${id}@${receipt.batch}`], receipt.batch, id);
@@ -780,15 +783,15 @@ redisTest(
       consumer.stop();
       await consumer.done;
       const order = (await Deno.readTextFile(log)).trim().split("\n");
-      // Within the first push: priority first, then file order. The second push
-      // comes after the whole first one. "dep" waits for "low" whatever its
-      // priority, then joins the end of the queue.
+      // Priority across both pushes, then the order they were pushed in: the
+      // second push's "x" (0) before the first one's "low" (-1). "dep" waits
+      // for "low" whatever its priority.
       assert.deepStrictEqual(order.filter((id) => id !== "dep"), [
         "high",
         "plain",
         "plain2",
-        "low",
         "x",
+        "low",
       ]);
       assert(order.indexOf("dep") > order.indexOf("low"), `${order}`);
     });

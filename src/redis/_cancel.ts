@@ -39,8 +39,8 @@ import { delay } from "../_util.ts";
  * - KEYS: as ACK's (the caller's processing list in the first place is the
  *   queue, unused: the entry is taken out here, not there).
  * - ARGV: 1 key prefix, 2 about how many records `results` keeps, 3 "0",
- *   4 "0", 5 where it is (`queue`, `delayed` or `blocked`), 6 what names it
- *   there (the entry, the delayed member, the blocked ref), then ACK's 8
+ *   4 "0", 5 where it is (`queue`, `priority`, `delayed` or `blocked`), 6
+ *   what names it there (the entry, the member, the blocked ref), then ACK's 8
  *   fields of the job (entry, batch, id, status `cancelled`, data, dead "",
  *   schedule, key).
  * - Returns 1 cancelled, 0 not there any more (nothing written).
@@ -55,6 +55,8 @@ if place == 'queue' then
   gone = redis.call('LREM', KEYS[2], 1, where)
 elseif place == 'delayed' then
   gone = redis.call('ZREM', KEYS[9], where)
+elseif place == 'priority' then
+  gone = redis.call('ZREM', KEYS[2] .. ':priority', where)
 elseif redis.call('HGET', KEYS[5], where) == ARGV[7] then
   redis.call('HDEL', KEYS[5], where)
   redis.call('HDEL', KEYS[6], where)
@@ -167,9 +169,13 @@ export async function cancelJobs(
   // The last outcome before we asked: running jobs' outcomes come after it.
   const last = await client.send(["XREVRANGE", keys.results, "+", "-", "COUNT", 1]) as [string][];
   const from = last.length > 0 ? last[0][0] : "0-0";
-  const cancel = async (place: "queue" | "delayed" | "blocked", where: string, seen: Seen) => {
+  const cancel = async (
+    place: "queue" | "priority" | "delayed" | "blocked",
+    where: string,
+    seen: Seen,
+  ) => {
     if (reports.has(seen.ref)) return;
-    const found = place === "queue" ? "waiting" : place;
+    const found = place === "queue" || place === "priority" ? "waiting" : place;
     const attempts = Math.max(0, Number(seen.value.attempt ?? 1) - 1);
     const error = `cancelled while ${found === "waiting" ? "waiting" : found}`;
     const data = JSON.stringify({
@@ -212,6 +218,10 @@ export async function cancelJobs(
     for (let i = 0; i + 1 < blocked.length; i += 2) {
       const seen = parse(blocked[i + 1]);
       if (wanted(seen)) await cancel("blocked", blocked[i], seen);
+    }
+    for await (const [member] of pages(client, (a, b) => ["ZRANGE", keys.priority, a, b])) {
+      const seen = parse(member.slice(member.indexOf("|") + 1));
+      if (wanted(seen)) await cancel("priority", member, seen);
     }
     for await (const [entry] of pages(client, (a, b) => ["LRANGE", keys.queue, a, b])) {
       const seen = parse(entry);

@@ -7,6 +7,8 @@
  * | key                   | type   | holds                                                |
  * | --------------------- | ------ | ---------------------------------------------------- |
  * | `q`                   | list   | ready entries: producers LPUSH, consumers take RIGHT |
+ * | `q:priority`          | zset   | ready entries of priority ≠ 0: `<seq>|<entry>`, −prio |
+ * | `q:priorityseq`       | string | the sequence that keeps equal priorities in order    |
  * | `q:processing:<c>`    | list   | what consumer `c` holds (BLMOVE q → here)            |
  * | `q:consumers`         | set    | consumer ids that may hold jobs                      |
  * | `q:heartbeat:<c>`     | string | `c` is alive while it exists (PX TTL): JSON, counts  |
@@ -66,6 +68,8 @@ export interface QueueKeys {
   unique: string;
   /** The set of refs (`batch/id`) of running jobs whose cancel was asked for. */
   cancel: string;
+  /** The sorted set of ready entries whose priority is not 0 (see `_scripts.ts`'s ENQUEUE). */
+  priority: string;
   /** The list of runs of recurring job `id` waiting for the run before (`overlap: "queue"`). */
   waiting(id: string): string;
   /** Prefix of `processing:<c>`, `heartbeat:<c>`, `dependents:<b/id>`, `waiting:<id>`. */
@@ -111,6 +115,7 @@ export function queueKeys(name: string): QueueKeys {
     lastRun: `${prefix}lastrun`,
     unique: `${prefix}unique`,
     cancel: `${prefix}cancel`,
+    priority: `${prefix}priority`,
     waiting: (id) => `${prefix}waiting:${id}`,
     prefix,
     processing: (consumer) => `${prefix}processing:${consumer}`,
@@ -151,6 +156,8 @@ export function consumerKeyTypes(keys: QueueKeys, consumer: string): Array<[stri
     [keys.unique, "hash"],
     [keys.progress(consumer), "hash"],
     [keys.cancel, "set"],
+    [keys.priority, "zset"],
+    [`${keys.prefix}priorityseq`, "string"],
   ];
 }
 

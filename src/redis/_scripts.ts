@@ -38,6 +38,9 @@ import type { RedisArg, RedisClient, RedisReply, RedisSendOptions } from "./clie
  * `expect(index, type)` checks `KEYS[index]`. (The CLI puts its --queue
  * flag in the place of "another queue name".)
  */
+/** The entry that wakes a blocked consumer to look at `<queue>:priority` (see ENQUEUE); never run. */
+export const WAKE = "taskpool:wake";
+
 export const EXPECT = `
 local function expect(i, want)
   local kind = redis.call('TYPE', KEYS[i]).ok
@@ -101,13 +104,91 @@ export interface Script {
 }
 
 /**
+ * Lua that queues an entry by its priority (see `_keys.ts`): priority 0 at
+ * the head of the list (`LPUSH`, first in first out, as a plain `LPUSH` by
+ * any program does), any other in `<queue>:priority`, scored by minus the
+ * priority, the member `<16-digit sequence>|<entry>` (equal scores sort by
+ * member: first in, first out). `wake(queue)` then pushes one wake marker
+ * per prioritized entry queued (at most one per registered consumer) when
+ * the list is empty: consumers block on the list alone (BLMOVE), and a
+ * marker ends the block so they look in `<queue>:priority` too. A marker
+ * is never run: every take drops it.
+ */
+const ENQUEUE = `
+local woken = 0
+local function priority_of(entry)
+  if not string.find(entry, '"priority":', 1, true) then return 0 end
+  local ok, value = pcall(cjson.decode, entry)
+  if ok and type(value) == 'table' and type(value.priority) == 'number' then return value.priority end
+  return 0
+end
+local function enqueue(queue, entry, priority)
+  if priority == 0 then
+    redis.call('LPUSH', queue, entry)
+    return
+  end
+  local seq = redis.call('INCR', queue .. ':priorityseq')
+  redis.call('ZADD', queue .. ':priority', -priority, string.format('%016d', seq) .. '|' .. entry)
+  woken = woken + 1
+end
+local function wake(queue)
+  if woken > 0 and redis.call('LLEN', queue) == 0 then
+    for _ = 1, math.min(woken, redis.call('SCARD', queue .. ':consumers')) do
+      redis.call('LPUSH', queue, '${WAKE}')
+    end
+  end
+  woken = 0
+end
+`;
+
+/**
+ * Lua that takes the next entry into a processing list: the highest
+ * priority first (a priority above 0 in `<queue>:priority`, then the list,
+ * then a priority below 0), dropping wake markers. `<queue>:priority` is
+ * looked at only when it exists (one EXISTS per script): a queue without
+ * priorities takes as before, one LMOVE per entry.
+ */
+const TAKE_ONE = `
+local has_priority = nil
+local function from_priority(pkey, member, processing)
+  redis.call('ZREM', pkey, member)
+  local entry = string.sub(member, 18)
+  redis.call('LPUSH', processing, entry)
+  return entry
+end
+local function take_one(queue, processing)
+  local pkey = queue .. ':priority'
+  if has_priority == nil then has_priority = redis.call('EXISTS', pkey) == 1 end
+  if has_priority then
+    local top = redis.call('ZRANGE', pkey, 0, 0, 'WITHSCORES')
+    if top[1] == nil then
+      has_priority = false
+    elseif tonumber(top[2]) < 0 then
+      return from_priority(pkey, top[1], processing)
+    end
+  end
+  while true do
+    local entry = redis.call('LMOVE', queue, processing, 'RIGHT', 'LEFT')
+    if not entry then break end
+    if entry ~= '${WAKE}' then return entry end
+    redis.call('LREM', processing, 1, entry)
+  end
+  if has_priority then
+    local top = redis.call('ZRANGE', pkey, 0, 0)
+    if top[1] then return from_priority(pkey, top[1], processing) end
+  end
+  return nil
+end
+`;
+
+/**
  * The functions of ACK, shared with CANCEL (`_cancel.ts`): recording one
  * job's outcome with everything that follows from it (its dependents
  * released or skipped, its unique key freed, its schedule's bookkeeping, a
  * cancel request for it dropped). KEYS and ARGV 1 and 4 as in ACK's header;
  * KEYS[13] is the set of refs whose cancel was asked for.
  */
-export const ACK_FUNCTIONS = `
+export const ACK_FUNCTIONS = ENQUEUE + `
 local prefix, keep = ARGV[1], ARGV[2]
 local cancelling = redis.call('EXISTS', KEYS[13]) == 1
 local function now_ms()
@@ -155,7 +236,7 @@ local function release_dependents(dependents)
       if entry and at and tonumber(at) > now_ms() then
         redis.call('ZADD', KEYS[9], at, 'dep|' .. entry)
       elseif entry then
-        redis.call('LPUSH', KEYS[2], entry)
+        enqueue(KEYS[2], entry, priority_of(entry))
       end
     end
   end
@@ -253,7 +334,7 @@ end
  */
 export const ACK: Script = {
   name: "ack",
-  source: EXPECT + ACK_FUNCTIONS + `
+  source: EXPECT + TAKE_ONE + ACK_FUNCTIONS + `
 local written = tonumber(ARGV[5])
 if written > 0 then redis.call('HDEL', KEYS[12], unpack(ARGV, 6, 5 + written)) end
 local removed = {}
@@ -261,9 +342,10 @@ for i = 6 + written, #ARGV, 8 do
   removed[#removed + 1] = ack(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4],
     ARGV[i + 5], ARGV[i + 6], ARGV[i + 7])
 end
+wake(KEYS[2])
 local taken = {}
 for _ = 1, tonumber(ARGV[3]) do
-  local entry = redis.call('LMOVE', KEYS[2], KEYS[1], 'RIGHT', 'LEFT')
+  local entry = take_one(KEYS[2], KEYS[1])
   if not entry then break end
   taken[#taken + 1] = entry
 end
@@ -283,10 +365,11 @@ return { removed, taken }`,
  */
 export const TAKE: Script = {
   name: "take",
-  source: `
+  source: TAKE_ONE + `
+if ARGV[2] == '1' then redis.call('LREM', KEYS[2], 1, '${WAKE}') end
 local taken = {}
 for _ = 1, tonumber(ARGV[1]) do
-  local entry = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')
+  local entry = take_one(KEYS[1], KEYS[2])
   if not entry then break end
   taken[#taken + 1] = entry
 end
@@ -331,7 +414,7 @@ return 1`,
  */
 export const PROMOTE: Script = {
   name: "promote",
-  source: EXPECT + `
+  source: EXPECT + ENQUEUE + `
 expect(1, 'zset') expect(2, 'list')
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -343,8 +426,9 @@ for _, member in ipairs(due) do
   local bar = string.sub(member, 1, 1) ~= '{' and string.find(member, '|{', 1, true)
   local entry = bar and string.sub(member, bar + 1) or member
   redis.call('ZREM', KEYS[1], member)
-  redis.call('LPUSH', KEYS[2], entry)
+  enqueue(KEYS[2], entry, priority_of(entry))
 end
+wake(KEYS[2])
 local next = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if next[2] == nil then return { #due, -1 } end
 return { #due, math.max(0, tonumber(next[2]) - now) }`,
@@ -433,7 +517,7 @@ return moved`,
  */
 export const DEAD_RETRY: Script = {
   name: "dead-retry",
-  source: EXPECT + `
+  source: EXPECT + ENQUEUE + `
 expect(1, 'list') expect(2, 'list') expect(3, 'hash')
 if not redis.call('LPOS', KEYS[1], ARGV[1]) then return 0 end
 if ARGV[3] ~= '' then
@@ -441,7 +525,8 @@ if ARGV[3] ~= '' then
   redis.call('HSET', KEYS[3], ARGV[3], ARGV[4] .. '\\n' .. ARGV[2])
 end
 redis.call('LREM', KEYS[1], 1, ARGV[1])
-redis.call('LPUSH', KEYS[2], ARGV[2])
+enqueue(KEYS[2], ARGV[2], priority_of(ARGV[2]))
+wake(KEYS[2])
 return 1`,
 };
 
@@ -474,7 +559,7 @@ return 1`,
  */
 export const PUSH: Script = {
   name: "push",
-  source: EXPECT + `
+  source: EXPECT + ENQUEUE + `
 expect(1, 'list') expect(2, 'hash') expect(3, 'hash') expect(4, 'zset') expect(5, 'hash')
 expect(6, 'hash') expect(7, 'zset') expect(8, 'hash')
 local batch = cjson.decode(ARGV[2])
@@ -531,13 +616,21 @@ local function flush()
   n = n + #ready
   ready = {}
 end
+for _, p in ipairs(batch.prioritized) do
+  enqueue(KEYS[1], p[2], p[1])
+  n = n + 1
+end
 for _, r in ipairs(batch.ready) do
   if type(r) == 'string' then
     ready[#ready + 1] = r
   else
-    local entry, ref, key, again, head, tail = r[1], r[2], r[3], r[4], r[5], r[6]
+    local entry, ref, key, again, head, tail, priority = r[1], r[2], r[3], r[4], r[5], r[6], r[7]
     local holder = redis.call('HGET', KEYS[8], key)
-    if not holder then
+    if not holder and priority ~= 0 then
+      redis.call('HSET', KEYS[8], key, ref .. '\\n' .. entry)
+      enqueue(KEYS[1], entry, priority)
+      n = n + 1
+    elseif not holder then
       redis.call('HSET', KEYS[8], key, ref .. '\\n' .. entry)
       ready[#ready + 1] = entry
     elseif again == 1 then
@@ -550,6 +643,7 @@ for _, r in ipairs(batch.ready) do
   if #ready >= 1000 then flush() end
 end
 flush()
+wake(KEYS[1])
 return { n, duplicates }`,
 };
 

@@ -23,6 +23,7 @@ import {
   RETRY,
   runScript,
   TAKE,
+  WAKE,
 } from "./_scripts.ts";
 import { Ticker } from "./_ticker.ts";
 import { Depth } from "./_depth.ts";
@@ -31,7 +32,12 @@ import { type Entry, isEntry, keyOf, keyOfMalformed, notText, parseEntry } from 
 import { beatInfo, FLUSH_MS, ProgressBoard } from "./_progress.ts";
 import { deadRecord, type QueueResult, toJson } from "./_records.ts";
 import { retryWait, withBlock } from "./_timing.ts";
-import type { ConsumeOptions, ConsumerSettings, ConsumerStats } from "./types.ts";
+import {
+  type ConsumeOptions,
+  type ConsumerSettings,
+  type ConsumerStats,
+  newStats,
+} from "./types.ts";
 
 /** Seconds a BLMOVE blocks before it is re-issued. */
 const BLOCK_SECONDS = 2;
@@ -104,17 +110,7 @@ export class RedisConsumer {
   /** Resolves with the stats once the consumer has stopped; rejects if it could not run. */
   readonly done: Promise<ConsumerStats>;
   /** What it did so far. */
-  readonly stats: ConsumerStats = {
-    taken: 0,
-    succeeded: 0,
-    failed: 0,
-    retried: 0,
-    cancelled: 0,
-    malformed: 0,
-    recovered: 0,
-    fired: 0,
-    unrecorded: [],
-  };
+  readonly stats: ConsumerStats = newStats();
   readonly #url: string;
   readonly #clientOptions: RedisClientOptions;
   readonly #keys: QueueKeys;
@@ -350,6 +346,8 @@ export class RedisConsumer {
   async #takeLoop(): Promise<void> {
     const k = this.#keys;
     let failures = 0;
+    /** "1": the last BLMOVE moved a wake marker into our list, for TAKE to drop. */
+    let woken = "0";
     while (!this.#stopping) {
       // Here, and only here, no take is in flight (see `#reconcileHeld`).
       if (this.#reconcile) await this.#reconcileHeld();
@@ -360,6 +358,18 @@ export class RedisConsumer {
       }
       let reply: RedisReply;
       try {
+        // First without blocking, as many as there is room for, the highest
+        // priority first (in the list or in <queue>:priority: see TAKE).
+        const room = Math.min(this.#depth.limit - this.#heldCount, TAKE_BATCH);
+        const taken = await runScript(this.#taker!, TAKE, [k.queue, this.#processing], [
+          room,
+          woken,
+        ]);
+        woken = "0";
+        if (Array.isArray(taken) && taken.length > 0) {
+          for (const entry of taken) if (isEntry(entry)) this.#take(entry);
+          continue;
+        }
         // A BLMOVE ends (on the server) before our heartbeat could expire, so
         // one that outlives us cannot move an entry into a list that another
         // consumer has already recovered and no longer watches.
@@ -378,27 +388,15 @@ export class RedisConsumer {
       } catch (error) {
         if (this.#stopping) break;
         if (!(error instanceof RedisConnectionError)) throw error;
-        // The move may have happened with its reply lost: look in our list once we can.
+        // A move may have happened with its reply lost: look in our list once we can.
         this.#reconcile = true;
         this.#warn(`${error.message}; retrying`);
         await delay(retryWait(++failures));
         continue;
       }
-      if (!isEntry(reply)) continue;
-      this.#take(reply);
-      // One round trip for as many as there is room for.
-      const room = Math.min(this.#depth.limit - this.#heldCount, TAKE_BATCH);
-      if (room <= 0 || this.#stopping) continue;
-      let more: RedisReply;
-      try {
-        more = await runScript(this.#taker!, TAKE, [k.queue, this.#processing], [room]);
-      } catch (error) {
-        if (this.#stopping) break;
-        if (!(error instanceof RedisConnectionError)) throw error;
-        this.#reconcile = true; // its reply may have carried entries
-        continue;
-      }
-      for (const entry of Array.isArray(more) ? more : []) if (isEntry(entry)) this.#take(entry);
+      // A marker: something was queued in <queue>:priority; the next TAKE finds it.
+      if (reply === WAKE) woken = "1";
+      else if (isEntry(reply)) this.#take(reply);
     }
   }
 

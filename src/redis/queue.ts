@@ -132,8 +132,10 @@ const PUSH_IN_FLIGHT = 4;
 /** One PUSH call's jobs, as the script reads them. */
 interface PushChunk {
   jobs: number;
-  /** An entry, or a keyed one: `[entry, ref, key, replace 0/1, head bytes, tail bytes]`. */
-  ready: (string | [string, string, string, number, number, number])[];
+  /** An entry, or a keyed one: `[entry, ref, key, replace 0/1, head bytes, tail bytes, priority]`. */
+  ready: (string | [string, string, string, number, number, number, number])[];
+  /** `[priority, entry]` of unkeyed ready jobs whose priority is not 0 (`<queue>:priority`). */
+  prioritized: [number, string][];
   /** `[at, member]`, or with a key `[at, member, ref, key]`. */
   later: ([number, string] | [number, string, string, string])[];
   /** `[ref, entry, after refs, at]`, or with a key `[…, key]`. */
@@ -144,7 +146,7 @@ interface PushChunk {
 const encoder = new TextEncoder();
 
 function newChunk(): PushChunk {
-  return { jobs: 0, ready: [], later: [], blocked: [], schedules: [] };
+  return { jobs: 0, ready: [], prioritized: [], later: [], blocked: [], schedules: [] };
 }
 
 /**
@@ -327,6 +329,8 @@ export class RedisQueue {
           } else if (at > now) {
             const member = `${ref}|${entry}`;
             chunk.later.push(key === undefined ? [at, member] : [at, member, ref, key]);
+          } else if (key === undefined && job.priority !== 0) {
+            chunk.prioritized.push([job.priority, entry]);
           } else if (key === undefined) chunk.ready.push(entry);
           else {
             // The entry starts with its id and ends with its batch (entryOf):
@@ -334,7 +338,7 @@ export class RedisQueue {
             const head = encoder.encode(`{"id":${JSON.stringify(job.id)}`).length;
             const tail = encoder.encode(`,"batch":${JSON.stringify(batch)}}`).length;
             const replace = job.onDuplicate === "replace" ? 1 : 0;
-            chunk.ready.push([entry, ref, key, replace, head, tail]);
+            chunk.ready.push([entry, ref, key, replace, head, tail, job.priority]);
           }
         }
         if (++chunk.jobs === PUSH_CHUNK) await send();
@@ -454,14 +458,16 @@ export class RedisQueue {
     const k = this.#keys;
     const c = this.#client;
     const consumers = await c.send(["SMEMBERS", k.consumers]) as string[];
-    const [queued, delayed, blocked, dead, ...lists] = await Promise.all([
+    const [listed, prioritized, delayed, blocked, dead, ...lists] = await Promise.all([
       c.send(["LLEN", k.queue]),
+      c.send(["ZCARD", k.priority]),
       c.send(["ZCARD", k.delayed]),
       c.send(["HLEN", k.blocked]),
       c.send(["LLEN", k.dead]),
       ...consumers.map((id) => c.send(["LLEN", k.processing(id)])),
     ]) as number[];
     const processing = lists.reduce((sum, n) => sum + n, 0);
+    const queued = listed + prioritized;
     return { queued, processing, delayed, blocked, dead, consumers: consumers.length };
   }
 

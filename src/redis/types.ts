@@ -118,3 +118,18 @@ export interface ConsumerSettings {
   /** About how many records `<queue>:results` keeps. */
   maxResults: number;
 }
+
+/** A consumer's stats before it did anything. */
+export function newStats(): ConsumerStats {
+  return {
+    taken: 0,
+    succeeded: 0,
+    failed: 0,
+    retried: 0,
+    cancelled: 0,
+    malformed: 0,
+    recovered: 0,
+    fired: 0,
+    unrecorded: [],
+  };
+}

@@ -1,0 +1,196 @@
+// Priorities across pushes in a Redis queue (src/redis/_scripts.ts, ENQUEUE
+// and TAKE_ONE): a consumer takes the highest priority first, equal
+// priorities first in first out, a plain LPUSH is priority 0.
+import assert from "node:assert";
+import { RedisClient, RedisQueue } from "../src/redis/mod.ts";
+import { redisTest, uniqueKey } from "./_redis.ts";
+import { jobs } from "./_queue.ts";
+import { withDir } from "./_temp.ts";
+import { PROMOTE, runScript, TAKE, WAKE } from "../src/redis/_scripts.ts";
+
+const TASKS = new URL("./fixtures/cli_tasks.ts", import.meta.url).pathname;
+
+async function cleanup(redis: RedisClient, queue: string): Promise<void> {
+  const keys = await redis.send(["KEYS", `${queue}*`]) as string[];
+  if (keys.length > 0) await redis.send(["DEL", ...keys]);
+}
+
+/** Runs the queue's jobs on one worker, one held at a time; the order they started in. */
+async function runInOrder(
+  queue: RedisQueue,
+  log: string,
+  receipts: { batch: string; ids: string[]; from: string }[],
+) {
+  const consumer = queue.consume({ workers: 1, capacity: 1 });
+  for (const receipt of receipts) {
+    // A deadline: a job never taken fails the test instead of hanging it.
+    await queue.wait({ ...receipt, duplicates: [], schedules: [] }, {
+      signal: AbortSignal.timeout(30_000),
+    });
+  }
+  consumer.stop();
+  await consumer.done;
+  return (await Deno.readTextFile(log)).trim().split("\n");
+}
+
+for (const highFirst of [false, true]) {
+  redisTest(
+    `priorities: 10 before 0 across pushes, pushed ${
+      highFirst ? "high first" : "low first"
+    }; equal ones in push order`,
+    async (url) => {
+      await withDir(async (dir) => {
+        const name = uniqueKey("prio");
+        const log = `${dir}/log`;
+        await using redis = await RedisClient.connect(url);
+        await using queue = await RedisQueue.connect({ url, queue: name });
+        const low = jobs(
+          Array.from(
+            { length: 4 },
+            (_, i) => ({ id: `low${i}`, task: "#record", args: [log, `low${i}`] }),
+          ),
+        );
+        const high = jobs(
+          Array.from({ length: 4 }, (_, i) => ({
+            id: `high${i}`,
+            task: "#record",
+            args: [log, `high${i}`],
+            priority: 10,
+          })),
+        );
+        const receipts = [];
+        for (const file of highFirst ? [high, low] : [low, high]) {
+          receipts.push(await queue.push(file));
+        }
+        const order = await runInOrder(queue, log, receipts);
+        assert.deepStrictEqual(order, [
+          "high0",
+          "high1",
+          "high2",
+          "high3",
+          "low0",
+          "low1",
+          "low2",
+          "low3",
+        ]);
+        // No wake marker or entry is left behind.
+        assert.strictEqual(await redis.send(["LLEN", name]), 0);
+        assert.strictEqual(await redis.send(["EXISTS", `${name}:priority`]), 0);
+        await cleanup(redis, name);
+      });
+    },
+  );
+}
+
+redisTest(
+  "priorities: a plain LPUSH is priority 0, between a pushed 5 and a pushed -5, first in first out with other 0s",
+  async (url) => {
+    await withDir(async (dir) => {
+      const name = uniqueKey("prio");
+      const log = `${dir}/log`;
+      await using redis = await RedisClient.connect(url);
+      await using queue = await RedisQueue.connect({ url, queue: name });
+      const first = await queue.push(jobs([
+        { id: "minus", task: "#record", args: [log, "minus"], priority: -5 },
+        { id: "zero", task: "#record", args: [log, "zero"] },
+      ]));
+      // By hand, as any program would: no batch, no priority.
+      const entry = { id: "by-hand", task: `${TASKS}#record`, args: [log, "by-hand"], batch: "" };
+      await redis.send(["LPUSH", name, JSON.stringify(entry)]);
+      const second = await queue.push(jobs([
+        { id: "plus", task: "#record", args: [log, "plus"], priority: 5 },
+      ]));
+      const handRun = { batch: "", ids: ["by-hand"], from: first.from };
+      const order = await runInOrder(queue, log, [first, second, handRun]);
+      assert.deepStrictEqual(order, ["plus", "zero", "by-hand", "minus"]);
+      await cleanup(redis, name);
+    });
+  },
+);
+
+redisTest(
+  "priorities: a waiting prioritized job can be cancelled, and a retry comes back by its priority",
+  async (url) => {
+    await withDir(async (dir) => {
+      const name = uniqueKey("prio");
+      const log = `${dir}/log`;
+      await using redis = await RedisClient.connect(url);
+      await using queue = await RedisQueue.connect({ url, queue: name });
+      const receipt = await queue.push(jobs([
+        { id: "gone", task: "#record", args: [log, "gone"], priority: 3 },
+        { id: "kept", task: "#record", args: [log, "kept"], priority: 3 },
+      ]));
+      const [report] = await queue.cancel(["gone"]);
+      assert.deepStrictEqual([report.found, report.status], ["waiting", "cancelled"]);
+      assert.strictEqual(await redis.send(["ZCARD", `${name}:priority`]), 1);
+      const order = await runInOrder(queue, log, [{ ...receipt, ids: ["kept"] }]);
+      assert.deepStrictEqual(order, ["kept"]);
+      // A retry due (PROMOTE) goes back by its priority, not to the list.
+      const retry = JSON.stringify({
+        id: "again",
+        command: ["true"],
+        priority: 7,
+        attempt: 2,
+        batch: "b",
+      });
+      await redis.send(["ZADD", `${name}:delayed`, 1, `tok|${retry}`]);
+      await runScript(redis, PROMOTE, [`${name}:delayed`, name], [10]);
+      assert.strictEqual(await redis.send(["LLEN", name]), 0);
+      const [member, score] = await redis.send([
+        "ZRANGE",
+        `${name}:priority`,
+        0,
+        -1,
+        "WITHSCORES",
+      ]) as string[];
+      assert.strictEqual(member.slice(member.indexOf("|") + 1), retry);
+      assert.strictEqual(Number(score), -7);
+      await cleanup(redis, name);
+    });
+  },
+);
+
+redisTest(
+  "priorities: a push of prioritized jobs onto an empty list wakes blocked consumers with markers, which no take returns",
+  async (url) => {
+    const name = uniqueKey("prio");
+    await using redis = await RedisClient.connect(url);
+    await using queue = await RedisQueue.connect({ url, queue: name });
+    await redis.send(["SADD", `${name}:consumers`, "c1", "c2"]);
+    await queue.push(jobs([
+      { id: "a", command: ["true"], priority: 1 },
+      { id: "b", command: ["true"], priority: 9 },
+      { id: "c", command: ["true"], priority: 5 },
+    ]));
+    // One marker per registered consumer (they may all be blocked on the list), no more.
+    assert.deepStrictEqual(await redis.send(["LRANGE", name, 0, -1]), [WAKE, WAKE]);
+    const taken = await runScript(redis, TAKE, [name, `${name}:processing:c1`], [
+      10,
+      "0",
+    ]) as string[];
+    assert.deepStrictEqual(taken.map((entry) => JSON.parse(entry).id), ["b", "c", "a"]);
+    assert.strictEqual(await redis.send(["LLEN", name]), 0, "the markers were dropped");
+    const held = await redis.send(["LRANGE", `${name}:processing:c1`, 0, -1]) as string[];
+    assert.ok(!held.includes(WAKE), "no marker is held");
+    assert.strictEqual(held.length, 3);
+    await cleanup(redis, name);
+  },
+);
+
+redisTest(
+  "priorities: a consumer blocked on an empty queue runs a prioritized job pushed later",
+  async (url) => {
+    const name = uniqueKey("prio");
+    await using redis = await RedisClient.connect(url);
+    await using queue = await RedisQueue.connect({ url, queue: name });
+    const consumer = queue.consume({ workers: 1 });
+    while ((await queue.counts()).consumers < 1) await new Promise((r) => setTimeout(r, 20));
+    const receipt = await queue.push(jobs([{ id: "urgent", command: ["true"], priority: 100 }]));
+    const [outcome] = await queue.wait(receipt, { signal: AbortSignal.timeout(30_000) });
+    assert.strictEqual(outcome.status, "succeeded");
+    consumer.stop();
+    await consumer.done;
+    assert.strictEqual(await redis.send(["LLEN", name]), 0, "no marker left");
+    await cleanup(redis, name);
+  },
+);
