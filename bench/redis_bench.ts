@@ -27,13 +27,18 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const percentile = (xs: number[], p: number) =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
 
-function file(n: number, prefix: string) {
+/** What each job of a throughput run carries besides its task: nothing, a priority, a unique key. */
+type Shape = "plain" | "priority" | "keyed";
+
+function file(n: number, prefix: string, shape: Shape = "plain") {
   const checked = validateJobFile(
     {
       jobs: Array.from({ length: n }, (_, i) => ({
         id: `${prefix}${i}`,
         task: `${tasks}#noop`,
         args: [i],
+        ...(shape === "priority" ? { priority: 5 } : {}),
+        ...(shape === "keyed" ? { key: `${prefix}-key-${i}` } : {}),
       })),
     },
     "/tmp/bench.json",
@@ -99,22 +104,27 @@ function record(map: Map<string, number[]>, key: string, value: number): void {
 }
 
 /** Seconds from the start of the push until every outcome has been read. */
-async function throughput(n: number, run: number, extra: string[] = []): Promise<number> {
+async function throughput(
+  n: number,
+  run: number,
+  extra: string[] = [],
+  shape: Shape = "plain",
+): Promise<number> {
   await using queue = await RedisQueue.connect({
     url: server.url,
-    queue: `tp${n}-${run}-${extra.join("")}`,
+    queue: `tp${n}-${run}-${extra.join("")}-${shape}`,
   });
   const children = await consumers(queue, n, extra);
   try {
     const cpu = () => children.reduce((sum, child) => sum + cpuMsOf(child.pid), 0);
-    const jobs = file(JOBS, "j");
+    const jobs = file(JOBS, `j${run}`, shape);
     const totals = await serverTotals();
     const cpuBefore = cpu();
     const started = performance.now();
     const receipt = await queue.push(jobs);
     const results = await queue.wait(receipt);
     const seconds = (performance.now() - started) / 1000;
-    const key = `${n}${extra.join(" ")}`;
+    const key = `${n}${extra.join(" ")}${shape === "plain" ? "" : shape}`;
     record(consumerCpu, key, (cpu() - cpuBefore) * 1000 / JOBS);
     const after = await serverTotals();
     // Less the HELLO/INFO calls of the first reading's connection, which the second counts.
@@ -184,6 +194,8 @@ try {
   const two: number[] = [];
   const deep: number[] = [];
   const eight: number[] = [];
+  const prioritized: number[] = [];
+  const keyed: number[] = [];
   const pushMs: number[] = [];
   const pushMb: number[] = [];
   const lpush: number[] = [];
@@ -196,6 +208,8 @@ try {
     two.push(await throughput(2, run));
     eight.push(await throughput(1, run, ["--capacity", "7"]));
     deep.push(await throughput(1, run, ["--capacity", "16"]));
+    prioritized.push(await throughput(1, run, [], "priority"));
+    keyed.push(await throughput(1, run, [], "keyed"));
     const big = await bigPush(run);
     pushMs.push(big.ms);
     pushMb.push(big.peakMb);
@@ -227,6 +241,16 @@ try {
   console.log(
     `| 1 consumer, \`--capacity 16\` | ${Math.round(JOBS / median(deep))} | ${
       per("1--capacity 16")
+    } |`,
+  );
+  console.log(
+    `| 1 consumer, every job \`priority: 5\` | ${Math.round(JOBS / median(prioritized))} | ${
+      per("1priority")
+    } |`,
+  );
+  console.log(
+    `| 1 consumer, every job with its own \`key\` | ${Math.round(JOBS / median(keyed))} | ${
+      per("1keyed")
     } |`,
   );
   console.log(`| \`redis-benchmark\` LPUSH (requests/s) | ${Math.round(median(lpush))} | | | |`);

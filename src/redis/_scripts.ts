@@ -142,42 +142,48 @@ end
 `;
 
 /**
- * Lua that takes the next entry into a processing list: the highest
- * priority first (a priority above 0 in `<queue>:priority`, then the list,
- * then a priority below 0), dropping wake markers. `<queue>:priority` is
- * looked at only when it exists (one EXISTS per script): a queue without
- * priorities takes as before, one LMOVE per entry.
+ * Lua that takes up to n entries into a processing list, the highest
+ * priority first: those above 0 in `<queue>:priority` (one ZRANGE, one
+ * ZREM, one LPUSH for all of them), then the list (an LMOVE each, wake
+ * markers dropped), then those below 0. `<queue>:priority` is looked at
+ * only when it exists: a queue without priorities takes as before, one
+ * LMOVE per entry. Returns the entries, in the order taken.
  */
-const TAKE_ONE = `
-local has_priority = nil
-local function from_priority(pkey, member, processing)
-  redis.call('ZREM', pkey, member)
-  local entry = string.sub(member, 18)
-  redis.call('LPUSH', processing, entry)
-  return entry
-end
-local function take_one(queue, processing)
-  local pkey = queue .. ':priority'
-  if has_priority == nil then has_priority = redis.call('EXISTS', pkey) == 1 end
-  if has_priority then
-    local top = redis.call('ZRANGE', pkey, 0, 0, 'WITHSCORES')
-    if top[1] == nil then
-      has_priority = false
-    elseif tonumber(top[2]) < 0 then
-      return from_priority(pkey, top[1], processing)
-    end
+const TAKE_MANY = `
+local function from_priority(pkey, members, processing, taken)
+  if #members == 0 then return end
+  redis.call('ZREM', pkey, unpack(members))
+  local entries = {}
+  for i, member in ipairs(members) do
+    local entry = string.sub(member, string.find(member, '|', 1, true) + 1)
+    entries[i] = entry
+    taken[#taken + 1] = entry
   end
-  while true do
+  redis.call('LPUSH', processing, unpack(entries))
+end
+local function take_many(queue, processing, n)
+  local taken = {}
+  if n <= 0 then return taken end
+  local pkey = queue .. ':priority'
+  local prioritized = redis.call('EXISTS', pkey) == 1
+  if prioritized then
+    -- Scores below 0: priorities above 0.
+    from_priority(pkey, redis.call('ZRANGE', pkey, '-inf', '(0', 'BYSCORE', 'LIMIT', 0, n),
+      processing, taken)
+  end
+  while #taken < n do
     local entry = redis.call('LMOVE', queue, processing, 'RIGHT', 'LEFT')
     if not entry then break end
-    if entry ~= '${WAKE}' then return entry end
-    redis.call('LREM', processing, 1, entry)
+    if entry == '${WAKE}' then
+      redis.call('LREM', processing, 1, entry)
+    else
+      taken[#taken + 1] = entry
+    end
   end
-  if has_priority then
-    local top = redis.call('ZRANGE', pkey, 0, 0)
-    if top[1] then return from_priority(pkey, top[1], processing) end
+  if prioritized and #taken < n then
+    from_priority(pkey, redis.call('ZRANGE', pkey, 0, n - #taken - 1), processing, taken)
   end
-  return nil
+  return taken
 end
 `;
 
@@ -334,7 +340,7 @@ end
  */
 export const ACK: Script = {
   name: "ack",
-  source: EXPECT + TAKE_ONE + ACK_FUNCTIONS + `
+  source: EXPECT + TAKE_MANY + ACK_FUNCTIONS + `
 local written = tonumber(ARGV[5])
 if written > 0 then redis.call('HDEL', KEYS[12], unpack(ARGV, 6, 5 + written)) end
 local removed = {}
@@ -343,13 +349,7 @@ for i = 6 + written, #ARGV, 8 do
     ARGV[i + 5], ARGV[i + 6], ARGV[i + 7])
 end
 wake(KEYS[2])
-local taken = {}
-for _ = 1, tonumber(ARGV[3]) do
-  local entry = take_one(KEYS[2], KEYS[1])
-  if not entry then break end
-  taken[#taken + 1] = entry
-end
-return { removed, taken }`,
+return { removed, take_many(KEYS[2], KEYS[1], tonumber(ARGV[3])) }`,
 };
 
 /**
@@ -365,15 +365,9 @@ return { removed, taken }`,
  */
 export const TAKE: Script = {
   name: "take",
-  source: TAKE_ONE + `
+  source: TAKE_MANY + `
 if ARGV[2] == '1' then redis.call('LREM', KEYS[2], 1, '${WAKE}') end
-local taken = {}
-for _ = 1, tonumber(ARGV[1]) do
-  local entry = take_one(KEYS[1], KEYS[2])
-  if not entry then break end
-  taken[#taken + 1] = entry
-end
-return taken`,
+return take_many(KEYS[1], KEYS[2], tonumber(ARGV[1]))`,
 };
 
 /**
@@ -616,9 +610,21 @@ local function flush()
   n = n + #ready
   ready = {}
 end
-for _, p in ipairs(batch.prioritized) do
-  enqueue(KEYS[1], p[2], p[1])
-  n = n + 1
+if #batch.prioritized > 0 then
+  -- One INCRBY for the sequence of all of them, one ZADD per 1000.
+  local seq = redis.call('INCRBY', KEYS[1] .. ':priorityseq', #batch.prioritized) - #batch.prioritized
+  local args = {}
+  for i, p in ipairs(batch.prioritized) do
+    args[#args + 1] = -p[1]
+    args[#args + 1] = string.format('%016d', seq + i) .. '|' .. p[2]
+    if #args >= 2000 then
+      redis.call('ZADD', KEYS[1] .. ':priority', unpack(args))
+      args = {}
+    end
+  end
+  if #args > 0 then redis.call('ZADD', KEYS[1] .. ':priority', unpack(args)) end
+  n = n + #batch.prioritized
+  woken = woken + #batch.prioritized
 end
 for _, r in ipairs(batch.ready) do
   if type(r) == 'string' then
