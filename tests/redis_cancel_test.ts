@@ -6,6 +6,7 @@ import { RedisClient, RedisQueue } from "../src/redis/mod.ts";
 import { redisTest, uniqueKey } from "./_redis.ts";
 import { jobs, results } from "./_queue.ts";
 import { withDir } from "./_temp.ts";
+import { Gate } from "./_gate.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 
@@ -232,6 +233,34 @@ redisTest(
       JSON.parse(e).batch
     );
     assert.deepStrictEqual(left, [other.batch]);
+    await cleanup(redis, queue);
+  },
+);
+
+redisTest(
+  "cancel: a running job that fails before its consumer reads the cancel is recorded cancelled, not retried",
+  async (url) => {
+    const queue = uniqueKey("cancel");
+    await using redis = await RedisClient.connect(url);
+    await using gate = await Gate.create();
+    await using producer = await RedisQueue.connect({ url, queue });
+    const receipt = await producer.push(jobs([
+      { id: "x", task: "#reportThenFail", args: [0.5, gate.path], retries: 3, backoff: "1ms" },
+    ]));
+    const consumer = producer.consume({ workers: 1 });
+    await until(
+      "x running",
+      async () => await redis.send(["LLEN", `${queue}:processing:${consumer.id}`]) === 1,
+    );
+    const [report] = await producer.cancel(["x"], { wait: 0 });
+    assert.strictEqual(report.found, "running");
+    await gate.open(); // it fails now, most likely before the consumer's next heartbeat
+    const [outcome] = await producer.wait(receipt, { signal: AbortSignal.timeout(30_000) });
+    consumer.stop();
+    await consumer.done;
+    assert.deepStrictEqual([outcome.status, outcome.attempts], ["cancelled", 1]);
+    assert.strictEqual(await redis.send(["ZCARD", `${queue}:delayed`]), 0, "no retry");
+    assert.strictEqual(await redis.send(["EXISTS", `${queue}:cancel`]), 0);
     await cleanup(redis, queue);
   },
 );

@@ -6,7 +6,7 @@ import { RedisClient, RedisQueue } from "../src/redis/mod.ts";
 import { redisTest, uniqueKey } from "./_redis.ts";
 import { jobs } from "./_queue.ts";
 import { withDir } from "./_temp.ts";
-import { PROMOTE, runScript, TAKE, WAKE } from "../src/redis/_scripts.ts";
+import { PROMOTE, RECOVER, runScript, TAKE, WAKE } from "../src/redis/_scripts.ts";
 
 const TASKS = new URL("./fixtures/cli_tasks.ts", import.meta.url).pathname;
 
@@ -191,6 +191,84 @@ redisTest(
     consumer.stop();
     await consumer.done;
     assert.strictEqual(await redis.send(["LLEN", name]), 0, "no marker left");
+    await cleanup(redis, name);
+  },
+);
+
+redisTest(
+  "priorities: an idle consumer takes the higher priority of one push first",
+  async (url) => {
+    await withDir(async (dir) => {
+      const name = uniqueKey("prio");
+      const log = `${dir}/log`;
+      await using redis = await RedisClient.connect(url);
+      await using queue = await RedisQueue.connect({ url, queue: name });
+      // Registered and idle before the push: it waits on the list.
+      const consumer = queue.consume({ workers: 1, capacity: 1 });
+      while ((await queue.counts()).consumers < 1) await new Promise((r) => setTimeout(r, 20));
+      const receipt = await queue.push(jobs([
+        { id: "low", task: "#record", args: [log, "low"] },
+        { id: "high", task: "#record", args: [log, "high"], priority: 10 },
+      ]));
+      await queue.wait(receipt, { signal: AbortSignal.timeout(30_000) });
+      consumer.stop();
+      await consumer.done;
+      assert.deepStrictEqual((await Deno.readTextFile(log)).trim().split("\n"), ["high", "low"]);
+      await cleanup(redis, name);
+    });
+  },
+);
+
+redisTest("priorities: wake markers are not counted as waiting jobs", async (url) => {
+  const name = uniqueKey("prio");
+  await using redis = await RedisClient.connect(url);
+  await using queue = await RedisQueue.connect({ url, queue: name });
+  await redis.send(["SADD", `${name}:consumers`, "c1", "c2"]);
+  await queue.push(
+    jobs([{ id: "a", command: ["true"], priority: 1 }, { id: "b", command: ["true"] }]),
+  );
+  // One marker per prioritized job, at most one per consumer: b and one marker.
+  assert.deepStrictEqual(await redis.send(["LRANGE", name, -1, -1]), [WAKE]);
+  assert.strictEqual(await redis.send(["LLEN", name]), 2);
+  assert.strictEqual((await queue.counts()).queued, 2);
+  await cleanup(redis, name);
+});
+
+redisTest(
+  "priorities: a dead consumer's jobs go back by their priority; a key of the wrong type loses nothing",
+  async (url) => {
+    const name = uniqueKey("prio");
+    await using redis = await RedisClient.connect(url);
+    const entry = (id: string, priority?: number) =>
+      JSON.stringify({ id, command: ["true"], ...(priority ? { priority } : {}), batch: "b" });
+    // A consumer that died holding three jobs (no heartbeat).
+    await redis.send(["SADD", `${name}:consumers`, "dead"]);
+    await redis.send([
+      "RPUSH",
+      `${name}:processing:dead`,
+      entry("urgent", 10),
+      entry("plain"),
+      entry("later", -5),
+    ]);
+    await runScript(redis, RECOVER, [`${name}:consumers`, name], [`${name}:`, "me"]);
+    assert.deepStrictEqual(
+      (await redis.send(["LRANGE", name, 0, -1]) as string[]).filter((e) => e !== WAKE)
+        .map((e) => JSON.parse(e).id),
+      ["plain"],
+    );
+    const ranked = (await redis.send(["ZRANGE", `${name}:priority`, 0, -1]) as string[])
+      .map((m) => JSON.parse(m.slice(m.indexOf("|") + 1)).id);
+    assert.deepStrictEqual(ranked, ["urgent", "later"]);
+    // <queue>:priority of the wrong type: PROMOTE refuses before it removes anything.
+    await redis.send(["DEL", `${name}:priority`]);
+    await redis.send(["SET", `${name}:priority`, "x"]);
+    await redis.send(["ZADD", `${name}:delayed`, 1, `tok|${entry("retry", 3)}`]);
+    await assert.rejects(runScript(redis, PROMOTE, [`${name}:delayed`, name], [10]), /WRONGTYPE/);
+    assert.strictEqual(
+      await redis.send(["ZCARD", `${name}:delayed`]),
+      1,
+      "the retry is still there",
+    );
     await cleanup(redis, name);
   },
 );

@@ -257,11 +257,13 @@ export async function cancelJobs(
       if (wanted(seen) && !reports.has(seen.ref)) {
         reports.set(seen.ref, { id, batch, found: "finished", status });
       }
-    }, from);
+    });
     const missing = ids === undefined
       ? []
       : [...ids].filter((id) => ![...reports.values()].some((r) => r.id === id));
-    if (missing.length === 0 || ids === undefined) break;
+    // Again for ids found nowhere, and for a whole batch: a job may have
+    // moved back behind the search (a retry, a recovered consumer).
+    if (ids !== undefined && missing.length === 0) break;
   }
   await outcomesOf(client, keys, running, from, waitMs, signal);
   const list = [...reports.values()];
@@ -296,27 +298,17 @@ async function finished(
   client: RedisClient,
   keys: QueueKeys,
   found: (id: string, batch: string, status: string) => void,
-  until: string,
 ): Promise<void> {
   let end = "+";
   for (let read = 0; read < FINISHED_LOOKBACK; read += PAGE) {
     const reply = await client.send(["XREVRANGE", keys.results, end, "-", "COUNT", PAGE]);
     const records = [...streamRecords([[keys.results, reply]] as RedisReply)];
-    for (const [id, fields] of records) {
-      // Outcomes after the cancel began are the cancel's own doing: not "already finished".
-      if (compareIds(id, until) > 0) continue;
-      found(fields.id, fields.batch ?? "", fields.status);
-    }
+    // Newer outcomes too: a job that finished during the search finished
+    // (the cancel's own outcomes are reported already, and skipped).
+    for (const [, fields] of records) found(fields.id, fields.batch ?? "", fields.status);
     if (records.length < PAGE) return;
     end = `(${records[records.length - 1][0]}`;
   }
-}
-
-/** Orders two stream ids (`ms-seq`). */
-function compareIds(a: string, b: string): number {
-  const [am, as] = a.split("-").map(Number);
-  const [bm, bs] = b.split("-").map(Number);
-  return am !== bm ? am - bm : as - bs;
 }
 
 /** Waits for the outcomes of the running jobs asked to cancel, and notes their status. */

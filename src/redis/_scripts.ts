@@ -8,10 +8,12 @@
  *
  * ## Why a job is never lost
  *
- * (Keys as in `_keys.ts`'s table, for a queue named `q`.) A consumer takes an entry with BLMOVE, which moves it from `q` into its
- * own processing list in one step, so at every instant the entry is in `q`,
- * in a processing list, in `q:delayed`, or finished (its outcome in
- * `q:results` and the entry gone), never in none. {@linkcode ACK} records
+ * (Keys as in `_keys.ts`'s table, for a queue named `q`.) A consumer takes an entry with BLMOVE, or
+ * a script that moves it (from `q`, or from `q:priority` for a priority
+ * other than 0), into its own processing list in one step, so at every
+ * instant the entry is in `q` or `q:priority`, in a processing list, in
+ * `q:delayed` or `q:blocked`, or finished (its outcome in `q:results` and
+ * the entry gone), never in none. {@linkcode ACK} records
  * the outcome and removes the entry in one script; {@linkcode RETRY}
  * removes it and schedules the next attempt in one script. A consumer that
  * dies leaves its list behind with its heartbeat expiring; {@linkcode RECOVER}
@@ -109,10 +111,14 @@ export interface Script {
  * any program does), any other in `<queue>:priority`, scored by minus the
  * priority, the member `<16-digit sequence>|<entry>` (equal scores sort by
  * member: first in, first out). `wake(queue)` then pushes one wake marker
- * per prioritized entry queued (at most one per registered consumer) when
- * the list is empty: consumers block on the list alone (BLMOVE), and a
- * marker ends the block so they look in `<queue>:priority` too. A marker
- * is never run: every take drops it.
+ * per prioritized entry queued (at most one per registered consumer) at
+ * the list's tail, unless a marker is there already: consumers block on
+ * the list alone (BLMOVE takes the tail), and a marker ends the block, or
+ * comes before the list's older entries, so that they look in
+ * `<queue>:priority` first. A marker is never run: every take drops it.
+ * `expect_priority(queue)` checks the two keys' types before a script
+ * removes anything it will queue (a WRONGTYPE after the removal would
+ * lose the entry).
  */
 const ENQUEUE = `
 local woken = 0
@@ -132,12 +138,36 @@ local function enqueue(queue, entry, priority)
   woken = woken + 1
 end
 local function wake(queue)
-  if woken > 0 and redis.call('LLEN', queue) == 0 then
+  if woken > 0 and redis.call('LINDEX', queue, -1) ~= '${WAKE}' then
     for _ = 1, math.min(woken, redis.call('SCARD', queue .. ':consumers')) do
-      redis.call('LPUSH', queue, '${WAKE}')
+      redis.call('RPUSH', queue, '${WAKE}')
     end
   end
   woken = 0
+end
+-- Puts entries taken from a processing list back (recovery, a stopping
+-- consumer), taken next: priority 0 at the list's tail (RPUSH, in the order
+-- given), any other by its priority; wake markers are dropped.
+local function give_back(queue, entries)
+  local moved = 0
+  for _, entry in ipairs(entries) do
+    if entry ~= '${WAKE}' then
+      local priority = priority_of(entry)
+      if priority == 0 then redis.call('RPUSH', queue, entry) else enqueue(queue, entry, priority) end
+      moved = moved + 1
+    end
+  end
+  wake(queue)
+  return moved
+end
+local function expect_priority(queue)
+  for key, want in pairs({ [queue .. ':priority'] = 'zset', [queue .. ':priorityseq'] = 'string' }) do
+    local kind = redis.call('TYPE', key).ok
+    if kind ~= want and kind ~= 'none' then
+      error({ err = 'WRONGTYPE the key "' .. key .. '" holds a ' .. kind .. ', not a ' .. want ..
+        ': choose another queue name, or delete the key' })
+    end
+  end
 end
 `;
 
@@ -261,6 +291,7 @@ local function ack(entry, batch, id, status, data, dead, sid, key, taken)
   if #dependents > 0 then
     expect(2, 'list') expect(5, 'hash') expect(6, 'hash') expect(9, 'zset') expect(10, 'hash')
     expect(11, 'hash') -- a skipped dependent frees its key
+    expect_priority(KEYS[2]) -- a released one may go to <queue>:priority
   elseif key ~= '' then
     expect(11, 'hash')
   end
@@ -358,8 +389,10 @@ return { removed, take_many(KEYS[2], KEYS[1], tonumber(ARGV[3])) }`,
  * one command for many, where pipelined LMOVEs cost one each.
  *
  * - KEYS: 1 queue, 2 the caller's processing list.
- * - ARGV: 1 how many at most.
- * - Returns the entries taken, oldest first (possibly none).
+ * - ARGV: 1 how many at most, 2 "1" when the caller's last BLMOVE moved a
+ *   wake marker into its list (removed here first).
+ * - Takes the highest priority first (TAKE_MANY); returns the entries in
+ *   the order taken (possibly none).
  * - Called by `RedisConsumer` (consumer.ts) after a blocking take, to fill
  *   the rest of its room in one round trip.
  */
@@ -376,10 +409,13 @@ return take_many(KEYS[1], KEYS[2], tonumber(ARGV[1]))`,
  * clock. A member of `delayed` is `<token>|<entry>`: two identical entries
  * that fail stay two retries (a sorted set holds a member once).
  *
- * - KEYS: 1 the caller's processing list, 2 queue, 3 delayed.
- * - ARGV: 1 entry, 2 `<token>|<next attempt's entry>`, 3 delay in ms.
+ * - KEYS: 1 the caller's processing list, 2 queue, 3 delayed, 4 cancel.
+ * - ARGV: 1 entry, 2 `<token>|<next attempt's entry>`, 3 delay in ms, 4
+ *   the job's ref (`batch/id`).
  * - Returns 1 when scheduled; 0, scheduling nothing, if the entry was in
- *   neither list (another consumer holds the copy).
+ *   neither list (another consumer holds the copy); -1, scheduling
+ *   nothing, if the job's cancel was asked for (`<queue>:cancel`): the
+ *   consumer then records it `cancelled` with ACK instead.
  * - Called by `RedisConsumer` (consumer.ts) when a failed attempt has
  *   retries left.
  */
@@ -387,6 +423,9 @@ export const RETRY: Script = {
   name: "retry",
   source: EXPECT + `
 expect(1, 'list') expect(2, 'list') expect(3, 'zset')
+-- Its cancel was asked for (the consumer has not read it yet): no retry;
+-- the caller records it cancelled (ACK), the entry stays where it is.
+if ARGV[4] and redis.call('SISMEMBER', KEYS[4], ARGV[4]) == 1 then return -1 end
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 and redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0 then
   return 0
 end
@@ -409,7 +448,7 @@ return 1`,
 export const PROMOTE: Script = {
   name: "promote",
   source: EXPECT + ENQUEUE + `
-expect(1, 'zset') expect(2, 'list')
+expect(1, 'zset') expect(2, 'list') expect_priority(KEYS[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
@@ -430,7 +469,8 @@ return { #due, math.max(0, tonumber(next[2]) - now) }`,
 
 /**
  * Moves the processing list of every registered consumer whose heartbeat
- * has expired back to the head of the queue (taken next), and forgets that
+ * has expired back to the queue, to be taken next (priority 0 at the
+ * list's tail, any other by its priority: `give_back`), and forgets that
  * consumer (and the progress of the jobs it ran: they run again).
  *
  * - KEYS: 1 consumers, 2 queue.
@@ -442,14 +482,15 @@ return { #due, math.max(0, tonumber(next[2]) - now) }`,
  */
 export const RECOVER: Script = {
   name: "recover",
-  source: EXPECT + `
-expect(1, 'set') expect(2, 'list')
+  source: EXPECT + ENQUEUE + `
+expect(1, 'set') expect(2, 'list') expect_priority(KEYS[2])
 local moved = 0
 local gone = {}
 for _, c in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if c ~= ARGV[2] and redis.call('EXISTS', ARGV[1] .. 'heartbeat:' .. c) == 0 then
     local list = ARGV[1] .. 'processing:' .. c
-    while redis.call('LMOVE', list, KEYS[2], 'LEFT', 'RIGHT') do moved = moved + 1 end
+    moved = moved + give_back(KEYS[2], redis.call('LRANGE', list, 0, -1))
+    redis.call('DEL', list)
     redis.call('DEL', ARGV[1] .. 'progress:' .. c)
     redis.call('SREM', KEYS[1], c)
     gone[#gone + 1] = c
@@ -459,9 +500,10 @@ return { moved, gone }`,
 };
 
 /**
- * Gives entries of the caller's processing list back to the head of the
- * queue: the ones named in ARGV (one copy each), or all of them when none
- * is named, and then, if `leave` is "1", deregisters the caller.
+ * Gives entries of the caller's processing list back to the queue, to be
+ * taken next (priority 0 at the list's tail, any other by its priority):
+ * the ones named in ARGV (one copy each), or all of them when none is
+ * named, and then, if `leave` is "1", deregisters the caller.
  *
  * - KEYS: 1 the caller's processing list, 2 queue, 3 consumers, 4 the
  *   caller's heartbeat, 5 the caller's progress hash.
@@ -474,18 +516,18 @@ return { moved, gone }`,
  */
 export const RELEASE: Script = {
   name: "release",
-  source: EXPECT + `
-expect(1, 'list') expect(2, 'list') expect(3, 'set')
+  source: EXPECT + ENQUEUE + `
+expect(1, 'list') expect(2, 'list') expect(3, 'set') expect_priority(KEYS[2])
 local moved = 0
 if #ARGV == 2 then
-  while redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT') do moved = moved + 1 end
+  moved = give_back(KEYS[2], redis.call('LRANGE', KEYS[1], 0, -1))
+  redis.call('DEL', KEYS[1])
 else
+  local named = {}
   for i = 3, #ARGV do
-    if redis.call('LREM', KEYS[1], 1, ARGV[i]) == 1 then
-      redis.call('RPUSH', KEYS[2], ARGV[i])
-      moved = moved + 1
-    end
+    if redis.call('LREM', KEYS[1], 1, ARGV[i]) == 1 then named[#named + 1] = ARGV[i] end
   end
+  moved = give_back(KEYS[2], named)
 end
 if ARGV[2] == '1' then
   redis.call('SREM', KEYS[3], ARGV[1])
@@ -512,7 +554,7 @@ return moved`,
 export const DEAD_RETRY: Script = {
   name: "dead-retry",
   source: EXPECT + ENQUEUE + `
-expect(1, 'list') expect(2, 'list') expect(3, 'hash')
+expect(1, 'list') expect(2, 'list') expect(3, 'hash') expect_priority(KEYS[2])
 if not redis.call('LPOS', KEYS[1], ARGV[1]) then return 0 end
 if ARGV[3] ~= '' then
   if redis.call('HEXISTS', KEYS[3], ARGV[3]) == 1 then return -1 end
@@ -555,7 +597,7 @@ export const PUSH: Script = {
   name: "push",
   source: EXPECT + ENQUEUE + `
 expect(1, 'list') expect(2, 'hash') expect(3, 'hash') expect(4, 'zset') expect(5, 'hash')
-expect(6, 'hash') expect(7, 'zset') expect(8, 'hash')
+expect(6, 'hash') expect(7, 'zset') expect(8, 'hash') expect_priority(KEYS[1])
 local batch = cjson.decode(ARGV[2])
 local duplicates = {}
 -- Takes the key for ref, or reports the job a duplicate: false then.

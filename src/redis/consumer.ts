@@ -27,7 +27,7 @@ import {
 } from "./_scripts.ts";
 import { Ticker } from "./_ticker.ts";
 import { Depth } from "./_depth.ts";
-import { type Clock, systemClock } from "../run/clock.ts";
+import { systemClock } from "../run/clock.ts";
 import { type Entry, isEntry, keyOf, keyOfMalformed, notText, parseEntry } from "./_entry.ts";
 import { beatInfo, FLUSH_MS, ProgressBoard } from "./_progress.ts";
 import { deadRecord, type QueueResult, toJson } from "./_records.ts";
@@ -505,17 +505,25 @@ export class RedisConsumer {
       this.#durable(
         `schedule the retry of ${job.id}`,
         (timeout) =>
-          runScript(this.#client!, RETRY, [this.#processing, k.queue, k.delayed], [
+          runScript(this.#client!, RETRY, [this.#processing, k.queue, k.delayed, k.cancel], [
             raw,
             next,
             wait,
+            `${batch}/${job.id}`,
           ], { timeout }),
-      )
-        .then(
-          () => this.#after(wait, () => this.#promote()),
-          () => this.stats.unrecorded.push(job.id),
-        )
-        .finally(() => this.#let(raw));
+      ).then((reply) => {
+        if (reply !== -1) {
+          this.#after(wait, () => this.#promote());
+          return this.#let(raw);
+        }
+        // Its cancel came before our heartbeat read it: recorded cancelled (the ACK lets it go).
+        this.stats.retried--;
+        held.cancelled = true;
+        this.#ended(held, outcome, -1);
+      }, () => {
+        this.stats.unrecorded.push(job.id);
+        this.#let(raw);
+      });
       return;
     }
     if (ok) this.stats.succeeded++;

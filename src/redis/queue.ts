@@ -14,7 +14,7 @@ import { RedisClient, type RedisClientOptions, type RedisReply } from "./client.
 import { RedisConsumer } from "./consumer.ts";
 import type { ConsumeOptions, ConsumerSettings } from "./types.ts";
 import { type QueueKeys, queueKeys } from "./_keys.ts";
-import { PUSH, runScript, UNSCHEDULE } from "./_scripts.ts";
+import { PUSH, runScript, UNSCHEDULE, WAKE } from "./_scripts.ts";
 import { entryOf, notBefore } from "./_entry.ts";
 import { type Definition, definitionOf, scheduleOf } from "./_definition.ts";
 import { parseResult, type QueueResult, streamRecords } from "./_records.ts";
@@ -458,7 +458,9 @@ export class RedisQueue {
     const k = this.#keys;
     const c = this.#client;
     const consumers = await c.send(["SMEMBERS", k.consumers]) as string[];
-    const [listed, prioritized, delayed, blocked, dead, ...lists] = await Promise.all([
+    const [tail, listed, prioritized, delayed, blocked, dead, ...lists] = await Promise.all([
+      // Wake markers wait at the tail, at most one per consumer: not jobs.
+      c.send(["LRANGE", k.queue, -(consumers.length + 1), -1]),
       c.send(["LLEN", k.queue]),
       c.send(["ZCARD", k.priority]),
       c.send(["ZCARD", k.delayed]),
@@ -467,7 +469,8 @@ export class RedisQueue {
       ...consumers.map((id) => c.send(["LLEN", k.processing(id)])),
     ]) as number[];
     const processing = lists.reduce((sum, n) => sum + n, 0);
-    const queued = listed + prioritized;
+    const markers = (tail as unknown as string[]).filter((entry) => entry === WAKE).length;
+    const queued = listed - markers + prioritized;
     return { queued, processing, delayed, blocked, dead, consumers: consumers.length };
   }
 
