@@ -6,7 +6,7 @@ import { RedisClient, RedisQueue } from "../src/redis/mod.ts";
 import { redisTest, uniqueKey } from "./_redis.ts";
 import { jobs } from "./_queue.ts";
 import { withDir } from "./_temp.ts";
-import { PROMOTE, RECOVER, runScript, TAKE, WAKE } from "../src/redis/_scripts.ts";
+import { FIRE, PROMOTE, RECOVER, runScript, TAKE, WAKE } from "../src/redis/_scripts.ts";
 
 const TASKS = new URL("./fixtures/cli_tasks.ts", import.meta.url).pathname;
 
@@ -269,6 +269,40 @@ redisTest(
       1,
       "the retry is still there",
     );
+    await cleanup(redis, name);
+  },
+);
+
+redisTest(
+  "priorities: a run of a recurring job is queued by its priority when its tick fires",
+  async (url) => {
+    const name = uniqueKey("prio");
+    await using redis = await RedisClient.connect(url);
+    const run = JSON.stringify({
+      id: "nightly@t",
+      command: ["true"],
+      priority: 9,
+      schedule: "nightly",
+      batch: "",
+    });
+    await redis.send(["HSET", `${name}:schedules`, "nightly", "{}"]);
+    await redis.send(["ZADD", `${name}:ticks`, 1000, "nightly"]);
+    const fired = await runScript(
+      redis,
+      FIRE,
+      [`${name}:ticks`, `${name}:schedules`, name, `${name}:active`, `${name}:results`],
+      ["nightly", 1000, 2000, run, "allow", "nightly@t", `${name}:`, 100],
+    );
+    assert.strictEqual(fired, 1);
+    const [member, score] = await redis.send([
+      "ZRANGE",
+      `${name}:priority`,
+      0,
+      -1,
+      "WITHSCORES",
+    ]) as string[];
+    assert.strictEqual(member.slice(member.indexOf("|") + 1), run);
+    assert.strictEqual(Number(score), -9);
     await cleanup(redis, name);
   },
 );

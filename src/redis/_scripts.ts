@@ -295,7 +295,7 @@ local function ack(entry, batch, id, status, data, dead, sid, key, taken)
   elseif key ~= '' then
     expect(11, 'hash')
   end
-  if sid ~= '' then expect(7, 'hash') expect(8, 'hash') end
+  if sid ~= '' then expect(7, 'hash') expect(8, 'hash') expect_priority(KEYS[2]) end
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', keep, '*',
     'batch', batch, 'id', id, 'status', status, 'data', data)
   if dead ~= '' then redis.call('LPUSH', KEYS[4], dead) end
@@ -310,8 +310,11 @@ local function ack(entry, batch, id, status, data, dead, sid, key, taken)
   if sid ~= '' then
     redis.call('HSET', KEYS[8], sid, cjson.encode({ id = id, status = status }))
     if redis.call('HINCRBY', KEYS[7], sid, -1) <= 0 then redis.call('HDEL', KEYS[7], sid) end
-    local waiting = redis.call('LMOVE', prefix .. 'waiting:' .. sid, KEYS[2], 'LEFT', 'LEFT')
-    if waiting then redis.call('HINCRBY', KEYS[7], sid, 1) end
+    local waiting = redis.call('LPOP', prefix .. 'waiting:' .. sid)
+    if waiting then
+      enqueue(KEYS[2], waiting, priority_of(waiting))
+      redis.call('HINCRBY', KEYS[7], sid, 1)
+    end
   end
   if #dependents > 0 then
     if status == 'succeeded' then
@@ -717,8 +720,9 @@ return { n, duplicates }`,
  */
 export const FIRE: Script = {
   name: "fire",
-  source: EXPECT + `
+  source: EXPECT + ENQUEUE + `
 expect(1, 'zset') expect(2, 'hash') expect(3, 'list') expect(4, 'hash') expect(5, 'stream')
+expect_priority(KEYS[3])
 local stored = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not stored or tonumber(stored) ~= tonumber(ARGV[2]) then return 0 end
 if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then
@@ -740,7 +744,8 @@ if active > 0 and ARGV[5] == 'queue' then
   return 3
 end
 redis.call('HINCRBY', KEYS[4], ARGV[1], 1)
-redis.call('LPUSH', KEYS[3], ARGV[4])
+enqueue(KEYS[3], ARGV[4], priority_of(ARGV[4]))
+wake(KEYS[3])
 return 1`,
 };
 
