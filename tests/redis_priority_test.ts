@@ -6,7 +6,7 @@ import { RedisClient, RedisQueue } from "../src/redis/mod.ts";
 import { redisTest, uniqueKey } from "./_redis.ts";
 import { jobs } from "./_queue.ts";
 import { withDir } from "./_temp.ts";
-import { FIRE, PROMOTE, RECOVER, runScript, TAKE, WAKE } from "../src/redis/_scripts.ts";
+import { FIRE, PROMOTE, RECOVER, RETRY, runScript, TAKE, WAKE } from "../src/redis/_scripts.ts";
 
 const TASKS = new URL("./fixtures/cli_tasks.ts", import.meta.url).pathname;
 
@@ -303,6 +303,39 @@ redisTest(
     ]) as string[];
     assert.strictEqual(member.slice(member.indexOf("|") + 1), run);
     assert.strictEqual(Number(score), -9);
+    await cleanup(redis, name);
+  },
+);
+
+redisTest(
+  "priorities: a recovered entry with a NaN priority goes back as 0; RETRY of an entry another consumer holds is 0 even when cancelled",
+  async (url) => {
+    const name = uniqueKey("prio");
+    await using redis = await RedisClient.connect(url);
+    const plain = (id: string) => JSON.stringify({ id, command: ["true"], batch: "b" });
+    const nan = '{"id":"nan","command":["true"],"priority":NaN,"batch":"b"}';
+    await redis.send(["SADD", `${name}:consumers`, "dead"]);
+    await redis.send(["RPUSH", `${name}:processing:dead`, plain("e1"), nan, plain("e2")]);
+    await runScript(redis, RECOVER, [`${name}:consumers`, name], [`${name}:`, "me"]);
+    const back = await redis.send(["LRANGE", name, 0, -1]) as string[];
+    assert.strictEqual(back.length, 3, "all three back, once each");
+    assert.strictEqual(await redis.send(["EXISTS", `${name}:processing:dead`]), 0);
+    // RETRY by a consumer that no longer holds the entry (recovered, taken by another).
+    await redis.send(["DEL", name]);
+    await redis.send(["RPUSH", `${name}:processing:other`, plain("j")]);
+    await redis.send(["SADD", `${name}:cancel`, "b/j"]);
+    const reply = await runScript(
+      redis,
+      RETRY,
+      [`${name}:processing:mine`, name, `${name}:delayed`, `${name}:cancel`],
+      [plain("j"), `tok|${plain("j")}`, 10, "b/j"],
+    );
+    assert.strictEqual(reply, 0, "not ours: nothing to record");
+    assert.strictEqual(
+      await redis.send(["SISMEMBER", `${name}:cancel`, "b/j"]),
+      1,
+      "the cancel stays for the holder",
+    );
     await cleanup(redis, name);
   },
 );

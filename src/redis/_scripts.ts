@@ -125,8 +125,10 @@ local woken = 0
 local function priority_of(entry)
   if not string.find(entry, '"priority":', 1, true) then return 0 end
   local ok, value = pcall(cjson.decode, entry)
-  if ok and type(value) == 'table' and type(value.priority) == 'number' then return value.priority end
-  return 0
+  local p = ok and type(value) == 'table' and value.priority
+  -- NaN and infinities (cjson reads them) are no priority: ZADD would refuse them.
+  if type(p) ~= 'number' or p ~= p or p == math.huge or p == -math.huge then return 0 end
+  return p
 end
 local function enqueue(queue, entry, priority)
   if priority == 0 then
@@ -167,6 +169,11 @@ local function expect_priority(queue)
       error({ err = 'WRONGTYPE the key "' .. key .. '" holds a ' .. kind .. ', not a ' .. want ..
         ': choose another queue name, or delete the key' })
     end
+  end
+  local seq = redis.call('GET', queue .. ':priorityseq')
+  if seq and not string.match(seq, '^%d+$') then
+    error({ err = 'WRONGTYPE the key "' .. queue .. ':priorityseq" holds "' .. seq ..
+      '", not a count: delete the key' })
   end
 end
 `;
@@ -426,12 +433,13 @@ export const RETRY: Script = {
   name: "retry",
   source: EXPECT + `
 expect(1, 'list') expect(2, 'list') expect(3, 'zset')
+if not redis.call('LPOS', KEYS[1], ARGV[1]) and not redis.call('LPOS', KEYS[2], ARGV[1]) then
+  return 0
+end
 -- Its cancel was asked for (the consumer has not read it yet): no retry;
 -- the caller records it cancelled (ACK), the entry stays where it is.
 if ARGV[4] and redis.call('SISMEMBER', KEYS[4], ARGV[4]) == 1 then return -1 end
-if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 and redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0 then
-  return 0
-end
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then redis.call('LREM', KEYS[2], 1, ARGV[1]) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[2])

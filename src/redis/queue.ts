@@ -459,8 +459,8 @@ export class RedisQueue {
     const c = this.#client;
     const consumers = await c.send(["SMEMBERS", k.consumers]) as string[];
     const [tail, listed, prioritized, delayed, blocked, dead, ...lists] = await Promise.all([
-      // Wake markers wait at the tail, at most one per consumer: not jobs.
-      c.send(["LRANGE", k.queue, -(consumers.length + 1), -1]),
+      // Wake markers wait near the tail (the last 1,000 looked at): not jobs.
+      c.send(["LPOS", k.queue, WAKE, "RANK", -1, "COUNT", 0, "MAXLEN", 1000]),
       c.send(["LLEN", k.queue]),
       c.send(["ZCARD", k.priority]),
       c.send(["ZCARD", k.delayed]),
@@ -469,8 +469,9 @@ export class RedisQueue {
       ...consumers.map((id) => c.send(["LLEN", k.processing(id)])),
     ]) as number[];
     const processing = lists.reduce((sum, n) => sum + n, 0);
-    const markers = (tail as unknown as string[]).filter((entry) => entry === WAKE).length;
-    const queued = listed - markers + prioritized;
+    const markers = (tail as unknown as number[]).length;
+    // Read apart, not at once: a take between the reads must not make it negative.
+    const queued = Math.max(0, listed - markers) + prioritized;
     return { queued, processing, delayed, blocked, dead, consumers: consumers.length };
   }
 
