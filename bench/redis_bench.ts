@@ -11,6 +11,7 @@ import { RedisClient, RedisQueue } from "../src/redis/mod.ts";
 import { validateJobFile } from "../src/jobs/mod.ts";
 import { startRedisServer } from "../tests/_redis.ts";
 import { cpuMsOf } from "./_cpu.ts";
+import { startConsumers, stopConsumers } from "./_consumers.ts";
 
 const { values: flags } = parseArgs({
   args: Deno.args,
@@ -19,7 +20,6 @@ const { values: flags } = parseArgs({
 const RUNS = flags.quick ? 1 : 3;
 const JOBS = flags.quick ? 2000 : 10_000;
 const LATENCY_SAMPLES = flags.quick ? 100 : 500;
-const cli = new URL("../cli.ts", import.meta.url).pathname;
 const tasks = new URL("./_pool_tasks.ts", import.meta.url).pathname;
 
 const server = await startRedisServer();
@@ -45,40 +45,6 @@ function file(n: number, prefix: string, shape: Shape = "plain") {
   );
   if (!checked.ok) throw new Error("bench file invalid");
   return checked.file;
-}
-
-/** Starts `n` consumer processes on `queue` and waits until all are registered. */
-async function consumers(
-  queue: RedisQueue,
-  n: number,
-  extra: string[] = [],
-): Promise<Deno.ChildProcess[]> {
-  const children = Array.from({ length: n }, () =>
-    new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        cli,
-        "consume",
-        "--redis",
-        server.url,
-        "--queue",
-        queue.name,
-        "--workers",
-        "1",
-        ...extra,
-      ],
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).spawn());
-  while ((await queue.counts()).consumers < n) await new Promise((r) => setTimeout(r, 50));
-  return children;
-}
-
-async function stop(children: Deno.ChildProcess[]): Promise<void> {
-  for (const child of children) child.kill("SIGTERM");
-  await Promise.all(children.map((child) => child.status));
 }
 
 /** The consumers' CPU per job of each throughput run, µs, by case. */
@@ -114,7 +80,7 @@ async function throughput(
     url: server.url,
     queue: `tp${n}-${run}-${extra.join("")}-${shape}`,
   });
-  const children = await consumers(queue, n, extra);
+  const children = await startConsumers(server.url, queue, n, extra);
   try {
     const cpu = () => children.reduce((sum, child) => sum + cpuMsOf(child.pid), 0);
     const jobs = file(JOBS, `j${run}`, shape);
@@ -133,7 +99,7 @@ async function throughput(
     if (results.some((r) => r.status !== "succeeded")) throw new Error("a job failed");
     return seconds;
   } finally {
-    await stop(children);
+    await stopConsumers(children);
   }
 }
 
@@ -160,7 +126,7 @@ async function bigPush(run: number): Promise<{ ms: number; peakMb: number }> {
 /** Push one job, wait for its outcome, again and again: ms each. */
 async function latency(): Promise<number[]> {
   await using queue = await RedisQueue.connect({ url: server.url, queue: "latency" });
-  const children = await consumers(queue, 1);
+  const children = await startConsumers(server.url, queue, 1);
   const samples: number[] = [];
   try {
     for (let i = 0; i < LATENCY_SAMPLES + 20; i++) {
@@ -170,7 +136,7 @@ async function latency(): Promise<number[]> {
       if (i >= 20) samples.push(performance.now() - started); // the first ones warm up
     }
   } finally {
-    await stop(children);
+    await stopConsumers(children);
   }
   return samples;
 }

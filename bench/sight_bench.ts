@@ -21,6 +21,7 @@ import { validateJobFile } from "../src/jobs/mod.ts";
 import { serveDashboard } from "../src/dashboard/mod.ts";
 import { startRedisServer } from "../tests/_redis.ts";
 import { Browser, chromiumPath } from "../tests/_cdp.ts";
+import { startConsumers, stopConsumers } from "./_consumers.ts";
 
 const { values: flags } = parseArgs({
   args: Deno.args,
@@ -31,7 +32,6 @@ const STEPS = flags.quick ? 2_000_000 : 10_000_000;
 const TASKS = 8;
 const JOBS = flags.quick ? 3000 : 10_000;
 const tasks = new URL("./_pool_tasks.ts", import.meta.url).href;
-const cli = new URL("../cli.ts", import.meta.url).pathname;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 // -- 1. Progress in the pool --
@@ -96,33 +96,15 @@ function file(name: string) {
 /** Jobs/s of one consumer process (one worker) on a fresh queue. */
 async function throughput(queueName: string, task: string): Promise<number> {
   await using queue = await RedisQueue.connect({ url: server.url, queue: queueName });
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      cli,
-      "consume",
-      "--redis",
-      server.url,
-      "--queue",
-      queueName,
-      "--workers",
-      "1",
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
+  const children = await startConsumers(server.url, queue, 1);
   try {
-    while ((await queue.counts()).consumers < 1) await new Promise((r) => setTimeout(r, 50));
     const jobs = file(task);
     const started = performance.now();
     const results = await queue.wait(await queue.push(jobs));
     if (results.some((r) => r.status !== "succeeded")) throw new Error("a job failed");
     return JOBS / ((performance.now() - started) / 1000);
   } finally {
-    child.kill("SIGTERM");
-    await child.status;
+    await stopConsumers(children);
   }
 }
 

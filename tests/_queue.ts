@@ -21,3 +21,25 @@ export async function results(client: RedisClient, queue: string): Promise<Queue
   ][];
   return reply.map(([, fields]) => JSON.parse(fields[fields.indexOf("data") + 1]));
 }
+
+/** Deletes every key of a test's queue (its name and `<name>…`). */
+export async function dropQueue(client: RedisClient, queue: string): Promise<void> {
+  const keys = await client.send(["KEYS", `${queue}*`]) as string[];
+  if (keys.length > 0) await client.send(["DEL", ...keys]);
+}
+
+/**
+ * The entries waiting in `<queue>:priority`, in the order they are taken,
+ * each with its priority (the member's `<sequence>|` and the score undone).
+ */
+export async function prioritized(
+  client: RedisClient,
+  queue: string,
+): Promise<Array<{ entry: string; priority: number }>> {
+  const flat = await client.send(["ZRANGE", `${queue}:priority`, 0, -1, "WITHSCORES"]) as string[];
+  const list = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    list.push({ entry: flat[i].slice(flat[i].indexOf("|") + 1), priority: -Number(flat[i + 1]) });
+  }
+  return list;
+}

@@ -9,6 +9,7 @@ import { redisTest, uniqueKey } from "./_redis.ts";
 import { jobs } from "./_queue.ts";
 import { Gate } from "./_gate.ts";
 import { Browser, chromiumPath, type Page } from "./_cdp.ts";
+import { until } from "./_wait.ts";
 
 const XSS = "<img src=x onerror=alert(1)>";
 
@@ -31,14 +32,6 @@ async function pressEnter(page: Page, selector: string): Promise<void> {
   const key = { key: "Enter", code: "Enter", windowsVirtualKeyCode: 13, text: "\r" };
   await page.browser.send("Input.dispatchKeyEvent", { type: "keyDown", ...key }, page.sessionId);
   await page.browser.send("Input.dispatchKeyEvent", { type: "keyUp", ...key }, page.sessionId);
-}
-
-async function until(what: string, check: () => Promise<boolean>, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 redisTest(

@@ -4,7 +4,7 @@ import assert from "node:assert";
 import { RedisClient, RedisQueue } from "../src/redis/mod.ts";
 import { serveDashboard } from "../src/dashboard/mod.ts";
 import { redisTest, startRedisServer, uniqueKey } from "./_redis.ts";
-import { jobs } from "./_queue.ts";
+import { dropQueue, jobs } from "./_queue.ts";
 import { parseExposition } from "./_exposition.ts";
 
 const LOCAL = { hostname: "127.0.0.1", port: 0 };
@@ -49,8 +49,7 @@ async function prepared(url: string, queue: string) {
 
 async function cleanup(url: string, queue: string) {
   await using redis = await RedisClient.connect(url);
-  const keys = await redis.send(["KEYS", `${queue}*`]) as string[];
-  if (keys.length > 0) await redis.send(["DEL", ...keys]);
+  await dropQueue(redis, queue);
 }
 
 redisTest(

@@ -4,23 +4,12 @@
 import assert from "node:assert";
 import { RedisClient, RedisQueue } from "../src/redis/mod.ts";
 import { redisTest, uniqueKey } from "./_redis.ts";
-import { jobs, results } from "./_queue.ts";
+import { dropQueue, jobs, results } from "./_queue.ts";
 import { withDir } from "./_temp.ts";
 import { Gate } from "./_gate.ts";
+import { exists, until } from "./_wait.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
-
-async function until(what: string, check: () => Promise<boolean>, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  return await Deno.stat(path).then(() => true, () => false);
-}
 
 /** `cli.ts cancel …`: its exit code and output. */
 async function cancelCli(url: string, queue: string, args: string[]) {
@@ -62,11 +51,6 @@ async function consumer(url: string, queue: string, workers = 2): Promise<Deno.C
     async () => await redis.send(["SCARD", `${queue}:consumers`]) === 1,
   );
   return child;
-}
-
-async function cleanup(redis: RedisClient, queue: string): Promise<void> {
-  const keys = await redis.send(["KEYS", `${queue}*`]) as string[];
-  if (keys.length > 0) await redis.send(["DEL", ...keys]);
 }
 
 redisTest(
@@ -113,7 +97,7 @@ redisTest(
       ["after-dep", "finished", "skipped"],
       ["w", "finished", "cancelled"],
     ]);
-    await cleanup(redis, queue);
+    await dropQueue(redis, queue);
   },
 );
 
@@ -137,7 +121,7 @@ redisTest(
     assert.strictEqual(await redis.send(["LLEN", queue]), 0, "second was not released");
     const outcomes = (await results(redis, queue)).map((r) => `${r.id}:${r.status}`).sort();
     assert.deepStrictEqual(outcomes, ["first:succeeded", "second:cancelled"]);
-    await cleanup(redis, queue);
+    await dropQueue(redis, queue);
   },
 );
 
@@ -199,7 +183,7 @@ redisTest(
       assert.strictEqual(await redis.send(["ZCARD", `${queue}:delayed`]), 0, "no retry");
       assert.strictEqual(await redis.send(["EXISTS", `${queue}:cancel`]), 0, "no request left");
       assert.strictEqual(await redis.send(["LLEN", `${queue}:dead`]), 0, "cancelled is not dead");
-      await cleanup(redis, queue);
+      await dropQueue(redis, queue);
     });
   },
 );
@@ -233,7 +217,7 @@ redisTest(
       JSON.parse(e).batch
     );
     assert.deepStrictEqual(left, [other.batch]);
-    await cleanup(redis, queue);
+    await dropQueue(redis, queue);
   },
 );
 
@@ -261,6 +245,6 @@ redisTest(
     assert.deepStrictEqual([outcome.status, outcome.attempts], ["cancelled", 1]);
     assert.strictEqual(await redis.send(["ZCARD", `${queue}:delayed`]), 0, "no retry");
     assert.strictEqual(await redis.send(["EXISTS", `${queue}:cancel`]), 0);
-    await cleanup(redis, queue);
+    await dropQueue(redis, queue);
   },
 );

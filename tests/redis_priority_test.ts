@@ -4,16 +4,11 @@
 import assert from "node:assert";
 import { RedisClient, RedisQueue } from "../src/redis/mod.ts";
 import { redisTest, uniqueKey } from "./_redis.ts";
-import { jobs } from "./_queue.ts";
+import { dropQueue, jobs, prioritized } from "./_queue.ts";
 import { withDir } from "./_temp.ts";
 import { FIRE, PROMOTE, RECOVER, RETRY, runScript, TAKE, WAKE } from "../src/redis/_scripts.ts";
 
 const TASKS = new URL("./fixtures/cli_tasks.ts", import.meta.url).pathname;
-
-async function cleanup(redis: RedisClient, queue: string): Promise<void> {
-  const keys = await redis.send(["KEYS", `${queue}*`]) as string[];
-  if (keys.length > 0) await redis.send(["DEL", ...keys]);
-}
 
 /** Runs the queue's jobs on one worker, one held at a time; the order they started in. */
 async function runInOrder(
@@ -76,7 +71,7 @@ for (const highFirst of [false, true]) {
         // No wake marker or entry is left behind.
         assert.strictEqual(await redis.send(["LLEN", name]), 0);
         assert.strictEqual(await redis.send(["EXISTS", `${name}:priority`]), 0);
-        await cleanup(redis, name);
+        await dropQueue(redis, name);
       });
     },
   );
@@ -103,7 +98,7 @@ redisTest(
       const handRun = { batch: "", ids: ["by-hand"], from: first.from };
       const order = await runInOrder(queue, log, [first, second, handRun]);
       assert.deepStrictEqual(order, ["plus", "zero", "by-hand", "minus"]);
-      await cleanup(redis, name);
+      await dropQueue(redis, name);
     });
   },
 );
@@ -136,16 +131,8 @@ redisTest(
       await redis.send(["ZADD", `${name}:delayed`, 1, `tok|${retry}`]);
       await runScript(redis, PROMOTE, [`${name}:delayed`, name], [10]);
       assert.strictEqual(await redis.send(["LLEN", name]), 0);
-      const [member, score] = await redis.send([
-        "ZRANGE",
-        `${name}:priority`,
-        0,
-        -1,
-        "WITHSCORES",
-      ]) as string[];
-      assert.strictEqual(member.slice(member.indexOf("|") + 1), retry);
-      assert.strictEqual(Number(score), -7);
-      await cleanup(redis, name);
+      assert.deepStrictEqual(await prioritized(redis, name), [{ entry: retry, priority: 7 }]);
+      await dropQueue(redis, name);
     });
   },
 );
@@ -173,7 +160,7 @@ redisTest(
     const held = await redis.send(["LRANGE", `${name}:processing:c1`, 0, -1]) as string[];
     assert.ok(!held.includes(WAKE), "no marker is held");
     assert.strictEqual(held.length, 3);
-    await cleanup(redis, name);
+    await dropQueue(redis, name);
   },
 );
 
@@ -191,7 +178,7 @@ redisTest(
     consumer.stop();
     await consumer.done;
     assert.strictEqual(await redis.send(["LLEN", name]), 0, "no marker left");
-    await cleanup(redis, name);
+    await dropQueue(redis, name);
   },
 );
 
@@ -214,7 +201,7 @@ redisTest(
       consumer.stop();
       await consumer.done;
       assert.deepStrictEqual((await Deno.readTextFile(log)).trim().split("\n"), ["high", "low"]);
-      await cleanup(redis, name);
+      await dropQueue(redis, name);
     });
   },
 );
@@ -231,7 +218,7 @@ redisTest("priorities: wake markers are not counted as waiting jobs", async (url
   assert.deepStrictEqual(await redis.send(["LRANGE", name, -1, -1]), [WAKE]);
   assert.strictEqual(await redis.send(["LLEN", name]), 2);
   assert.strictEqual((await queue.counts()).queued, 2);
-  await cleanup(redis, name);
+  await dropQueue(redis, name);
 });
 
 redisTest(
@@ -256,8 +243,7 @@ redisTest(
         .map((e) => JSON.parse(e).id),
       ["plain"],
     );
-    const ranked = (await redis.send(["ZRANGE", `${name}:priority`, 0, -1]) as string[])
-      .map((m) => JSON.parse(m.slice(m.indexOf("|") + 1)).id);
+    const ranked = (await prioritized(redis, name)).map(({ entry }) => JSON.parse(entry).id);
     assert.deepStrictEqual(ranked, ["urgent", "later"]);
     // <queue>:priority of the wrong type: PROMOTE refuses before it removes anything.
     await redis.send(["DEL", `${name}:priority`]);
@@ -269,7 +255,7 @@ redisTest(
       1,
       "the retry is still there",
     );
-    await cleanup(redis, name);
+    await dropQueue(redis, name);
   },
 );
 
@@ -294,16 +280,8 @@ redisTest(
       ["nightly", 1000, 2000, run, "allow", "nightly@t", `${name}:`, 100],
     );
     assert.strictEqual(fired, 1);
-    const [member, score] = await redis.send([
-      "ZRANGE",
-      `${name}:priority`,
-      0,
-      -1,
-      "WITHSCORES",
-    ]) as string[];
-    assert.strictEqual(member.slice(member.indexOf("|") + 1), run);
-    assert.strictEqual(Number(score), -9);
-    await cleanup(redis, name);
+    assert.deepStrictEqual(await prioritized(redis, name), [{ entry: run, priority: 9 }]);
+    await dropQueue(redis, name);
   },
 );
 
@@ -336,6 +314,6 @@ redisTest(
       1,
       "the cancel stays for the holder",
     );
-    await cleanup(redis, name);
+    await dropQueue(redis, name);
   },
 );

@@ -10,34 +10,16 @@ import { Gate } from "./_gate.ts";
 import { retryDelay } from "../src/run/_attempt.ts";
 import { ACK, PUSH } from "../src/redis/_scripts.ts";
 import { startProxy } from "./_proxy.ts";
-import { jobs, results } from "./_queue.ts";
+import { jobs, prioritized, results } from "./_queue.ts";
 import { type ParsedFamily, parseExposition } from "./_exposition.ts";
 import { Depth, MAX_AUTO_EXTRA } from "../src/redis/_depth.ts";
 import { PUSH_CHUNK } from "../src/redis/queue.ts";
 import { parseListen, renderMetrics } from "../src/dashboard/metrics.ts";
+import { exists, until } from "./_wait.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const TASKS = new URL("./fixtures/cli_tasks.ts", import.meta.url).pathname;
 const decoder = new TextDecoder();
-
-/** Polls `check` every 50 ms until it is true; fails after `ms`. */
-async function until(what: string, check: () => Promise<boolean> | boolean, ms = 20_000) {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-/** Whether a file exists (a gated task writes one when it starts). */
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Spawns the CLI with piped output. */
 function spawnCli(args: string[], env: Record<string, string> = {}): Deno.ChildProcess {
@@ -765,8 +747,7 @@ redisTest(
       try {
         // Priority 0 in the list, any other in <queue>:priority (`<seq>|<entry>`).
         const listed = await client.send(["LRANGE", name, 0, -1]) as string[];
-        const ranked = (await client.send(["ZRANGE", `${name}:priority`, 0, -1]) as string[])
-          .map((member) => member.slice(member.indexOf("|") + 1));
+        const ranked = (await prioritized(client, name)).map(({ entry }) => entry);
         const entries = [...listed, ...ranked].map((text) => JSON.parse(text));
         const batches = Object.fromEntries(entries.map((e) => [`${e.id}@${e.batch}`, e.batch]));
         for (const id of ["low", "plain", "high", "plain2"]) {

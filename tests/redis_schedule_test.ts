@@ -6,17 +6,10 @@ import { ManualClock } from "./_clock.ts";
 import { redisTest, uniqueKey } from "./_redis.ts";
 import { withDir } from "./_temp.ts";
 import { jobs as file, results } from "./_queue.ts";
+import { until } from "./_wait.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const decoder = new TextDecoder();
-
-async function until(what: string, check: () => Promise<boolean> | boolean, ms = 30_000) {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 function consumerProcess(url: string, queue: string): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {

@@ -1,0 +1,26 @@
+// Waiting in tests for an event, never for a length of time: `until` polls a
+// condition (with a deadline that fails the test, so nothing hangs), and
+// `exists` is the condition most of them poll (a fixture task writes a file).
+
+/** Polls `check` every 50 ms until it is true; throws naming `what` after `ms`. */
+export async function until(
+  what: string,
+  check: () => Promise<boolean> | boolean,
+  ms = 30_000,
+): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Whether a file exists. */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
