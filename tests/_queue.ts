@@ -5,9 +5,16 @@ import { type JobFile, validateJobFile } from "../src/jobs/mod.ts";
 
 const TASKS = new URL("./fixtures/cli_tasks.ts", import.meta.url).pathname;
 
-/** A validated job file whose `#name` tasks are `tests/fixtures/cli_tasks.ts`'s. */
-export function jobs(list: Array<Record<string, unknown>>, dir = "/tmp"): JobFile {
-  const data = JSON.parse(JSON.stringify({ jobs: list }).replaceAll('"#', `"${TASKS}#`));
+/**
+ * A validated job file whose `#name` tasks are `tests/fixtures/cli_tasks.ts`'s;
+ * `top` adds top-level fields (`groups`).
+ */
+export function jobs(
+  list: Array<Record<string, unknown>>,
+  dir = "/tmp",
+  top: Record<string, unknown> = {},
+): JobFile {
+  const data = JSON.parse(JSON.stringify({ ...top, jobs: list }).replaceAll('"#', `"${TASKS}#`));
   const checked = validateJobFile(data, `${dir}/jobs.json`);
   if (!checked.ok) throw new Error(JSON.stringify(checked.problems));
   return checked.file;

@@ -26,7 +26,7 @@ export type Flags = Record<string, string | boolean | undefined>;
  * `RangeError` from it exits 2, a Redis error 1, each on one line.
  */
 export async function queueCommand(
-  command: "push" | "consume" | "schedules" | "unschedule" | "dashboard" | "cancel",
+  command: "push" | "consume" | "schedules" | "unschedule" | "dashboard" | "cancel" | "groups",
   usage: string,
   args: string[],
   options: ParseArgsConfig["options"],
@@ -36,7 +36,8 @@ export async function queueCommand(
   try {
     flags = parseArgs({
       args,
-      allowPositionals: command === "push" || command === "unschedule" || command === "cancel",
+      allowPositionals: command === "push" || command === "unschedule" || command === "cancel" ||
+        command === "groups",
       options: {
         redis: { type: "string" },
         queue: { type: "string", default: "jobs" },

@@ -28,6 +28,7 @@ export async function main(args: string[]): Promise<number> {
   if (args[0] === "push") return (await import("./push.ts")).push(args.slice(1));
   if (args[0] === "consume") return (await import("./consume.ts")).consume(args.slice(1));
   if (args[0] === "schedules") return (await import("./schedules.ts")).schedules(args.slice(1));
+  if (args[0] === "groups") return (await import("./groups.ts")).groups(args.slice(1));
   if (args[0] === "cancel") return (await import("./cancel.ts")).cancel(args.slice(1));
   if (args[0] === "dashboard") return (await import("./dashboard.ts")).dashboard(args.slice(1));
   if (args[0] === "unschedule") return (await import("./schedules.ts")).unschedule(args.slice(1));

@@ -19,7 +19,14 @@ import { suggest } from "./_suggest.ts";
 export type Report = (at: string, message: string) => void;
 
 /** The fields of a job file's top level. */
-export const TOP_FIELDS: string[] = ["$schema", "workers", "capacity", "defaults", "jobs"];
+export const TOP_FIELDS: string[] = [
+  "$schema",
+  "workers",
+  "capacity",
+  "defaults",
+  "groups",
+  "jobs",
+];
 
 /** The fields of a job file's `defaults`. */
 export const DEFAULT_FIELDS: string[] = ["priority", "retries", "backoff", "timeout"];
@@ -46,6 +53,7 @@ export const JOB_FIELDS: string[] = [
   "catchUp",
   "key",
   "onDuplicate",
+  "group",
 ];
 
 /** For speed, a Set: each job's every key is looked up in it. */

@@ -11,6 +11,7 @@ import { JobFileError } from "../errors.ts";
 import { describeJsonError } from "./_json_error.ts";
 import type { CronSchedule } from "./cron.ts";
 import type { EverySchedule } from "./every.ts";
+import type { GroupLimits } from "./groups.ts";
 
 /** When a recurring job runs: a cron expression in a time zone, or a tick every so long. */
 export type Schedule = CronSchedule | EverySchedule;
@@ -107,6 +108,13 @@ export interface Job {
    * replaced). Only with `key`. @default {"skip"}
    */
   onDuplicate?: "skip" | "replace";
+  /**
+   * The group the job belongs to: the file's `groups` (or, on a Redis
+   * queue, `RedisQueue.setGroup`) limits how many of a group's jobs run at
+   * once and start per window. A group without limits does not hold its
+   * jobs back.
+   */
+  group?: string;
 }
 
 /** A validated job file. */
@@ -119,6 +127,8 @@ export interface JobFile {
   capacity?: number;
   /** The jobs, in file order. */
   jobs: Job[];
+  /** The file's `groups`: each group's limits (see `GroupLimits`). */
+  groups?: Record<string, GroupLimits>;
 }
 
 /** One problem of a job file: where, and what is wrong (with the fix when there is one). */

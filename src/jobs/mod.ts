@@ -33,3 +33,4 @@ export * from "./duration.ts";
 export * from "./cron.ts";
 export * from "./every.ts";
 export { JobFileError } from "../errors.ts";
+export * from "./groups.ts";

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Job, JobFileProblem, Validation } from "./job_file.ts";
+import type { Job, JobFile, JobFileProblem, Validation } from "./job_file.ts";
 import {
   DEFAULT_FIELDS,
   durationField,
@@ -29,6 +29,7 @@ import {
 } from "./_time_fields.ts";
 import { suggest } from "./_suggest.ts";
 import { findCycle } from "./_cycle.ts";
+import { groupNameProblem, readGroups } from "./groups.ts";
 
 /** A job's `backoff` when neither it nor `defaults` gives one, in ms. */
 const DEFAULT_BACKOFF_MS = 1000;
@@ -80,6 +81,7 @@ export function validateJobFile(data: unknown, path: string): Validation {
   const workers = optionalInteger(data, "workers", "", 1, 1024, report);
   const capacity = optionalInteger(data, "capacity", "", 1, 1 << 20, report);
   const base = readDefaults(data.defaults, report);
+  const groups = readGroups(data.groups, report);
   if (!Array.isArray(data.jobs)) {
     report(
       "jobs",
@@ -98,7 +100,9 @@ export function validateJobFile(data: unknown, path: string): Validation {
   const cycle = findCycle(jobs, byId, list.length);
   if (cycle) report(`jobs[${cycle.index}].after`, `dependency cycle: ${cycle.path.join(" → ")}`);
   if (problems.length > 0) return { ok: false, problems };
-  return { ok: true, file: { path, workers, capacity, jobs } };
+  const file: JobFile = { path, workers, capacity, jobs };
+  if (groups !== undefined) file.groups = groups;
+  return { ok: true, file };
 }
 
 /** The file's `defaults`, checked; what it leaves out is taskpool's own. */
@@ -258,6 +262,11 @@ function readJob(
   // then the job keeps the shape it was made with.
   if (hasTimeFields(raw)) addTimeFields(job, readTimeFields(raw, index, cache.schedules, report));
   if (raw.key !== undefined || raw.onDuplicate !== undefined) readKey(raw, index, job, report);
+  if (raw.group !== undefined) {
+    const problem = groupNameProblem(raw.group);
+    if (problem === undefined) job.group = raw.group as string;
+    else report(`jobs[${index}].group`, problem);
+  }
   // A recurring job's `after` is a problem, which readTimeFields reports.
   if (raw.after !== undefined && raw.cron === undefined && raw.every === undefined) {
     readAfter(raw.after, index, id, after, report);

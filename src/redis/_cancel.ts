@@ -39,7 +39,8 @@ import { delay } from "../_util.ts";
  * - KEYS: as ACK's (the caller's processing list in the first place is the
  *   queue, unused: the entry is taken out here, not there).
  * - ARGV: 1 key prefix, 2 about how many records `results` keeps, 3 "0",
- *   4 "0", 5 where it is (`queue`, `priority`, `delayed` or `blocked`), 6
+ *   4 "0", 5 where it is (`queue`, `priority`, `group`, `delayed` or
+ *   `blocked`), 6
  *   what names it there (the entry, the member, the blocked ref), then ACK's 8
  *   fields of the job (entry, batch, id, status `cancelled`, data, dead "",
  *   schedule, key).
@@ -57,6 +58,8 @@ elseif place == 'delayed' then
   gone = redis.call('ZREM', KEYS[9], where)
 elseif place == 'priority' then
   gone = redis.call('ZREM', KEYS[2] .. ':priority', where)
+elseif place == 'group' then
+  gone = redis.call('ZREM', KEYS[2] .. ':group:' .. (group_of(ARGV[7]) or ''), where)
 elseif redis.call('HGET', KEYS[5], where) == ARGV[7] then
   redis.call('HDEL', KEYS[5], where)
   redis.call('HDEL', KEYS[6], where)
@@ -170,12 +173,14 @@ export async function cancelJobs(
   const last = await client.send(["XREVRANGE", keys.results, "+", "-", "COUNT", 1]) as [string][];
   const from = last.length > 0 ? last[0][0] : "0-0";
   const cancel = async (
-    place: "queue" | "priority" | "delayed" | "blocked",
+    place: "queue" | "priority" | "group" | "delayed" | "blocked",
     where: string,
     seen: Seen,
   ) => {
     if (reports.has(seen.ref)) return;
-    const found = place === "queue" || place === "priority" ? "waiting" : place;
+    const found = place === "queue" || place === "priority" || place === "group"
+      ? "waiting"
+      : place;
     const attempts = Math.max(0, Number(seen.value.attempt ?? 1) - 1);
     const error = `cancelled while ${found === "waiting" ? "waiting" : found}`;
     const data = JSON.stringify({
@@ -222,6 +227,14 @@ export async function cancelJobs(
     for await (const [member] of pages(client, (a, b) => ["ZRANGE", keys.priority, a, b])) {
       const seen = parse(member.slice(member.indexOf("|") + 1));
       if (wanted(seen)) await cancel("priority", member, seen);
+    }
+    // Jobs held back by their group (_group_lua.ts).
+    for (const group of await client.send(["HKEYS", keys.groups]) as string[]) {
+      const held = `${keys.prefix}group:${group}`;
+      for await (const [member] of pages(client, (a, b) => ["ZRANGE", held, a, b])) {
+        const seen = parse(member.slice(member.indexOf("|") + 1));
+        if (wanted(seen)) await cancel("group", member, seen);
+      }
     }
     for await (const [entry] of pages(client, (a, b) => ["LRANGE", keys.queue, a, b])) {
       const seen = parse(entry);

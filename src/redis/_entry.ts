@@ -57,6 +57,7 @@ export function entryOf(job: Job, base: string, batch: string): Record<string, u
   entry.backoff = job.backoff;
   if (job.timeout !== undefined) entry.timeout = job.timeout;
   if (job.key !== undefined) entry.key = job.key;
+  if (job.group !== undefined) entry.group = job.group;
   entry.batch = batch; // last: a replacement (PUSH) keeps its holder's
   return entry;
 }

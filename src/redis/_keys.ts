@@ -27,6 +27,13 @@
  * | `q:unique`            | hash   | a job's `key` → `batch/id` and entry of its holder   |
  * | `q:progress:<c>`      | hash   | `batch/id` → start and progress of a job `c` runs    |
  * | `q:cancel`            | set    | `batch/id`s of running jobs whose cancel was asked   |
+ * | `q:groups`            | hash   | group → its limits (JSON); the keys of groups follow |
+ * | `q:group:<g>`         | zset   | jobs of group `g` held back by its limits            |
+ * | `q:groupactive:<g>`   | set    | `batch/id`s of `g`'s jobs let in and not done        |
+ * | `q:grouprate:<g>`     | zset   | `g`'s jobs let in during the last rate window        |
+ * | `q:groupticks`        | zset   | groups held by their rate, by when one may start     |
+ *
+ * (How a grouped job moves through these: `_group_lua.ts`.)
  *
  * A recurring job's runs are entries like any other, with the id
  * `<job id>@<tick>` and `"schedule": "<job id>"`, from which the ack of
@@ -70,6 +77,8 @@ export interface QueueKeys {
   cancel: string;
   /** The sorted set of ready entries whose priority is not 0 (see `_scripts.ts`'s ENQUEUE). */
   priority: string;
+  /** The hash of groups' limits, by group name (see `_group_lua.ts`). */
+  groups: string;
   /** The list of runs of recurring job `id` waiting for the run before (`overlap: "queue"`). */
   waiting(id: string): string;
   /** Prefix of `processing:<c>`, `heartbeat:<c>`, `dependents:<b/id>`, `waiting:<id>`. */
@@ -116,6 +125,7 @@ export function queueKeys(name: string): QueueKeys {
     unique: `${prefix}unique`,
     cancel: `${prefix}cancel`,
     priority: `${prefix}priority`,
+    groups: `${prefix}groups`,
     waiting: (id) => `${prefix}waiting:${id}`,
     prefix,
     processing: (consumer) => `${prefix}processing:${consumer}`,
@@ -158,6 +168,8 @@ export function consumerKeyTypes(keys: QueueKeys, consumer: string): Array<[stri
     [keys.cancel, "set"],
     [keys.priority, "zset"],
     [`${keys.prefix}priorityseq`, "string"],
+    [keys.groups, "hash"],
+    [`${keys.prefix}groupticks`, "zset"],
   ];
 }
 

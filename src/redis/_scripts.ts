@@ -32,6 +32,8 @@
 
 import { RedisError } from "../errors.ts";
 import type { RedisArg, RedisClient, RedisReply, RedisSendOptions } from "./client.ts";
+import { GROUP_FUNCTIONS } from "./_group_lua.ts";
+import type { QueueKeys } from "./_keys.ts";
 
 /**
  * Lua that refuses keys of the wrong type before the script writes
@@ -120,7 +122,7 @@ export interface Script {
  * removes anything it will queue (a WRONGTYPE after the removal would
  * lose the entry).
  */
-const ENQUEUE = `
+export const ENQUEUE = `
 local woken = 0
 local function priority_of(entry)
   if not string.find(entry, '"priority":', 1, true) then return 0 end
@@ -130,7 +132,12 @@ local function priority_of(entry)
   if type(p) ~= 'number' or p ~= p or p == math.huge or p == -math.huge then return 0 end
   return p
 end
-local function enqueue(queue, entry, priority)
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- Queues an entry where consumers take it (no group check).
+local function lane(queue, entry, priority)
   if priority == 0 then
     redis.call('LPUSH', queue, entry)
     return
@@ -147,6 +154,18 @@ local function wake(queue)
   end
   woken = 0
 end
+` + GROUP_FUNCTIONS + `
+-- Queues an entry: a grouped one is held back in its group until its
+-- limits let it in (_group_lua.ts), any other goes where consumers take it.
+local function enqueue(queue, entry, priority)
+  local g = group_of(entry)
+  if g then
+    hold(queue, g, entry, priority)
+    release(queue, g)
+  else
+    lane(queue, entry, priority)
+  end
+end
 -- Puts entries taken from a processing list back (recovery, a stopping
 -- consumer), taken next: priority 0 at the list's tail (RPUSH, in the order
 -- given), any other by its priority; wake markers are dropped.
@@ -155,7 +174,7 @@ local function give_back(queue, entries)
   for _, entry in ipairs(entries) do
     if entry ~= '${WAKE}' then
       local priority = priority_of(entry)
-      if priority == 0 then redis.call('RPUSH', queue, entry) else enqueue(queue, entry, priority) end
+      if priority == 0 then redis.call('RPUSH', queue, entry) else lane(queue, entry, priority) end
       moved = moved + 1
     end
   end
@@ -163,7 +182,8 @@ local function give_back(queue, entries)
   return moved
 end
 local function expect_priority(queue)
-  for key, want in pairs({ [queue .. ':priority'] = 'zset', [queue .. ':priorityseq'] = 'string' }) do
+  for key, want in pairs({ [queue .. ':priority'] = 'zset', [queue .. ':priorityseq'] = 'string',
+      [queue .. ':groups'] = 'hash', [queue .. ':groupticks'] = 'zset' }) do
     local kind = redis.call('TYPE', key).ok
     if kind ~= want and kind ~= 'none' then
       error({ err = 'WRONGTYPE the key "' .. key .. '" holds a ' .. kind .. ', not a ' .. want ..
@@ -234,10 +254,6 @@ end
 export const ACK_FUNCTIONS = ENQUEUE + `
 local prefix, keep = ARGV[1], ARGV[2]
 local cancelling = redis.call('EXISTS', KEYS[13]) == 1
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
 -- Frees a unique key if job ref holds it.
 local function free(key, ref)
   local holder = redis.call('HGET', KEYS[11], key)
@@ -314,6 +330,8 @@ local function ack(entry, batch, id, status, data, dead, sid, key, taken)
   -- A cancel asked for it (see CANCEL_RUNNING): it has its outcome now.
   if cancelling then redis.call('SREM', KEYS[13], key_ref) end
   if key ~= '' then free(key, key_ref) end
+  -- Its group's slot, unless another consumer still holds a copy (removed 0).
+  if removed ~= 0 then unslot(KEYS[2], entry) end
   if sid ~= '' then
     redis.call('HSET', KEYS[8], sid, cjson.encode({ id = id, status = status }))
     if redis.call('HINCRBY', KEYS[7], sid, -1) <= 0 then redis.call('HDEL', KEYS[7], sid) end
@@ -431,7 +449,7 @@ return take_many(KEYS[1], KEYS[2], tonumber(ARGV[1]))`,
  */
 export const RETRY: Script = {
   name: "retry",
-  source: EXPECT + `
+  source: EXPECT + ENQUEUE + `
 expect(1, 'list') expect(2, 'list') expect(3, 'zset')
 if not redis.call('LPOS', KEYS[1], ARGV[1]) and not redis.call('LPOS', KEYS[2], ARGV[1]) then
   return 0
@@ -443,6 +461,9 @@ if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then redis.call('LREM', KEYS[2],
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[2])
+-- Its group's slot is free until the next attempt is released (PROMOTE, enqueue).
+unslot(KEYS[2], ARGV[1])
+wake(KEYS[2])
 return 1`,
 };
 
@@ -472,10 +493,22 @@ for _, member in ipairs(due) do
   redis.call('ZREM', KEYS[1], member)
   enqueue(KEYS[2], entry, priority_of(entry))
 end
+-- Groups whose rate lets another job start now (_group_lua.ts).
+local ticks = KEYS[2] .. ':groupticks'
+for _, g in ipairs(redis.call('ZRANGEBYSCORE', ticks, '-inf', now, 'LIMIT', 0, 100)) do
+  redis.call('ZREM', ticks, g)
+  release(KEYS[2], g)
+end
 wake(KEYS[2])
-local next = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-if next[2] == nil then return { #due, -1 } end
-return { #due, math.max(0, tonumber(next[2]) - now) }`,
+local soonest = -1
+for _, key in ipairs({ KEYS[1], ticks }) do
+  local next = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  if next[2] ~= nil then
+    local wait = math.max(0, tonumber(next[2]) - now)
+    if soonest < 0 or wait < soonest then soonest = wait end
+  end
+end
+return { #due, soonest }`,
 };
 
 /**
@@ -546,6 +579,52 @@ if ARGV[2] == '1' then
 end
 return moved`,
 };
+
+/**
+ * Runs {@linkcode PROMOTE} for a queue.
+ *
+ * @param client The connection.
+ * @param keys The queue's keys.
+ * @returns The ms until the next retry or group tick is due; -1 when none is.
+ */
+export async function promote(client: RedisClient, keys: QueueKeys): Promise<number> {
+  const reply = await runScript(client, PROMOTE, [keys.delayed, keys.queue], [1000]);
+  return Number((reply as RedisReply[])[1]);
+}
+
+/**
+ * Runs {@linkcode RELEASE} for a consumer.
+ *
+ * @param client The connection.
+ * @param keys The queue's keys.
+ * @param consumer The consumer's id.
+ * @param entries The entries to give back (none: all).
+ * @param leave Whether the consumer deregisters.
+ * @param timeout For the call, in ms.
+ * @returns How many entries moved.
+ */
+export function releaseHeld(
+  client: RedisClient,
+  keys: QueueKeys,
+  consumer: string,
+  entries: RedisArg[],
+  leave: boolean,
+  timeout?: number,
+): Promise<RedisReply> {
+  return runScript(
+    client,
+    RELEASE,
+    [
+      keys.processing(consumer),
+      keys.queue,
+      keys.consumers,
+      keys.heartbeat(consumer),
+      keys.progress(consumer),
+    ],
+    [consumer, leave ? "1" : "0", ...entries],
+    { timeout },
+  );
+}
 
 /**
  * Sends one dead record's job back to the queue: removes the record and
@@ -629,6 +708,8 @@ local function replace(key, entry, id, head, tail)
   local cut = string.find(holder, '\\n[^\\n]*$') -- the last: an id may hold one
   local ref, old = string.sub(holder, 1, cut - 1), string.sub(holder, cut + 1)
   local at = redis.call('LPOS', KEYS[1], old)
+  -- In another group, its slot would be freed in the wrong one: not replaced.
+  if at and group_of(old) ~= group_of(entry) then at = nil end
   if at then
     local slash = string.find(ref, '/', 1, true)
     local new = '{"id":' .. cjson.encode(string.sub(ref, slash + 1)) ..
@@ -679,13 +760,21 @@ if #batch.prioritized > 0 then
   n = n + #batch.prioritized
   woken = woken + #batch.prioritized
 end
+-- Grouped jobs: held in their groups, then each group released once.
+local groups = {}
+for _, h in ipairs(batch.grouped) do
+  hold(KEYS[1], h[3], h[2], h[1])
+  groups[h[3]] = true
+end
+for g in pairs(groups) do release(KEYS[1], g) end
+n = n + #batch.grouped
 for _, r in ipairs(batch.ready) do
   if type(r) == 'string' then
     ready[#ready + 1] = r
   else
     local entry, ref, key, again, head, tail, priority = r[1], r[2], r[3], r[4], r[5], r[6], r[7]
     local holder = redis.call('HGET', KEYS[8], key)
-    if not holder and priority ~= 0 then
+    if not holder and (priority ~= 0 or r[8]) then
       redis.call('HSET', KEYS[8], key, ref .. '\\n' .. entry)
       enqueue(KEYS[1], entry, priority)
       n = n + 1

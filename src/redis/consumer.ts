@@ -17,9 +17,9 @@ import { ackKeys, consumerKeyTypes, type QueueKeys } from "./_keys.ts";
 import {
   ACK,
   checkKeyTypes,
-  PROMOTE,
+  promote,
   RECOVER,
-  RELEASE,
+  releaseHeld,
   RETRY,
   runScript,
   TAKE,
@@ -142,6 +142,8 @@ export class RedisConsumer {
   #ticking: Promise<void> | undefined;
   #stopping = false;
   #cancelled = false;
+  /** A PROMOTE is set for a due time before the next round. */
+  #promoteSoon = false;
   #reconcile = false;
   /** Acks in flight, each settled once its reply was handled (see `#reconcileHeld`). */
   readonly #acks = new Set<Promise<void>>();
@@ -513,7 +515,7 @@ export class RedisConsumer {
           ], { timeout }),
       ).then((reply) => {
         if (reply !== -1) {
-          this.#after(wait, () => this.#promote());
+          this.#after(wait, () => this.#promote().catch(() => {}));
           return this.#let(raw);
         }
         // Its cancel came before our heartbeat read it: recorded cancelled (the ACK lets it go).
@@ -701,20 +703,19 @@ export class RedisConsumer {
     await Promise.all(commands.map((command) => this.#client!.send(command))).catch(() => {});
   }
 
+  /** Moves due retries in, and lets in jobs a group's rate held (a call of its own when due soon). */
   async #promote(): Promise<void> {
-    const k = this.#keys;
-    await runScript(this.#client!, PROMOTE, [k.delayed, k.queue], [1000]);
+    const next = await promote(this.#client!, this.#keys);
+    if (next < 0 || next >= PROMOTE_EVERY_MS || this.#promoteSoon) return;
+    this.#promoteSoon = true;
+    this.#after(next, () => {
+      this.#promoteSoon = false;
+      this.#promote().catch(() => {}); // the round every second warns
+    });
   }
 
   #release(entries: Entry[], leave: boolean, timeout?: number): Promise<RedisReply> {
-    const k = this.#keys;
-    return runScript(
-      this.#client!,
-      RELEASE,
-      [this.#processing, k.queue, k.consumers, k.heartbeat(this.id), k.progress(this.id)],
-      [this.id, leave ? "1" : "0", ...entries],
-      { timeout },
-    );
+    return releaseHeld(this.#client!, this.#keys, this.id, entries, leave, timeout);
   }
 
   /** Runs `task` every `ms` until the consumer ends; a failure is a warning. */

@@ -32,6 +32,7 @@ export { RedisConsumer } from "./consumer.ts";
 export type { ConsumeOptions, ConsumerStats } from "./types.ts";
 export type { QueueResult } from "./_records.ts";
 export type { CancelReport } from "./_cancel.ts";
+export type { GroupInfo } from "./_groups.ts";
 export type {
   ConsumerInfo,
   DeadAction,

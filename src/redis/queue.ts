@@ -14,6 +14,8 @@ import { RedisClient, type RedisClientOptions, type RedisReply } from "./client.
 import { RedisConsumer } from "./consumer.ts";
 import type { ConsumeOptions, ConsumerSettings } from "./types.ts";
 import { type QueueKeys, queueKeys } from "./_keys.ts";
+import { type GroupInfo, groupsOf, heldBack, setGroup } from "./_groups.ts";
+import type { GroupLimits, GroupRate } from "../jobs/groups.ts";
 import { PUSH, runScript, UNSCHEDULE, WAKE } from "./_scripts.ts";
 import { entryOf, notBefore } from "./_entry.ts";
 import { type Definition, definitionOf, scheduleOf } from "./_definition.ts";
@@ -132,10 +134,15 @@ const PUSH_IN_FLIGHT = 4;
 /** One PUSH call's jobs, as the script reads them. */
 interface PushChunk {
   jobs: number;
-  /** An entry, or a keyed one: `[entry, ref, key, replace 0/1, head bytes, tail bytes, priority]`. */
-  ready: (string | [string, string, string, number, number, number, number])[];
+  /**
+   * An entry, or a keyed one: `[entry, ref, key, replace 0/1, head bytes,
+   * tail bytes, priority]`, and its group last if it has one.
+   */
+  ready: (string | (string | number)[])[];
   /** `[priority, entry]` of unkeyed ready jobs whose priority is not 0 (`<queue>:priority`). */
   prioritized: [number, string][];
+  /** `[priority, entry, group]` of unkeyed ready jobs with a group (held back by it: `_group_lua.ts`). */
+  grouped: [number, string, string][];
   /** `[at, member]`, or with a key `[at, member, ref, key]`. */
   later: ([number, string] | [number, string, string, string])[];
   /** `[ref, entry, after refs, at]`, or with a key `[…, key]`. */
@@ -146,7 +153,15 @@ interface PushChunk {
 const encoder = new TextEncoder();
 
 function newChunk(): PushChunk {
-  return { jobs: 0, ready: [], prioritized: [], later: [], blocked: [], schedules: [] };
+  return {
+    jobs: 0,
+    ready: [],
+    prioritized: [],
+    grouped: [],
+    later: [],
+    blocked: [],
+    schedules: [],
+  };
 }
 
 /**
@@ -274,6 +289,10 @@ export class RedisQueue {
     const last = await this.#client.send(["XREVRANGE", this.#keys.results, "+", "-", "COUNT", 1]);
     const from = Array.isArray(last) && Array.isArray(last[0]) ? String(last[0][0]) : "0-0";
     const k = this.#keys;
+    // The file's group limits first: its jobs are let in under them.
+    for (const [name, limits] of Object.entries(file.groups ?? {})) {
+      await setGroup(this.#client, k, name, limits);
+    }
     const schedules: string[] = [];
     const duplicates: PushDuplicate[] = [];
     let chunk = newChunk();
@@ -329,6 +348,8 @@ export class RedisQueue {
           } else if (at > now) {
             const member = `${ref}|${entry}`;
             chunk.later.push(key === undefined ? [at, member] : [at, member, ref, key]);
+          } else if (key === undefined && job.group !== undefined) {
+            chunk.grouped.push([job.priority, entry, job.group]);
           } else if (key === undefined && job.priority !== 0) {
             chunk.prioritized.push([job.priority, entry]);
           } else if (key === undefined) chunk.ready.push(entry);
@@ -338,7 +359,8 @@ export class RedisQueue {
             const head = encoder.encode(`{"id":${JSON.stringify(job.id)}`).length;
             const tail = encoder.encode(`,"batch":${JSON.stringify(batch)}}`).length;
             const replace = job.onDuplicate === "replace" ? 1 : 0;
-            chunk.ready.push([entry, ref, key, replace, head, tail, job.priority]);
+            const keyed = [entry, ref, key, replace, head, tail, job.priority];
+            chunk.ready.push(job.group === undefined ? keyed : [...keyed, job.group]);
           }
         }
         if (++chunk.jobs === PUSH_CHUNK) await send();
@@ -471,8 +493,37 @@ export class RedisQueue {
     const processing = lists.reduce((sum, n) => sum + n, 0);
     const markers = (tail as unknown as number[]).length;
     // Read apart, not at once: a take between the reads must not make it negative.
-    const queued = Math.max(0, listed - markers) + prioritized;
+    const queued = Math.max(0, listed - markers) + prioritized + await heldBack(c, k);
     return { queued, processing, delayed, blocked, dead, consumers: consumers.length };
+  }
+
+  /**
+   * Sets a group's limits for the queue, across all its consumers: at most
+   * `concurrency` of its jobs run at once, at most `rate` start in any
+   * window (sliding). Jobs the new limits allow start at once; jobs already
+   * running go on under a lower limit. A push of a job file with `groups`
+   * does the same for each of them. `{}` lifts the limits.
+   *
+   * @param name The group.
+   * @param limits `concurrency`, `rate` (`"10/1s"`, or `{ limit, window }` in ms).
+   * @returns How many of its jobs are still held back.
+   * @throws {TypeError} For a bad name or limits, saying what is wrong.
+   */
+  setGroup(
+    name: string,
+    limits: GroupLimits | { concurrency?: number; rate?: string | GroupRate },
+  ): Promise<number> {
+    return setGroup(this.#client, this.#keys, name, limits);
+  }
+
+  /**
+   * Lists the queue's groups: limits, jobs held back, jobs let in (running,
+   * or queued to start next), and with a rate the starts of the last window.
+   *
+   * @returns The groups, by name.
+   */
+  groups(): Promise<GroupInfo[]> {
+    return groupsOf(this.#client, this.#keys);
   }
 
   /**

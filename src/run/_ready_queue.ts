@@ -92,8 +92,8 @@ export class ReadyQueue {
   }
 }
 
-/** A binary heap of jobs: higher priority first, then file order. */
-class Heap {
+/** A binary heap of jobs: higher priority first, then file order (also a group's held jobs: `_groups.ts`). */
+export class Heap {
   readonly #items: Ready[] = [];
 
   get size(): number {

@@ -11,6 +11,7 @@ import type { Job, JobFile } from "../jobs/mod.ts";
 import { PoolCore } from "../pool/_core.ts";
 import { type AttemptOutcome, Attempts, retryDelay } from "./_attempt.ts";
 import { type Ready, ReadyQueue } from "./_ready_queue.ts";
+import { GroupGate } from "./_groups.ts";
 import { Ticks } from "./_recurring.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { atInstant } from "./_timer.ts";
@@ -67,6 +68,8 @@ export class Scheduler {
    */
   readonly #entries: Array<Entry | undefined>;
   readonly #ready: ReadyQueue;
+  /** The groups' limits, and the jobs they hold back. */
+  readonly #groups: GroupGate<Entry>;
   readonly #retryTimers = new Map<Entry, unknown>();
   /** One-off jobs waiting for their `delay` or `at`, with the way to cancel each wait. */
   readonly #timed = new Map<Entry, () => void>();
@@ -99,6 +102,10 @@ export class Scheduler {
     const jobs = this.#jobs = file.jobs;
     this.#entries = new Array(jobs.length);
     this.#ready = new ReadyQueue(jobs);
+    this.#groups = new GroupGate<Entry>(file.groups ?? {}, this.#clock, (entry) => {
+      entry.admitted = true;
+      this.#ready.push(entry);
+    }, () => this.#pump());
     // Only the jobs named in an `after` need finding by id: a map of those
     // alone, not of every job.
     const named = new Map<string, Entry | undefined>();
@@ -214,6 +221,7 @@ export class Scheduler {
       readyAt: tick,
       result: undefined,
       recurring: undefined,
+      admitted: false,
     };
     this.#entries.push(entry);
     return entry;
@@ -240,6 +248,7 @@ export class Scheduler {
         readyAt: 0,
         result: undefined,
         recurring: undefined,
+        admitted: false,
       };
     }
     return entry;
@@ -301,12 +310,16 @@ export class Scheduler {
         : prefetch;
       if (this.#handed >= room) break;
       ready.pop();
+      const group = entry.job.group;
+      if (group !== undefined && !entry.admitted && !this.#groups.admit(group, entry)) continue;
+      if (group !== undefined) entry.admitted = false;
       this.#start(entry);
     }
     if (
       this.#handed === 0 && this.#retryTimers.size === 0 && this.#timed.size === 0 &&
-      (this.#stopping || (ready.peek() < 0 && !this.#ticks!.live))
+      (this.#stopping || (ready.peek() < 0 && !this.#ticks!.live && this.#groups.held === 0))
     ) {
+      this.#groups.close();
       for (let at = 0; at < this.#entries.length; at++) {
         const entry = this.#entry(at);
         if (entry.result === undefined && entry.job.schedule === undefined) {
@@ -330,6 +343,7 @@ export class Scheduler {
   #ended(entry: Entry, outcome: AttemptOutcome): void {
     const job = entry.job;
     this.#handed--;
+    if (job.group !== undefined) this.#groups.ended(job.group);
     let delay: number;
     if (outcome.withdrawn) {
       entry.attempts--; // it never started
@@ -442,4 +456,6 @@ interface Entry extends Ready {
   recurring: Job | undefined;
   /** How it ended, once it has. */
   result: JobResult | undefined;
+  /** Let in by its group (its start counted): started without asking again. */
+  admitted: boolean;
 }

@@ -1,0 +1,396 @@
+// Groups on the Redis queue (src/redis/_group_lua.ts): concurrency and rate
+// limits across consumer processes, no head-of-line blocking, slots freed by
+// outcomes, retries, cancels and the recovery of a SIGKILLed consumer;
+// against a real server.
+import assert from "node:assert";
+import { RedisClient, RedisQueue } from "../src/redis/mod.ts";
+import { redisTest, uniqueKey } from "./_redis.ts";
+import { dropQueue, jobs, results } from "./_queue.ts";
+import { withDir } from "./_temp.ts";
+import { Gate } from "./_gate.ts";
+import { exists, until } from "./_wait.ts";
+
+const CLI = new URL("../cli.ts", import.meta.url).pathname;
+
+/** A `cli.ts consume` process on `queue`, once `registered` consumers are. */
+async function consumer(
+  url: string,
+  queue: string,
+  workers: number,
+  registered: number,
+  heartbeat = "10s",
+): Promise<Deno.ChildProcess> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      CLI,
+      "consume",
+      "--redis",
+      url,
+      "--queue",
+      queue,
+      "--workers",
+      String(workers),
+      "--heartbeat",
+      heartbeat,
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  await using redis = await RedisClient.connect(url);
+  await until(
+    `${registered} consumers to register`,
+    async () => await redis.send(["SCARD", `${queue}:consumers`]) === registered,
+  );
+  return child;
+}
+
+/** Stops consumer processes as a first SIGTERM does, and waits for them. */
+async function stop(...children: Deno.ChildProcess[]): Promise<void> {
+  for (const child of children) {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* already gone */ }
+  }
+  await Promise.all(children.map((child) => child.status));
+}
+
+/** `[id, start ms, end ms]` of each run in a `timed` log. */
+async function spans(log: string): Promise<Array<[string, number, number]>> {
+  const starts = new Map<string, number>();
+  const list: Array<[string, number, number]> = [];
+  for (const line of (await Deno.readTextFile(log)).trim().split("\n")) {
+    const [what, id, ms] = line.split(" ");
+    if (what === "start") starts.set(id, Number(ms));
+    else list.push([id, starts.get(id)!, Number(ms)]);
+  }
+  return list;
+}
+
+/** The most runs that overlapped at any instant (one ending at t does not overlap one starting at t). */
+function mostAtOnce(runs: Array<[string, number, number]>): number {
+  const events = runs.flatMap(([, start, end]) => [[start, 1], [end, -1]]);
+  events.sort((a, b) => a[0] - b[0] || a[1] - b[1]); // ends first at the same ms
+  let now = 0;
+  let most = 0;
+  for (const [, step] of events) most = Math.max(most, now += step);
+  return most;
+}
+
+/** `<queue>:groupactive:<group>`'s size and `<queue>:group:<group>`'s: slots held, jobs held back. */
+async function groupKeys(redis: RedisClient, queue: string, group: string) {
+  return {
+    active: await redis.send(["SCARD", `${queue}:groupactive:${group}`]),
+    held: await redis.send(["ZCARD", `${queue}:group:${group}`]),
+  };
+}
+
+redisTest("groups: a push holds back what the limits do not let in, in order", async (url) => {
+  const queue = uniqueKey("group-push");
+  await using redis = await RedisClient.connect(url);
+  await using producer = await RedisQueue.connect({ url, queue });
+  const list = Array.from({ length: 10 }, (_, i) => ({
+    id: `g${i}`,
+    command: ["true"],
+    group: "api",
+  }));
+  list.push({ id: "free", command: ["true"] } as (typeof list)[0]);
+  list.push({ id: "urgent", command: ["true"], group: "api", priority: 5 } as (typeof list)[0]);
+  await producer.push(jobs(list, "/tmp", { groups: { api: { concurrency: 3 } } }));
+  // Three let in (the highest priority first), the ungrouped one queued, eight held.
+  const ready = (await redis.send(["LRANGE", queue, 0, -1]) as string[]).map((e) =>
+    JSON.parse(e).id
+  );
+  const prioritized = (await redis.send(["ZRANGE", `${queue}:priority`, 0, -1]) as string[])
+    .map((m) => JSON.parse(m.slice(m.indexOf("|") + 1)).id);
+  assert.deepStrictEqual(prioritized, ["urgent"]);
+  assert.deepStrictEqual(ready.sort(), ["free", "g0", "g1"]);
+  assert.deepStrictEqual(await groupKeys(redis, queue, "api"), { active: 3, held: 8 });
+  assert.strictEqual((await producer.counts()).queued, 12);
+  const [info] = await producer.groups();
+  assert.deepStrictEqual(info, { name: "api", limits: { concurrency: 3 }, waiting: 8, running: 3 });
+  // Raising the limit lets two more in at once, first in first out.
+  assert.strictEqual(await producer.setGroup("api", { concurrency: 5 }), 6);
+  const now = (await redis.send(["LRANGE", queue, 0, -1]) as string[]).map((e) => JSON.parse(e).id);
+  assert.deepStrictEqual(now.filter((id) => id === "g2" || id === "g3").sort(), ["g2", "g3"]);
+  await assert.rejects(
+    producer.setGroup("api", { concurrency: 0 }),
+    /concurrency: expected an integer/,
+  );
+  await assert.rejects(producer.setGroup("", {}), /the group's name/);
+  await dropQueue(redis, queue);
+});
+
+redisTest(
+  "groups: concurrency 2 across two consumers of 4 workers each: never more than 2 at once",
+  async (url) => {
+    await withDir(async (dir) => {
+      const queue = uniqueKey("group-conc");
+      const log = `${dir}/log`;
+      await using redis = await RedisClient.connect(url);
+      await using producer = await RedisQueue.connect({ url, queue });
+      const a = await consumer(url, queue, 4, 1);
+      const b = await consumer(url, queue, 4, 2);
+      try {
+        const list = Array.from({ length: 24 }, (_, i) => ({
+          id: `j${i}`,
+          task: "#timed",
+          args: [30, log, `j${i}`],
+          group: "db",
+        }));
+        const receipt = await producer.push(
+          jobs(list, dir, { groups: { db: { concurrency: 2 } } }),
+        );
+        const outcomes = await producer.wait(receipt);
+        assert(outcomes.every((r) => r.status === "succeeded"));
+        const runs = await spans(log);
+        assert.strictEqual(runs.length, 24);
+        assert(mostAtOnce(runs) <= 2, `${mostAtOnce(runs)} ran at once`);
+        // Both consumers ran some: the limit holds across processes.
+        const by = new Set(outcomes.map((r) => r.consumer));
+        assert.strictEqual(by.size, 2, `ran on ${[...by]}`);
+        assert.deepStrictEqual(await groupKeys(redis, queue, "db"), { active: 0, held: 0 });
+      } finally {
+        await stop(a, b);
+        await dropQueue(redis, queue);
+      }
+    });
+  },
+);
+
+redisTest(
+  "groups: a rate of 5/1s: the k-th start comes no sooner than k/5 windows after the push",
+  async (url) => {
+    await withDir(async (dir) => {
+      const queue = uniqueKey("group-rate");
+      const log = `${dir}/log`;
+      await using redis = await RedisClient.connect(url);
+      await using producer = await RedisQueue.connect({ url, queue });
+      const a = await consumer(url, queue, 4, 1);
+      try {
+        const pushed = Date.now();
+        const list = Array.from({ length: 15 }, (_, i) => ({
+          id: `j${i}`,
+          task: "#timed",
+          args: [1, log, `j${i}`],
+          group: "api",
+        }));
+        const receipt = await producer.push(jobs(list, dir, { groups: { api: { rate: "5/1s" } } }));
+        const outcomes = await producer.wait(receipt);
+        assert(outcomes.every((r) => r.status === "succeeded"));
+        // Releases are at most 5 in any 1 s (a sliding window) and a job starts
+        // after its release: so the k-th start (k from 0) is at least
+        // floor(k / 5) s after the first release, itself after the push.
+        const starts = (await spans(log)).map(([, start]) => start).sort((x, y) => x - y);
+        assert.strictEqual(starts.length, 15);
+        for (let k = 0; k < starts.length; k++) {
+          const earliest = pushed + Math.floor(k / 5) * 1000 - 1; // -1: ms rounding of two clocks
+          assert(starts[k] >= earliest, `start ${k} at +${starts[k] - pushed} ms`);
+        }
+        const [info] = await producer.groups();
+        assert.strictEqual(info.waiting, 0);
+        assert.strictEqual(info.running, 0);
+        assert(info.started! <= 5);
+      } finally {
+        await stop(a);
+        await dropQueue(redis, queue);
+      }
+    });
+  },
+);
+
+redisTest(
+  "groups: a full group does not delay an ungrouped job pushed after it, nor hold a consumer's room",
+  async (url) => {
+    await withDir(async (dir) => {
+      const queue = uniqueKey("group-hol");
+      const log = `${dir}/log`;
+      await using gate = await Gate.create();
+      await using redis = await RedisClient.connect(url);
+      await using producer = await RedisQueue.connect({ url, queue });
+      // One consumer with 2 workers: the first grouped job holds one.
+      const a = await consumer(url, queue, 2, 1);
+      try {
+        const grouped = await producer.push(jobs(
+          [
+            { id: "g1", task: "#gated", args: [gate.path, "g1", `${dir}/g1`], group: "slow" },
+            { id: "g2", task: "#record", args: [log, "g2"], group: "slow" },
+            { id: "g3", task: "#record", args: [log, "g3"], group: "slow" },
+          ],
+          dir,
+          { groups: { slow: { concurrency: 1 } } },
+        ));
+        await until("g1 to start", () => exists(`${dir}/g1`));
+        const free = await producer.push(jobs([
+          { id: "u1", task: "#record", args: [log, "u1"] },
+          { id: "u2", task: "#record", args: [log, "u2"] },
+        ], dir));
+        const done = await producer.wait(free);
+        assert(done.every((r) => r.status === "succeeded"));
+        // The ungrouped jobs ran while g2 and g3 wait in their group, not in the queue.
+        assert.deepStrictEqual((await Deno.readTextFile(log)).trim().split("\n").sort(), [
+          "u1",
+          "u2",
+        ]);
+        assert.deepStrictEqual(await groupKeys(redis, queue, "slow"), { active: 1, held: 2 });
+        assert.strictEqual(await redis.send(["LLEN", queue]), 0);
+        await gate.open();
+        const rest = await producer.wait(grouped);
+        assert(rest.every((r) => r.status === "succeeded"));
+        const lines = (await Deno.readTextFile(log)).trim().split("\n");
+        assert.deepStrictEqual(lines.slice(2), ["g2", "g3"]); // in order, one at a time
+        assert.deepStrictEqual(await groupKeys(redis, queue, "slow"), { active: 0, held: 0 });
+      } finally {
+        await stop(a);
+        await dropQueue(redis, queue);
+      }
+    });
+  },
+);
+
+redisTest(
+  "groups: a consumer SIGKILLed while running a grouped job: its slot comes back with the job's recovery",
+  async (url) => {
+    await withDir(async (dir) => {
+      const queue = uniqueKey("group-kill");
+      await using gate = await Gate.create();
+      await using redis = await RedisClient.connect(url);
+      await using producer = await RedisQueue.connect({ url, queue });
+      const victim = await consumer(url, queue, 2, 1, "1s");
+      let rescuer: Deno.ChildProcess | undefined;
+      try {
+        const receipt = await producer.push(jobs(
+          [
+            { id: "k1", task: "#gated", args: [gate.path, "k1", `${dir}/k1`], group: "one" },
+            { id: "k2", command: ["true"], group: "one" },
+            { id: "k3", command: ["true"], group: "one" },
+          ],
+          dir,
+          { groups: { one: { concurrency: 1 } } },
+        ));
+        await until("k1 to start", () => exists(`${dir}/k1`));
+        victim.kill("SIGKILL");
+        await victim.status;
+        assert.deepStrictEqual(await groupKeys(redis, queue, "one"), { active: 1, held: 2 });
+        await Deno.remove(`${dir}/k1`);
+        // Another consumer recovers k1 once the victim's heartbeat expires:
+        // k1 runs again in the slot it held; its outcome frees it for k2, k3.
+        rescuer = await consumer(url, queue, 2, 2, "1s");
+        await until("k1 to run again", () => exists(`${dir}/k1`));
+        assert.deepStrictEqual(await groupKeys(redis, queue, "one"), { active: 1, held: 2 });
+        await gate.open();
+        const outcomes = await producer.wait(receipt);
+        assert.deepStrictEqual(outcomes.map((r) => r.status), [
+          "succeeded",
+          "succeeded",
+          "succeeded",
+        ]);
+        assert.deepStrictEqual(await groupKeys(redis, queue, "one"), { active: 0, held: 0 });
+        // Each recorded once.
+        const recorded = (await results(redis, queue)).map((r) => r.id).sort();
+        assert.deepStrictEqual(recorded, ["k1", "k2", "k3"]);
+      } finally {
+        await stop(victim, ...(rescuer ? [rescuer] : []));
+        await dropQueue(redis, queue);
+      }
+    });
+  },
+);
+
+redisTest(
+  "groups: a retry frees its slot while it waits; cancel finds a job held by its group",
+  async (url) => {
+    await withDir(async (dir) => {
+      const queue = uniqueKey("group-retry");
+      const log = `${dir}/log`;
+      await using redis = await RedisClient.connect(url);
+      await using producer = await RedisQueue.connect({ url, queue });
+      const a = await consumer(url, queue, 2, 1);
+      try {
+        const receipt = await producer.push(jobs(
+          [
+            { id: "f", task: "#fail", args: ["no"], retries: 1, backoff: "1h", group: "one" },
+            { id: "h", task: "#record", args: [log, "h"], group: "one" },
+          ],
+          dir,
+          { groups: { one: { concurrency: 1 } } },
+        ));
+        // f failed and waits an hour for its retry: h got the slot and ran.
+        await until("h to run", () => exists(log));
+        await until(
+          "f's retry to wait",
+          async () => await redis.send(["ZCARD", `${queue}:delayed`]) === 1,
+        );
+        const later = await producer.push(jobs([
+          { id: "x", task: "#gated", args: [`${dir}/never`], group: "one" },
+          { id: "y", command: ["true"], group: "one" },
+        ], dir));
+        await until("x to start", async () => (await groupKeys(redis, queue, "one")).held === 1);
+        const reports = await producer.cancel(["f", "y", "x"], { wait: 10_000 });
+        const by = Object.fromEntries(reports.map((r) => [r.id, r]));
+        assert.strictEqual(by.f.found, "delayed");
+        assert.strictEqual(by.y.found, "waiting");
+        assert.strictEqual(by.x.found, "running");
+        assert.strictEqual(by.x.status, "cancelled");
+        const outcomes = [...await producer.wait(receipt), ...await producer.wait(later)];
+        assert.deepStrictEqual(
+          outcomes.map((r) => `${r.id} ${r.status}`),
+          ["f cancelled", "h succeeded", "x cancelled", "y cancelled"],
+        );
+        assert.deepStrictEqual(await groupKeys(redis, queue, "one"), { active: 0, held: 0 });
+      } finally {
+        await stop(a);
+        await dropQueue(redis, queue);
+      }
+    });
+  },
+);
+
+redisTest(
+  "cli groups: lists each group's limits and jobs; sets a group's limits by hand",
+  async (url) => {
+    const queue = uniqueKey("group-cli");
+    await using redis = await RedisClient.connect(url);
+    await using producer = await RedisQueue.connect({ url, queue });
+    await producer.push(jobs(
+      Array.from({ length: 4 }, (_, i) => ({ id: `j${i}`, command: ["true"], group: "api" })),
+      "/tmp",
+      { groups: { api: { concurrency: 1, rate: "10/1m" } } },
+    ));
+    const cli = async (...args: string[]) => {
+      const output = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", CLI, "groups", "--redis", url, "--queue", queue, ...args],
+        env: { NO_COLOR: "1" },
+        stdin: "null",
+      }).output();
+      const decoder = new TextDecoder();
+      return {
+        code: output.code,
+        stdout: decoder.decode(output.stdout),
+        stderr: decoder.decode(output.stderr),
+      };
+    };
+    const listed = await cli();
+    assert.strictEqual(listed.code, 0);
+    assert.strictEqual(
+      listed.stdout,
+      "api  concurrency 1, rate 10/1m  3 waiting  1 running  1 started this window\n",
+    );
+    const set = await cli("api", "--concurrency", "3");
+    assert.strictEqual(set.code, 0);
+    assert.strictEqual(set.stdout, "api  concurrency 3  1 waiting  3 running\n");
+    const bad = await cli("api", "--rate", "lots");
+    assert.strictEqual(bad.code, 2);
+    assert.match(bad.stderr, /--rate must be starts per window such as "10\/1s"/);
+    const lifted = await cli("api", "--unlimited", "--json");
+    assert.deepStrictEqual(JSON.parse(lifted.stdout), {
+      name: "api",
+      limits: {},
+      waiting: 0,
+      running: 4,
+    });
+    await dropQueue(redis, queue);
+  },
+);
