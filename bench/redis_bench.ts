@@ -27,8 +27,11 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const percentile = (xs: number[], p: number) =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
 
-/** What each job of a throughput run carries besides its task: nothing, a priority, a unique key. */
-type Shape = "plain" | "priority" | "keyed";
+/**
+ * What each job of a throughput run carries besides its task: nothing, a
+ * priority, a unique key, or one of 10 groups of concurrency 4.
+ */
+type Shape = "plain" | "priority" | "keyed" | "grouped";
 
 function file(n: number, prefix: string, shape: Shape = "plain") {
   const checked = validateJobFile(
@@ -39,7 +42,15 @@ function file(n: number, prefix: string, shape: Shape = "plain") {
         args: [i],
         ...(shape === "priority" ? { priority: 5 } : {}),
         ...(shape === "keyed" ? { key: `${prefix}-key-${i}` } : {}),
+        ...(shape === "grouped" ? { group: `g${i % 10}` } : {}),
       })),
+      ...(shape === "grouped"
+        ? {
+          groups: Object.fromEntries(
+            Array.from({ length: 10 }, (_, g) => [`g${g}`, { concurrency: 4 }]),
+          ),
+        }
+        : {}),
     },
     "/tmp/bench.json",
   );
@@ -162,6 +173,8 @@ try {
   const eight: number[] = [];
   const prioritized: number[] = [];
   const keyed: number[] = [];
+  const grouped: number[] = [];
+  const grouped2: number[] = [];
   const pushMs: number[] = [];
   const pushMb: number[] = [];
   const lpush: number[] = [];
@@ -176,6 +189,8 @@ try {
     deep.push(await throughput(1, run, ["--capacity", "16"]));
     prioritized.push(await throughput(1, run, [], "priority"));
     keyed.push(await throughput(1, run, [], "keyed"));
+    grouped.push(await throughput(1, run, [], "grouped"));
+    grouped2.push(await throughput(2, run, [], "grouped"));
     const big = await bigPush(run);
     pushMs.push(big.ms);
     pushMb.push(big.peakMb);
@@ -217,6 +232,16 @@ try {
   console.log(
     `| 1 consumer, every job with its own \`key\` | ${Math.round(JOBS / median(keyed))} | ${
       per("1keyed")
+    } |`,
+  );
+  console.log(
+    `| 1 consumer, 10 groups of \`concurrency: 4\` | ${Math.round(JOBS / median(grouped))} | ${
+      per("1grouped")
+    } |`,
+  );
+  console.log(
+    `| 2 consumers, 10 groups of \`concurrency: 4\` | ${Math.round(JOBS / median(grouped2))} | ${
+      per("2grouped")
     } |`,
   );
   console.log(`| \`redis-benchmark\` LPUSH (requests/s) | ${Math.round(median(lpush))} | | | |`);

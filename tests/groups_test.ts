@@ -54,7 +54,7 @@ Deno.test("Scheduler: concurrency 2 in a group: never more than 2 at once on 4 w
     const jobs = Array.from({ length: 12 }, (_, i) => ({
       id: `j${i}`,
       task: "#timed",
-      args: [20, log, `j${i}`],
+      args: [40, log, `j${i}`],
       group: "db",
     }));
     jobs.push({ id: "free", task: "#timed", args: [20, log, "free"] } as (typeof jobs)[0]);

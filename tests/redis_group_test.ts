@@ -11,6 +11,12 @@ import { Gate } from "./_gate.ts";
 import { exists, until } from "./_wait.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
+/** A way out of every wait for outcomes: a broken limit fails the test instead of hanging it. */
+const WAIT = {
+  get signal() {
+    return AbortSignal.timeout(60_000);
+  },
+};
 
 /** A `cli.ts consume` process on `queue`, once `registered` consumers are. */
 async function consumer(
@@ -115,6 +121,17 @@ redisTest("groups: a push holds back what the limits do not let in, in order", a
   assert.strictEqual(await producer.setGroup("api", { concurrency: 5 }), 6);
   const now = (await redis.send(["LRANGE", queue, 0, -1]) as string[]).map((e) => JSON.parse(e).id);
   assert.deepStrictEqual(now.filter((id) => id === "g2" || id === "g3").sort(), ["g2", "g3"]);
+  // A keyed job of a group: held like the others, and its key held meanwhile.
+  const keyed = await producer.push(jobs([
+    { id: "k", command: ["true"], group: "api", key: "only" },
+    { id: "k2", command: ["true"], group: "api", key: "only", onDuplicate: "replace" },
+  ]));
+  assert.deepStrictEqual(keyed.ids, ["k"]);
+  // The holder waits in its group, where a replace does not reach: reported, not replaced.
+  assert.deepStrictEqual(keyed.duplicates.map((d) => [d.id, d.heldBy.id, d.replaced]), [
+    ["k2", "k", false],
+  ]);
+  assert.deepStrictEqual(await groupKeys(redis, queue, "api"), { active: 5, held: 7 });
   await assert.rejects(
     producer.setGroup("api", { concurrency: 0 }),
     /concurrency: expected an integer/,
@@ -143,7 +160,7 @@ redisTest(
         const receipt = await producer.push(
           jobs(list, dir, { groups: { db: { concurrency: 2 } } }),
         );
-        const outcomes = await producer.wait(receipt);
+        const outcomes = await producer.wait(receipt, WAIT);
         assert(outcomes.every((r) => r.status === "succeeded"));
         const runs = await spans(log);
         assert.strictEqual(runs.length, 24);
@@ -178,7 +195,7 @@ redisTest(
           group: "api",
         }));
         const receipt = await producer.push(jobs(list, dir, { groups: { api: { rate: "5/1s" } } }));
-        const outcomes = await producer.wait(receipt);
+        const outcomes = await producer.wait(receipt, WAIT);
         assert(outcomes.every((r) => r.status === "succeeded"));
         // Releases are at most 5 in any 1 s (a sliding window) and a job starts
         // after its release: so the k-th start (k from 0) is at least
@@ -227,7 +244,7 @@ redisTest(
           { id: "u1", task: "#record", args: [log, "u1"] },
           { id: "u2", task: "#record", args: [log, "u2"] },
         ], dir));
-        const done = await producer.wait(free);
+        const done = await producer.wait(free, WAIT);
         assert(done.every((r) => r.status === "succeeded"));
         // The ungrouped jobs ran while g2 and g3 wait in their group, not in the queue.
         assert.deepStrictEqual((await Deno.readTextFile(log)).trim().split("\n").sort(), [
@@ -237,7 +254,7 @@ redisTest(
         assert.deepStrictEqual(await groupKeys(redis, queue, "slow"), { active: 1, held: 2 });
         assert.strictEqual(await redis.send(["LLEN", queue]), 0);
         await gate.open();
-        const rest = await producer.wait(grouped);
+        const rest = await producer.wait(grouped, WAIT);
         assert(rest.every((r) => r.status === "succeeded"));
         const lines = (await Deno.readTextFile(log)).trim().split("\n");
         assert.deepStrictEqual(lines.slice(2), ["g2", "g3"]); // in order, one at a time
@@ -281,7 +298,7 @@ redisTest(
         await until("k1 to run again", () => exists(`${dir}/k1`));
         assert.deepStrictEqual(await groupKeys(redis, queue, "one"), { active: 1, held: 2 });
         await gate.open();
-        const outcomes = await producer.wait(receipt);
+        const outcomes = await producer.wait(receipt, WAIT);
         assert.deepStrictEqual(outcomes.map((r) => r.status), [
           "succeeded",
           "succeeded",
@@ -334,7 +351,10 @@ redisTest(
         assert.strictEqual(by.y.found, "waiting");
         assert.strictEqual(by.x.found, "running");
         assert.strictEqual(by.x.status, "cancelled");
-        const outcomes = [...await producer.wait(receipt), ...await producer.wait(later)];
+        const outcomes = [
+          ...await producer.wait(receipt, WAIT),
+          ...await producer.wait(later, WAIT),
+        ];
         assert.deepStrictEqual(
           outcomes.map((r) => `${r.id} ${r.status}`),
           ["f cancelled", "h succeeded", "x cancelled", "y cancelled"],
