@@ -155,3 +155,36 @@ Deno.test("Scheduler: a rate of 2/1s on a clock the test moves: 2 start per seco
     assert.deepStrictEqual(finished.slice(5).map((r) => r.id).sort(), ["r4", "r5"]);
   });
 });
+
+Deno.test("Scheduler: a rate counts starts, not jobs queued behind a busy worker", async () => {
+  await withDir(async (dir) => {
+    await using gate = await Gate.create();
+    const clock = new ManualClock(Date.UTC(2026, 11, 1));
+    const finished: JobResult[] = [];
+    const jobs: Array<Record<string, unknown>> = [
+      { id: "long", task: "#gated", args: [gate.path, "long", `${dir}/long`], priority: 1 },
+      ...Array.from({ length: 4 }, (_, i) => ({
+        id: `r${i}`,
+        task: "#noop",
+        args: [i],
+        group: "api",
+      })),
+    ];
+    const s = new Scheduler(file(jobs, dir, { groups: { api: { rate: "2/1s" } } }), {
+      workers: 1,
+      clock,
+      onFinish: (r) => finished.push(r),
+    });
+    const done = s.run();
+    await until("long to start", () => exists(`${dir}/long`));
+    // Five seconds with the one worker busy: no start of the group is spent meanwhile.
+    clock.advance(5000);
+    await gate.open();
+    await until("long, r0 and r1 to finish", () => finished.length === 3);
+    assert.deepStrictEqual(finished.map((r) => r.id), ["long", "r0", "r1"]);
+    assert.strictEqual(s.running + s.waiting, 0); // r2 waits for the window, not for a worker
+    clock.advance(1000);
+    await done;
+    assert.deepStrictEqual(finished.map((r) => r.id), ["long", "r0", "r1", "r2", "r3"]);
+  });
+});

@@ -97,6 +97,11 @@ redisTest("groups: a push holds back what the limits do not let in, in order", a
   const queue = uniqueKey("group-push");
   await using redis = await RedisClient.connect(url);
   await using producer = await RedisQueue.connect({ url, queue });
+  /** The list's jobs in the order consumers take them (from its tail). */
+  const takeOrder = async () =>
+    (await redis.send(["LRANGE", queue, 0, -1]) as string[]).map((e) => JSON.parse(e).id)
+      .reverse();
+  await producer.push(jobs([{ id: "early", command: ["true"] }]));
   const list = Array.from({ length: 10 }, (_, i) => ({
     id: `g${i}`,
     command: ["true"],
@@ -106,31 +111,32 @@ redisTest("groups: a push holds back what the limits do not let in, in order", a
   list.push({ id: "urgent", command: ["true"], group: "api", priority: 5 } as (typeof list)[0]);
   await producer.push(jobs(list, "/tmp", { groups: { api: { concurrency: 3 } } }));
   // Three let in (the highest priority first), the ungrouped one queued, eight held.
-  const ready = (await redis.send(["LRANGE", queue, 0, -1]) as string[]).map((e) =>
-    JSON.parse(e).id
-  );
   const prioritized = (await redis.send(["ZRANGE", `${queue}:priority`, 0, -1]) as string[])
     .map((m) => JSON.parse(m.slice(m.indexOf("|") + 1)).id);
   assert.deepStrictEqual(prioritized, ["urgent"]);
-  assert.deepStrictEqual(ready.sort(), ["free", "g0", "g1"]);
+  // In line with the other jobs, first in first out: none jumps ahead of "early".
+  assert.deepStrictEqual(await takeOrder(), ["early", "g0", "g1", "free"]);
   assert.deepStrictEqual(await groupKeys(redis, queue, "api"), { active: 3, held: 8 });
-  assert.strictEqual((await producer.counts()).queued, 12);
+  assert.strictEqual((await producer.counts()).queued, 13);
   const [info] = await producer.groups();
   assert.deepStrictEqual(info, { name: "api", limits: { concurrency: 3 }, waiting: 8, running: 3 });
   // Raising the limit lets two more in at once, first in first out.
   assert.strictEqual(await producer.setGroup("api", { concurrency: 5 }), 6);
-  const now = (await redis.send(["LRANGE", queue, 0, -1]) as string[]).map((e) => JSON.parse(e).id);
-  assert.deepStrictEqual(now.filter((id) => id === "g2" || id === "g3").sort(), ["g2", "g3"]);
+  assert.deepStrictEqual(await takeOrder(), ["early", "g0", "g1", "free", "g2", "g3"]);
   // A keyed job of a group: held like the others, and its key held meanwhile.
   const keyed = await producer.push(jobs([
-    { id: "k", command: ["true"], group: "api", key: "only" },
-    { id: "k2", command: ["true"], group: "api", key: "only", onDuplicate: "replace" },
+    { id: "k", task: "#noop", args: ["old"], group: "api", key: "only" },
+    { id: "k2", task: "#noop", args: ["new"], group: "api", key: "only", onDuplicate: "replace" },
   ]));
   assert.deepStrictEqual(keyed.ids, ["k"]);
-  // The holder waits in its group, where a replace does not reach: reported, not replaced.
   assert.deepStrictEqual(keyed.duplicates.map((d) => [d.id, d.heldBy.id, d.replaced]), [
-    ["k2", "k", false],
+    ["k2", "k", true],
   ]);
+  // The holder waits in its group: replaced there, in its place, under its own id.
+  const held = await redis.send(["ZRANGE", `${queue}:group:api`, -1, -1]) as string[];
+  const entry = JSON.parse(held[0].slice(held[0].indexOf("|") + 1));
+  assert.strictEqual(entry.id, "k");
+  assert.deepStrictEqual(entry.args, ["new"]);
   assert.deepStrictEqual(await groupKeys(redis, queue, "api"), { active: 5, held: 7 });
   await assert.rejects(
     producer.setGroup("api", { concurrency: 0 }),
@@ -210,6 +216,58 @@ redisTest(
         assert.strictEqual(info.waiting, 0);
         assert.strictEqual(info.running, 0);
         assert(info.started! <= 5);
+      } finally {
+        await stop(a);
+        await dropQueue(redis, queue);
+      }
+    });
+  },
+);
+
+redisTest(
+  "groups: a rate counts starts: jobs let in while the only worker is busy do not start in a burst",
+  async (url) => {
+    await withDir(async (dir) => {
+      const queue = uniqueKey("group-burst");
+      const log = `${dir}/log`;
+      await using gate = await Gate.create();
+      await using redis = await RedisClient.connect(url);
+      await using producer = await RedisQueue.connect({ url, queue });
+      const a = await consumer(url, queue, 1, 1);
+      try {
+        const long = await producer.push(jobs([
+          { id: "long", task: "#gated", args: [gate.path, "long", `${dir}/long`] },
+        ], dir));
+        await until("long to start", () => exists(`${dir}/long`));
+        const list = Array.from({ length: 6 }, (_, i) => ({
+          id: `r${i}`,
+          task: "#timed",
+          args: [1, log, `r${i}`],
+          group: "api",
+        }));
+        const receipt = await producer.push(jobs(list, dir, { groups: { api: { rate: "2/1s" } } }));
+        // Two are let in, the rest held; the one worker is busy meanwhile.
+        await until(
+          "the group to hold four",
+          async () => (await groupKeys(redis, queue, "api")).held === 4,
+        );
+        // Two windows with the worker still busy: nothing more is let in (a
+        // rate that counted jobs let in, not started, would have let in four).
+        await new Promise((resolve) => setTimeout(resolve, 2100));
+        assert.deepStrictEqual(await groupKeys(redis, queue, "api"), { active: 2, held: 4 });
+        assert.strictEqual(await redis.send(["SCARD", `${queue}:grouppending:api`]), 2);
+        const opened = Date.now();
+        await gate.open();
+        await producer.wait(long, WAIT);
+        const outcomes = await producer.wait(receipt, WAIT);
+        assert(outcomes.every((r) => r.status === "succeeded"));
+        // At most 2 starts in any second from when the worker came free:
+        // the k-th start (k from 0) is at least floor(k / 2) s after it.
+        const starts = (await spans(log)).map(([, start]) => start).sort((x, y) => x - y);
+        for (let k = 0; k < starts.length; k++) {
+          const earliest = opened + Math.floor(k / 2) * 1000 - 1;
+          assert(starts[k] >= earliest, `start ${k} at +${starts[k] - opened} ms`);
+        }
       } finally {
         await stop(a);
         await dropQueue(redis, queue);
@@ -396,11 +454,15 @@ redisTest(
     assert.strictEqual(listed.code, 0);
     assert.strictEqual(
       listed.stdout,
-      "api  concurrency 1, rate 10/1m  3 waiting  1 running  1 started this window\n",
+      "api  concurrency 1, rate 10/1m  3 waiting  1 running  0 started this window\n",
     );
     const set = await cli("api", "--concurrency", "3");
     assert.strictEqual(set.code, 0);
-    assert.strictEqual(set.stdout, "api  concurrency 3  1 waiting  3 running\n");
+    // The rate is kept.
+    assert.strictEqual(
+      set.stdout,
+      "api  concurrency 3, rate 10/1m  1 waiting  3 running  0 started this window\n",
+    );
     const bad = await cli("api", "--rate", "lots");
     assert.strictEqual(bad.code, 2);
     assert.match(bad.stderr, /--rate must be starts per window such as "10\/1s"/);

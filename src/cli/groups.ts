@@ -8,7 +8,7 @@
 import { err } from "./_args.ts";
 import { COMMON_USAGE, connect, type Flags, queueCommand } from "./_queue.ts";
 import type { GroupInfo } from "../redis/mod.ts";
-import { parseRate } from "../jobs/mod.ts";
+import { type GroupRate, parseRate } from "../jobs/mod.ts";
 
 const USAGE =
   `Usage: taskpool groups [options] [<group> --concurrency <n> | --rate <N/time> | --unlimited]
@@ -16,7 +16,8 @@ const USAGE =
 Lists the groups of a Redis queue: each one's limits, its jobs waiting (held back by the limits)
 and running (let in: running, or queued to start next), and with a rate its starts in the
 current window. With a group and limits, first sets that group's limits for every consumer of
-the queue (as a push of a job file with "groups" does); the jobs they allow start at once.
+the queue (as a push of a job file with "groups" does): --concurrency or --rate changes that
+limit and keeps the other; the jobs they allow start at once.
 
 Options:
 ${COMMON_USAGE}
@@ -44,7 +45,7 @@ export function groups(args: string[]): Promise<number> {
       err(`taskpool groups: --unlimited lifts the limits: give it alone\n\n${USAGE}`);
       return 2;
     }
-    const limits: { concurrency?: number; rate?: string } = {};
+    const limits: { concurrency?: number; rate?: string | GroupRate } = {};
     if (values.concurrency !== undefined) {
       const n = Number(values.concurrency);
       if (!/^\d+$/.test(String(values.concurrency)) || n < 1) {
@@ -65,7 +66,13 @@ export function groups(args: string[]): Promise<number> {
       limits.rate = values.rate as string;
     }
     await using queue = await connect(values);
-    if (setting) await queue.setGroup(names[0], limits); // a bad name: TypeError, exit 2
+    if (setting) {
+      // A flag changes its limit; the group's other limit stays as it was.
+      const known = values.unlimited
+        ? undefined
+        : (await queue.groups()).find((group) => group.name === names[0]);
+      await queue.setGroup(names[0], { ...known?.limits, ...limits }); // a bad name: exit 2
+    }
     const list = await queue.groups();
     if (values.json) {
       for (const info of list) console.log(JSON.stringify(info));

@@ -10,7 +10,8 @@
  * | `q:groups`           | hash   | group name → its limits as JSON (`{}`: none)          |
  * | `q:group:<g>`        | zset   | jobs of `g` held back: `<seq>|<entry>`, scored −prio  |
  * | `q:groupactive:<g>`  | set    | refs (`batch/id`) of `g`'s jobs released and not done |
- * | `q:grouprate:<g>`    | zset   | `g`'s releases in the last window: `<ms>:<ref>`, ms   |
+ * | `q:grouppending:<g>` | set    | refs of `g`'s jobs let in, not started yet (a rate)   |
+ * | `q:grouprate:<g>`    | zset   | `g`'s starts in the last window: `<ms>:<seq>:<ref>`   |
  * | `q:groupticks`       | zset   | groups held back by their rate, by when one may start |
  *
  * ## How a grouped job moves
@@ -18,15 +19,22 @@
  * 1. `enqueue` of an entry with a `"group"` adds it to `q:group:<g>` (by
  *    priority, then first in first out: the sequence of `q:priorityseq`),
  *    names the group in `q:groups`, then calls `release(g)`.
- * 2. `release(g)` moves the first of `g`'s held jobs into the queue, as many
- *    as its limits allow: `concurrency` minus the members of
- *    `q:groupactive:<g>`, and `rate.limit` minus the releases of the last
- *    `rate.window` ms in `q:grouprate:<g>` (a sliding window). Each one
- *    released joins `q:groupactive:<g>` (its slot) and the rate's log, and
- *    goes to the queue's tail (taken next; by its priority when it has one),
- *    so that a release is a start as nearly as may be. When the rate stops
- *    it, the group goes into `q:groupticks` at the instant the oldest release
+ * 2. `release(g)` lets the first of `g`'s held jobs into the queue (by
+ *    `lane`, as any ready job), as many as its limits allow: `concurrency`
+ *    minus the members of `q:groupactive:<g>`, and `rate.limit` minus the
+ *    starts of the last `rate.window` ms in `q:grouprate:<g>` (a sliding
+ *    window) and minus the jobs let in and not started yet
+ *    (`q:grouppending:<g>`). Each one let in joins `q:groupactive:<g>` (its
+ *    slot) and, with a rate, `q:grouppending:<g>`. When the rate stops it,
+ *    the group goes into `q:groupticks` at the instant the oldest start
  *    leaves the window, and PROMOTE calls `release(g)` then.
+ * 2b. A consumer starts a grouped job only on a free worker,
+ *    and tells STARTED (`_groups.ts`), which calls `started(g, ref)`: the
+ *    job leaves `pending` and its start enters the log at the server's time
+ *    (after the real start). So at any instant, starts in the last window
+ *    plus jobs pending is at most `rate.limit`, and every start in a window
+ *    is one or the other: at most `rate.limit` start in any window, however
+ *    long jobs wait in the queue or a consumer for a worker.
  * 3. A released job is an entry like any other: consumers take it, a dead
  *    consumer's recovery puts it back in the queue still holding its slot
  *    (it runs again and frees the slot then: a SIGKILLed consumer's slot
@@ -83,13 +91,13 @@ local function release(queue, g)
   if type(limits.concurrency) == 'number' then
     room = math.min(room, limits.concurrency - redis.call('SCARD', active))
   end
-  local rate, log, now = limits.rate, nil, nil
+  local rate, log, pending = limits.rate, nil, nil
   if type(rate) == 'table' and type(rate.limit) == 'number' and type(rate.window) == 'number' then
     log = queue .. ':grouprate:' .. g
-    now = now_ms()
-    -- A release at ms s is in the window until now >= s + window.
-    redis.call('ZREMRANGEBYSCORE', log, '-inf', now - rate.window)
-    room = math.min(room, rate.limit - redis.call('ZCARD', log))
+    pending = queue .. ':grouppending:' .. g
+    -- A start at ms s is in the window until now >= s + window.
+    redis.call('ZREMRANGEBYSCORE', log, '-inf', now_ms() - rate.window)
+    room = math.min(room, rate.limit - redis.call('ZCARD', log) - redis.call('SCARD', pending))
   else
     rate = nil
   end
@@ -100,27 +108,49 @@ local function release(queue, g)
     -- the wrong type) leaves a job twice, never nowhere.
     for _, member in ipairs(members) do
       local entry = string.sub(member, string.find(member, '|', 1, true) + 1)
-      local priority = priority_of(entry)
-      if priority == 0 then redis.call('RPUSH', queue, entry) else lane(queue, entry, priority) end
+      lane(queue, entry, priority_of(entry))
       local _, ref = group_of(entry)
       redis.call('SADD', active, ref or member)
-      if rate then redis.call('ZADD', log, now, now .. ':' .. (ref or member)) end
+      if rate then redis.call('SADD', pending, ref or member) end
     end
     redis.call('ZREM', held, unpack(members))
     waiting = waiting - #members
     room = room - #members
   end
-  if rate and waiting > 0 and redis.call('ZCARD', log) >= rate.limit then
-    -- The rate holds the rest: a tick when the oldest release leaves the window.
+  if rate and waiting > 0 then
+    -- The rate holds the rest: a tick when the oldest start leaves the window
+    -- (with no start in it, the next start calls release: see started).
     local oldest = redis.call('ZRANGE', log, 0, 0, 'WITHSCORES')
-    redis.call('ZADD', queue .. ':groupticks', 'LT', tonumber(oldest[2]) + rate.window, g)
+    if oldest[2] then
+      redis.call('ZADD', queue .. ':groupticks', 'LT', tonumber(oldest[2]) + rate.window, g)
+    end
   end
 end
--- A released job is done with its slot (an outcome, a retry, a cancel).
-local function unslot(queue, entry)
+-- With a rate, the start of job ref enters the window's log, at the
+-- server's time (after the start itself: the log errs towards fewer starts).
+local function log_start(queue, g, ref)
+  local rate = limits_of(queue, g).rate
+  if type(rate) ~= 'table' or type(rate.window) ~= 'number' then return end
+  local now = now_ms()
+  local seq = redis.call('INCR', queue .. ':priorityseq')
+  redis.call('ZADD', queue .. ':grouprate:' .. g, now, now .. ':' .. seq .. ':' .. ref)
+end
+-- A job let in is done with its slot: an outcome or a retry (ran: true; a
+-- start not told yet is logged now), a cancel while it waited (false).
+local function unslot(queue, entry, ran)
   local g, ref = group_of(entry)
   if not g then return end
   redis.call('SREM', queue .. ':groupactive:' .. g, ref)
+  if redis.call('SREM', queue .. ':grouppending:' .. g, ref) == 1 and ran then
+    log_start(queue, g, ref)
+  end
+  release(queue, g)
+end
+-- A consumer started job ref of group g (STARTED): it leaves the pending
+-- set and its start enters the log, once (its outcome may have come first).
+local function started(queue, g, ref)
+  if redis.call('SREM', queue .. ':grouppending:' .. g, ref) == 0 then return end
+  log_start(queue, g, ref)
   release(queue, g)
 end
 `;

@@ -10,6 +10,7 @@ import type { RedisClient } from "./client.ts";
 import type { QueueKeys } from "./_keys.ts";
 import { ENQUEUE, EXPECT, runScript, type Script } from "./_scripts.ts";
 import { type GroupLimits, groupNameProblem, readGroupLimits } from "../jobs/groups.ts";
+import type { Job } from "../jobs/mod.ts";
 
 /**
  * Sets one group's limits and lets in at once what the new limits allow
@@ -86,8 +87,12 @@ export async function setGroup(
  * @returns Each group's limits and counts.
  */
 export async function groupsOf(client: RedisClient, keys: QueueKeys): Promise<GroupInfo[]> {
-  const pairs = await client.send(["HGETALL", keys.groups]) as string[];
-  const now = Date.now();
+  const [pairs, time] = await Promise.all([
+    client.send(["HGETALL", keys.groups]),
+    client.send(["TIME"]),
+  ]) as [string[], string[]];
+  // The server's clock, as the scripts read it.
+  const now = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
   const infos = await Promise.all(Array.from({ length: pairs.length / 2 }, async (_, i) => {
     const name = pairs[2 * i];
     let limits: GroupLimits = {};
@@ -129,4 +134,106 @@ export async function heldBack(client: RedisClient, keys: QueueKeys): Promise<nu
     names.map((name) => client.send(["ZCARD", `${keys.prefix}group:${name}`])),
   );
   return counts.reduce<number>((sum, n) => sum + Number(n), 0);
+}
+
+/**
+ * Tells which grouped jobs a consumer started: each leaves its group's
+ * pending set, and for a group with a rate its start enters the window's
+ * log (`_group_lua.ts`, `started`), which may let the next ones in.
+ *
+ * - KEYS: 1 queue.
+ * - ARGV: pairs of group and ref (`batch/id`).
+ * - Returns 0.
+ * - Called by {@linkcode GroupStarts} for a consumer, once per turn.
+ */
+export const STARTED: Script = {
+  name: "started",
+  source: EXPECT + ENQUEUE + `
+expect(1, 'list') expect_priority(KEYS[1])
+for i = 1, #ARGV, 2 do started(KEYS[1], ARGV[i], ARGV[i + 1]) end
+wake(KEYS[1])
+return 0`,
+};
+
+/** What a consumer holds of a job, as far as groups go. */
+export interface GroupedHeld {
+  job: Job;
+  batch: string;
+}
+
+/**
+ * A consumer's part in groups: a grouped job starts only on a free worker
+ * (held in order, with the jobs taken after it, until one is free), so that
+ * handing it to the pool is starting it, and every grouped job's start is
+ * told to Redis ({@linkcode STARTED}), in one call per turn: a group's rate
+ * counts real starts, not jobs queued behind busy workers.
+ */
+export class GroupStarts<H extends GroupedHeld> {
+  readonly #keys: QueueKeys;
+  readonly #client: () => RedisClient;
+  readonly #warn: (message: string) => void;
+  readonly #waiting: H[] = [];
+  #started: string[] = [];
+
+  /**
+   * @param keys The queue's keys.
+   * @param client The consumer's connection (once it has one).
+   * @param warn Where a failed call is reported.
+   */
+  constructor(keys: QueueKeys, client: () => RedisClient, warn: (message: string) => void) {
+    this.#keys = keys;
+    this.#client = client;
+    this.#warn = warn;
+  }
+
+  /**
+   * Whether `held` must wait rather than start now: it has a group and no
+   * worker is free, or jobs wait before it.
+   *
+   * @param busy Attempts under way (handed to the pool or running).
+   * @param workers The pool's workers.
+   */
+  defer(held: H, busy: number, workers: number): boolean {
+    if (this.#waiting.length === 0 && (!this.#needsWorker(held) || busy < workers)) return false;
+    this.#waiting.push(held);
+    return true;
+  }
+
+  /**
+   * The waiting jobs that may start now, in order.
+   *
+   * @param busy Attempts under way.
+   * @param workers The pool's workers.
+   */
+  next(busy: number, workers: number): H[] {
+    const ready: H[] = [];
+    while (this.#waiting.length > 0) {
+      if (this.#needsWorker(this.#waiting[0]) && busy >= workers) break;
+      ready.push(this.#waiting.shift()!);
+      busy++;
+    }
+    return ready;
+  }
+
+  /** A grouped job started: told to Redis with the others of this turn. */
+  started(held: H): void {
+    const group = held.job.group;
+    if (group === undefined) return;
+    if (this.#started.length === 0) setTimeout(() => this.#flush(), 0);
+    this.#started.push(group, `${held.batch}/${held.job.id}`);
+  }
+
+  #needsWorker(held: H): boolean {
+    return held.job.group !== undefined;
+  }
+
+  #flush(): void {
+    const args = this.#started;
+    this.#started = [];
+    // Lost (the connection dropped), a start stays pending until the job's
+    // outcome, and is not in the window after it: the warning says so.
+    runScript(this.#client(), STARTED, [this.#keys.queue], args).catch((error) =>
+      this.#warn(`cannot record the start of grouped jobs: ${(error as Error).message}`)
+    );
+  }
 }

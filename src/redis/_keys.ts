@@ -30,7 +30,8 @@
  * | `q:groups`            | hash   | group → its limits (JSON); the keys of groups follow |
  * | `q:group:<g>`         | zset   | jobs of group `g` held back by its limits            |
  * | `q:groupactive:<g>`   | set    | `batch/id`s of `g`'s jobs let in and not done        |
- * | `q:grouprate:<g>`     | zset   | `g`'s jobs let in during the last rate window        |
+ * | `q:grouppending:<g>`  | set    | with a rate: `g`'s jobs let in, not started yet      |
+ * | `q:grouprate:<g>`     | zset   | with a rate: `g`'s starts in the last window         |
  * | `q:groupticks`        | zset   | groups held by their rate, by when one may start     |
  *
  * (How a grouped job moves through these: `_group_lua.ts`.)

@@ -24,7 +24,7 @@
  * @module
  */
 
-import type { RedisArg } from "./client.ts";
+import type { RedisArg, RedisClient } from "./client.ts";
 
 /** How often a consumer writes what changed, ms. */
 export const FLUSH_MS = 500;
@@ -106,6 +106,18 @@ export class ProgressBoard {
   retried(token: number): void {
     const ref = this.ended(token);
     if (ref !== undefined) this.#drop.add(ref);
+  }
+
+  /**
+   * Writes what changed ({@linkcode ProgressBoard.prototype.flush}). Lost, a
+   * flush is not retried (the next one writes what changes), nor warned of
+   * (the heartbeat warns of the connection).
+   *
+   * @param client The consumer's connection.
+   */
+  async send(client: RedisClient): Promise<void> {
+    const commands = this.flush(Date.now());
+    await Promise.all(commands.map((command) => client.send(command))).catch(() => {});
   }
 
   /**

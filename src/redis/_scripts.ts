@@ -331,7 +331,7 @@ local function ack(entry, batch, id, status, data, dead, sid, key, taken)
   if cancelling then redis.call('SREM', KEYS[13], key_ref) end
   if key ~= '' then free(key, key_ref) end
   -- Its group's slot, unless another consumer still holds a copy (removed 0).
-  if removed ~= 0 then unslot(KEYS[2], entry) end
+  if removed ~= 0 then unslot(KEYS[2], entry, not taken) end
   if sid ~= '' then
     redis.call('HSET', KEYS[8], sid, cjson.encode({ id = id, status = status }))
     if redis.call('HINCRBY', KEYS[7], sid, -1) <= 0 then redis.call('HDEL', KEYS[7], sid) end
@@ -462,7 +462,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[2])
 -- Its group's slot is free until the next attempt is released (PROMOTE, enqueue).
-unslot(KEYS[2], ARGV[1])
+unslot(KEYS[2], ARGV[1], true)
 wake(KEYS[2])
 return 1`,
 };
@@ -593,6 +593,25 @@ export async function promote(client: RedisClient, keys: QueueKeys): Promise<num
 }
 
 /**
+ * Runs {@linkcode RECOVER} for a consumer.
+ *
+ * @param client The connection.
+ * @param keys The queue's keys.
+ * @param consumer The caller's id (never recovered).
+ * @returns The entries moved, and the ids of the consumers forgotten.
+ */
+export async function recover(
+  client: RedisClient,
+  keys: QueueKeys,
+  consumer: string,
+): Promise<[number, string[]]> {
+  return await runScript(client, RECOVER, [keys.consumers, keys.queue], [
+    keys.prefix,
+    consumer,
+  ]) as [number, string[]];
+}
+
+/**
  * Runs {@linkcode RELEASE} for a consumer.
  *
  * @param client The connection.
@@ -703,22 +722,46 @@ local function claim(key, ref, entry, id)
   return false
 end
 -- A duplicate that replaces its holder's entry, if the holder still waits in the queue.
+-- The member of a job held by its group g whose entry is old (a scan of
+-- the group's held jobs: replaces only), or nil.
+local function held_member(g, old)
+  local pattern = '*|' .. string.gsub(old, '[%*%?%[%]\\\\]', '\\\\%0')
+  local cursor = '0'
+  repeat
+    local page = redis.call('ZSCAN', KEYS[1] .. ':group:' .. g, cursor, 'MATCH', pattern, 'COUNT', 1000)
+    cursor = page[1]
+    for i = 1, #page[2], 2 do
+      if string.sub(page[2][i], -#old - 1) == '|' .. old then return page[2][i], page[2][i + 1] end
+    end
+  until cursor == '0'
+  return nil
+end
 local function replace(key, entry, id, head, tail)
   local holder = redis.call('HGET', KEYS[8], key)
   local cut = string.find(holder, '\\n[^\\n]*$') -- the last: an id may hold one
   local ref, old = string.sub(holder, 1, cut - 1), string.sub(holder, cut + 1)
-  local at = redis.call('LPOS', KEYS[1], old)
+  local g = group_of(old)
   -- In another group, its slot would be freed in the wrong one: not replaced.
-  if at and group_of(old) ~= group_of(entry) then at = nil end
-  if at then
+  local same = g == group_of(entry)
+  local at = same and redis.call('LPOS', KEYS[1], old)
+  local member, score
+  if same and not at and g then member, score = held_member(g, old) end
+  if at or member then
     local slash = string.find(ref, '/', 1, true)
     local new = '{"id":' .. cjson.encode(string.sub(ref, slash + 1)) ..
       string.sub(entry, head + 1, #entry - tail) ..
       ',"batch":' .. cjson.encode(string.sub(ref, 1, slash - 1)) .. '}'
-    redis.call('LSET', KEYS[1], at, new)
+    if at then
+      redis.call('LSET', KEYS[1], at, new)
+    else
+      -- In its place among the group's held jobs: its score and sequence.
+      redis.call('ZADD', KEYS[1] .. ':group:' .. g, score,
+        string.sub(member, 1, #member - #old) .. new)
+      redis.call('ZREM', KEYS[1] .. ':group:' .. g, member)
+    end
     redis.call('HSET', KEYS[8], key, ref .. '\\n' .. new)
   end
-  duplicates[#duplicates + 1] = { id, ref, at and 1 or 0 }
+  duplicates[#duplicates + 1] = { id, ref, (at or member) and 1 or 0 }
 end
 local function idOf(ref) return string.sub(ref, string.find(ref, '/', 1, true) + 1) end
 for _, b in ipairs(batch.blocked) do

@@ -7,7 +7,6 @@
  * @module
  */
 
-import type { Job } from "../jobs/mod.ts";
 import { PoolCore } from "../pool/_core.ts";
 import { type AttemptOutcome, Attempts, retryDelay } from "../run/_attempt.ts";
 import { RedisConnectionError, RedisError } from "../errors.ts";
@@ -18,7 +17,7 @@ import {
   ACK,
   checkKeyTypes,
   promote,
-  RECOVER,
+  recover,
   releaseHeld,
   RETRY,
   runScript,
@@ -30,12 +29,14 @@ import { Depth } from "./_depth.ts";
 import { systemClock } from "../run/clock.ts";
 import { type Entry, isEntry, keyOf, keyOfMalformed, notText, parseEntry } from "./_entry.ts";
 import { beatInfo, FLUSH_MS, ProgressBoard } from "./_progress.ts";
+import { GroupStarts } from "./_groups.ts";
 import { deadRecord, type QueueResult, toJson } from "./_records.ts";
 import { retryWait, withBlock } from "./_timing.ts";
 import {
   type ConsumeOptions,
   type ConsumerSettings,
   type ConsumerStats,
+  type Held,
   newStats,
 } from "./types.ts";
 
@@ -53,19 +54,6 @@ const BEAT_MAX_MS = 1000;
 const DEFAULT_GRACE_MS = 30_000;
 /** How long the last deregistration of a consumer that holds nothing may take, ms. */
 const LEAVE_TIMEOUT_MS = 500;
-
-/** A job this consumer holds. */
-interface Held {
-  raw: string;
-  job: Job;
-  batch: string;
-  attempt: number;
-  /** The recurring job this entry is a run of, or "". */
-  schedule: string;
-  value: Record<string, unknown>;
-  /** Its cancel was asked for (`<queue>:cancel`): it ends `cancelled`, not retried. */
-  cancelled?: boolean;
-}
 
 /**
  * One consumer of a {@linkcode RedisQueue}: a worker pool fed from the
@@ -125,6 +113,8 @@ export class RedisConsumer {
   /** Entries held, by `keyOf` (an entry may be held twice: a copy recovered back to us). */
   readonly #held = new Map<string, number>();
   readonly #commandsWaiting: Held[] = [];
+  /** Grouped jobs wait for a free worker; their starts are told (`_groups.ts`). */
+  readonly #groups: GroupStarts<Held>;
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
   /** The held jobs whose attempt runs, by the attempt's token (recycled). */
   readonly #running: Array<Held | undefined> = [];
@@ -186,6 +176,7 @@ export class RedisConsumer {
       `${Deno.hostname()}:${Deno.pid}:${crypto.randomUUID().slice(0, 8)}`;
     this.#processing = keys.processing(this.id);
     this.#board = new ProgressBoard(keys.progress(this.id));
+    this.#groups = new GroupStarts(keys, () => this.#client!, (m) => this.#warn(m));
     this.#workers = options.workers ?? (navigator.hardwareConcurrency || 1);
     this.#depth = new Depth(this.#workers, options.capacity);
     this.#ttl = options.heartbeat ?? DEFAULT_HEARTBEAT_MS;
@@ -292,7 +283,7 @@ export class RedisConsumer {
       await this.#recover();
       this.#every(this.#ttl / 2, () => this.#recover());
       this.#every(PROMOTE_EVERY_MS, () => this.#promote());
-      this.#every(FLUSH_MS, () => this.#flushProgress());
+      this.#every(FLUSH_MS, () => this.#board.send(this.#client!));
       this.#ticker = new Ticker(
         this.#client,
         this.#keys,
@@ -330,7 +321,8 @@ export class RedisConsumer {
    * itself.
    */
   async #leave(): Promise<void> {
-    const release = (timeout?: number) => this.#release([], true, timeout);
+    const release = (timeout?: number) =>
+      releaseHeld(this.#client!, this.#keys, this.id, [], true, timeout);
     try {
       if (this.#heldAtStop === 0 && this.stats.unrecorded.length === 0) {
         // Briefly only when Redis is gone: reachable, deregistering may take a loaded server's time.
@@ -427,7 +419,10 @@ export class RedisConsumer {
       else orphans.push(raw);
     }
     if (orphans.length > 0) {
-      await this.#durable("give back", () => this.#release(orphans, false)).catch(() => {});
+      await this.#durable(
+        "give back",
+        () => releaseHeld(this.#client!, this.#keys, this.id, orphans, false),
+      ).catch(() => {});
     }
   }
 
@@ -457,7 +452,7 @@ export class RedisConsumer {
     const held: Held = { raw: raw as string, ...parsed };
     if (held.job.kind === "command" && this.#attempts!.commands >= this.#workers) {
       this.#commandsWaiting.push(held);
-    } else this.#start(held);
+    } else if (!this.#groups.defer(held, this.#busy, this.#workers)) this.#start(held);
   }
 
   #start(held: Held): void {
@@ -466,6 +461,12 @@ export class RedisConsumer {
     this.#running[token] = held;
     this.#board.started(token, held.batch, held.job.id, held.attempt, Date.now());
     this.#attempts!.start(held.job, token);
+    this.#groups.started(held);
+  }
+
+  /** Attempts under way: handed to the pool or running. */
+  get #busy(): number {
+    return this.#running.length - this.#freeTokens.length;
   }
 
   /** An attempt ended: record it, then start a command that waited for a free one. */
@@ -479,6 +480,7 @@ export class RedisConsumer {
       const next = this.#commandsWaiting.shift();
       if (next) this.#start(next);
     }
+    for (const next of this.#groups.next(this.#busy, this.#workers)) this.#start(next);
   }
 
   #ended(held: Held, outcome: AttemptOutcome, slot: number): void {
@@ -684,23 +686,11 @@ export class RedisConsumer {
   }
 
   async #recover(): Promise<void> {
-    const k = this.#keys;
-    const [moved, gone] = await runScript(this.#client!, RECOVER, [k.consumers, k.queue], [
-      k.prefix,
-      this.id,
-    ]) as [number, string[]];
+    const [moved, gone] = await recover(this.#client!, this.#keys, this.id);
     if (gone.length > 0) {
       this.stats.recovered += moved;
       this.#options.onRecover?.(moved, gone);
     }
-  }
-
-  /** Writes the running jobs' progress that changed (see `_progress.ts`). */
-  async #flushProgress(): Promise<void> {
-    // Lost, a flush is not retried (the next one writes what changes), nor
-    // warned of (the heartbeat warns of the connection).
-    const commands = this.#board.flush(Date.now());
-    await Promise.all(commands.map((command) => this.#client!.send(command))).catch(() => {});
   }
 
   /** Moves due retries in, and lets in jobs a group's rate held (a call of its own when due soon). */
@@ -712,10 +702,6 @@ export class RedisConsumer {
       this.#promoteSoon = false;
       this.#promote().catch(() => {}); // the round every second warns
     });
-  }
-
-  #release(entries: Entry[], leave: boolean, timeout?: number): Promise<RedisReply> {
-    return releaseHeld(this.#client!, this.#keys, this.id, entries, leave, timeout);
   }
 
   /** Runs `task` every `ms` until the consumer ends; a failure is a warning. */

@@ -133,3 +133,16 @@ export function newStats(): ConsumerStats {
     unrecorded: [],
   };
 }
+
+/** A job a consumer holds (`consumer.ts`). */
+export interface Held {
+  raw: string;
+  job: Job;
+  batch: string;
+  attempt: number;
+  /** The recurring job this entry is a run of, or "". */
+  schedule: string;
+  value: Record<string, unknown>;
+  /** Its cancel was asked for (`<queue>:cancel`): it ends `cancelled`, not retried. */
+  cancelled?: boolean;
+}

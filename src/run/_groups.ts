@@ -6,6 +6,12 @@
  * queue: `concurrency` counts a job from its start to the end of its
  * attempt; `rate` is a sliding window of starts.
  *
+ * A held job its group lets in goes back among the ready jobs with its
+ * place reserved (`pending`: counted against both limits), and its start is
+ * counted when the scheduler hands it out, which for a group with a rate is
+ * only when a worker is free ({@linkcode GroupGate.prototype.rated}): so
+ * the rate's window holds real starts, not jobs queued behind busy workers.
+ *
  * @module
  */
 
@@ -18,6 +24,8 @@ interface Group {
   readonly limits: GroupLimits;
   /** Its attempts started and not ended. */
   running: number;
+  /** Its jobs let in, back among the ready ones, not started yet. */
+  pending: number;
   /** Its starts within the rate's window, oldest first (ms). */
   readonly starts: number[];
   /** Its jobs held back, in the order they go. */
@@ -38,8 +46,8 @@ export class GroupGate<T extends Ready> {
   /**
    * @param limits The file's `groups`.
    * @param clock The run's clock.
-   * @param letIn Called with each held job its group lets in: its start is
-   *   counted already, the caller starts it as soon as it has room.
+   * @param letIn Called with each held job its group lets in: its place is
+   *   kept, the caller starts it as soon as it has room (`admit(…, true)`).
    * @param timerFired Called after a rate's timer let jobs in (the caller
    *   starts them; after `admit` and `ended` it does anyway).
    */
@@ -60,12 +68,24 @@ export class GroupGate<T extends Ready> {
     return this.#held;
   }
 
+  /** Whether `group` has a rate: its jobs start only on a free worker. */
+  rated(group: string): boolean {
+    return this.#limits[group]?.rate !== undefined;
+  }
+
   /**
    * Whether a job of `group` may start now. If it may, its start is counted;
    * if not, the job is held until its group lets it in (through `letIn`).
+   *
+   * @param letIn Whether `letIn` gave it (its place was kept).
    */
-  admit(group: string, entry: T): boolean {
+  admit(group: string, entry: T, letIn: boolean): boolean {
     const state = this.#group(group);
+    if (letIn) {
+      state.pending--;
+      this.#started(state);
+      return true;
+    }
     if (state.held.size === 0 && this.#room(state) > 0) {
       this.#started(state);
       return true;
@@ -99,6 +119,7 @@ export class GroupGate<T extends Ready> {
       state = {
         limits: this.#limits[name] ?? {},
         running: 0,
+        pending: 0,
         starts: [],
         held: new Heap(),
         timer: undefined,
@@ -111,14 +132,14 @@ export class GroupGate<T extends Ready> {
   /** How many more may start now. */
   #room(state: Group): number {
     const { concurrency, rate } = state.limits;
-    let room = concurrency === undefined ? Infinity : concurrency - state.running;
+    let room = concurrency === undefined ? Infinity : concurrency - state.running - state.pending;
     if (rate !== undefined) {
       const since = this.#clock.now() - rate.window;
       const starts = state.starts;
       let old = 0;
       while (old < starts.length && starts[old] <= since) old++;
       if (old > 0) starts.splice(0, old);
-      room = Math.min(room, rate.limit - starts.length);
+      room = Math.min(room, rate.limit - starts.length - state.pending);
     }
     return room;
   }
@@ -128,12 +149,18 @@ export class GroupGate<T extends Ready> {
     if (state.limits.rate !== undefined) state.starts.push(this.#clock.now());
   }
 
+  /** After a start of a held group's job: the timer for the next, if the rate holds them. */
+  afterStart(group: string): void {
+    const state = this.#groups.get(group);
+    if (state !== undefined && state.held.size > 0) this.#wake(group, state);
+  }
+
   /** Lets in the held jobs the limits allow; with the rate in the way, sets its timer. */
   #release(group: string, state: Group): void {
     while (state.held.size > 0 && this.#room(state) > 0) {
       const entry = state.held.pop() as T;
       this.#held--;
-      this.#started(state);
+      state.pending++;
       this.#letIn(entry);
     }
     this.#wake(group, state);
@@ -144,8 +171,9 @@ export class GroupGate<T extends Ready> {
     const rate = state.limits.rate;
     if (rate === undefined || state.timer !== undefined || state.held.size === 0) return;
     const { concurrency } = state.limits;
-    if (concurrency !== undefined && state.running >= concurrency) return; // an end lets it in
-    if (state.starts.length < rate.limit) return;
+    if (concurrency !== undefined && state.running + state.pending >= concurrency) return;
+    // Only starts leave the window: with none in it, the next start sets the timer.
+    if (state.starts.length === 0 || state.starts.length + state.pending < rate.limit) return;
     const wait = Math.max(0, state.starts[0] + rate.window - this.#clock.now());
     state.timer = this.#clock.setTimer(() => {
       state.timer = undefined;

@@ -305,14 +305,23 @@ export class Scheduler {
       const at = ready.peek();
       if (at < 0) break;
       const entry = this.#entry(at);
-      const room = entry.job.kind === "command" || this.#attempts!.commands > 0
+      // A command, or a job of a group with a rate (its start counts when
+      // handed out: so a worker must be free for it), starts on a free worker.
+      const group = entry.job.group;
+      const room = entry.job.kind === "command" || this.#attempts!.commands > 0 ||
+          (group !== undefined && this.#groups.rated(group))
         ? workers
         : prefetch;
       if (this.#handed >= room) break;
       ready.pop();
-      const group = entry.job.group;
-      if (group !== undefined && !entry.admitted && !this.#groups.admit(group, entry)) continue;
-      if (group !== undefined) entry.admitted = false;
+      if (group !== undefined) {
+        const letIn = entry.admitted;
+        entry.admitted = false;
+        if (!this.#groups.admit(group, entry, letIn)) continue;
+        this.#start(entry);
+        this.#groups.afterStart(group);
+        continue;
+      }
       this.#start(entry);
     }
     if (
@@ -456,6 +465,6 @@ interface Entry extends Ready {
   recurring: Job | undefined;
   /** How it ended, once it has. */
   result: JobResult | undefined;
-  /** Let in by its group (its start counted): started without asking again. */
+  /** Let in by its group (its place kept): started without being held again. */
   admitted: boolean;
 }
