@@ -68,6 +68,7 @@ elseif redis.call('HGET', KEYS[5], where) == ARGV[7] then
 end
 if gone == 0 then return 0 end
 ack(ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14], true)
+release_freed(KEYS[2])
 -- What it let in by priority (a group's next job, a recurring job's next run) wakes consumers.
 wake(KEYS[2])
 return 1`,

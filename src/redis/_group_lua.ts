@@ -28,13 +28,16 @@
  *    slot) and, with a rate, `q:grouppending:<g>`. When the rate stops it,
  *    the group goes into `q:groupticks` at the instant the oldest start
  *    leaves the window, and PROMOTE calls `release(g)` then.
- * 2b. A consumer starts a grouped job only on a free worker,
+ * 2b. A consumer starts a job of a group with a rate only on a free worker,
  *    and tells STARTED (`_groups.ts`), which calls `started(g, ref)`: the
  *    job leaves `pending` and its start enters the log at the server's time
  *    (after the real start). So at any instant, starts in the last window
  *    plus jobs pending is at most `rate.limit`, and every start in a window
  *    is one or the other: at most `rate.limit` start in any window, however
- *    long jobs wait in the queue or a consumer for a worker.
+ *    long jobs wait in the queue or a consumer for a worker. A consumer that
+ *    does not tell (it does not know of the rate yet, the
+ *    call was lost) leaves the job pending until its outcome, and `unslot`
+ *    logs the start then: later than it was, so the limit still holds.
  * 3. A released job is an entry like any other: consumers take it, a dead
  *    consumer's recovery puts it back in the queue still holding its slot
  *    (it runs again and frees the slot then: a SIGKILLed consumer's slot
@@ -69,17 +72,27 @@ local function group_of(entry)
   local batch = type(value.batch) == 'string' and value.batch or ''
   return value.group, batch .. '/' .. tostring(value.id)
 end
+-- Per script call: each group's limits once (nothing in a call changes
+-- them after reading), and the groups whose slots were freed.
+local limits_read, freed = {}, {}
+local function limits_of(queue, g)
+  local limits = limits_read[g]
+  if limits then return limits end
+  local raw = redis.call('HGET', queue .. ':groups', g)
+  limits = {}
+  if raw then
+    local ok, value = pcall(cjson.decode, raw)
+    if ok and type(value) == 'table' then limits = value end
+  else
+    redis.call('HSET', queue .. ':groups', g, '{}') -- named, for groups() and cancel
+  end
+  limits_read[g] = limits
+  return limits
+end
 local function hold(queue, g, entry, priority)
-  redis.call('HSETNX', queue .. ':groups', g, '{}')
+  limits_of(queue, g)
   local seq = redis.call('INCR', queue .. ':priorityseq')
   redis.call('ZADD', queue .. ':group:' .. g, -priority, string.format('%016d', seq) .. '|' .. entry)
-end
-local function limits_of(queue, g)
-  local raw = redis.call('HGET', queue .. ':groups', g)
-  if not raw then return {} end
-  local ok, limits = pcall(cjson.decode, raw)
-  if not ok or type(limits) ~= 'table' then return {} end
-  return limits
 end
 local function release(queue, g)
   local held = queue .. ':group:' .. g
@@ -129,28 +142,37 @@ end
 -- With a rate, the start of job ref enters the window's log, at the
 -- server's time (after the start itself: the log errs towards fewer starts).
 local function log_start(queue, g, ref)
-  local rate = limits_of(queue, g).rate
-  if type(rate) ~= 'table' or type(rate.window) ~= 'number' then return end
   local now = now_ms()
   local seq = redis.call('INCR', queue .. ':priorityseq')
   redis.call('ZADD', queue .. ':grouprate:' .. g, now, now .. ':' .. seq .. ':' .. ref)
 end
+local function has_rate(limits)
+  return type(limits.rate) == 'table' and type(limits.rate.window) == 'number'
+end
 -- A job let in is done with its slot: an outcome or a retry (ran: true; a
--- start not told yet is logged now), a cancel while it waited (false).
+-- start not told yet is logged now), a cancel while it waited (false). Its
+-- group lets the next in at release_freed(), once per group per call.
 local function unslot(queue, entry, ran)
   local g, ref = group_of(entry)
   if not g then return end
   redis.call('SREM', queue .. ':groupactive:' .. g, ref)
-  if redis.call('SREM', queue .. ':grouppending:' .. g, ref) == 1 and ran then
+  if has_rate(limits_of(queue, g)) and
+      redis.call('SREM', queue .. ':grouppending:' .. g, ref) == 1 and ran then
     log_start(queue, g, ref)
   end
-  release(queue, g)
+  freed[g] = true
 end
 -- A consumer started job ref of group g (STARTED): it leaves the pending
 -- set and its start enters the log, once (its outcome may have come first).
 local function started(queue, g, ref)
   if redis.call('SREM', queue .. ':grouppending:' .. g, ref) == 0 then return end
-  log_start(queue, g, ref)
-  release(queue, g)
+  if has_rate(limits_of(queue, g)) then log_start(queue, g, ref) end
+  freed[g] = true
+end
+-- Lets in what the freed slots and starts allow: every script that calls
+-- unslot or started calls this before it ends.
+local function release_freed(queue)
+  for g in pairs(freed) do release(queue, g) end
+  freed = {}
 end
 `;

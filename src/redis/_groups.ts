@@ -27,6 +27,11 @@ export const SET_GROUP: Script = {
   source: EXPECT + ENQUEUE + `
 expect(1, 'hash') expect(2, 'list') expect_priority(KEYS[2])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+-- Without a rate, nothing pending is told or logged any more: forget them
+-- (a rate set again later would count them forever).
+if not has_rate(limits_of(KEYS[2], ARGV[1])) then
+  redis.call('DEL', KEYS[2] .. ':grouppending:' .. ARGV[1])
+end
 release(KEYS[2], ARGV[1])
 wake(KEYS[2])
 return redis.call('ZCARD', KEYS[2] .. ':group:' .. ARGV[1])`,
@@ -151,6 +156,7 @@ export const STARTED: Script = {
   source: EXPECT + ENQUEUE + `
 expect(1, 'list') expect_priority(KEYS[1])
 for i = 1, #ARGV, 2 do started(KEYS[1], ARGV[i], ARGV[i + 1]) end
+release_freed(KEYS[1])
 wake(KEYS[1])
 return 0`,
 };
@@ -162,16 +168,20 @@ export interface GroupedHeld {
 }
 
 /**
- * A consumer's part in groups: a grouped job starts only on a free worker
- * (held in order, with the jobs taken after it, until one is free), so that
- * handing it to the pool is starting it, and every grouped job's start is
- * told to Redis ({@linkcode STARTED}), in one call per turn: a group's rate
- * counts real starts, not jobs queued behind busy workers.
+ * A consumer's part in groups with a rate: such a job starts only on a free
+ * worker (held in order, with the jobs taken after it, until one is free),
+ * so that handing it to the pool is starting it, and its start is told to
+ * Redis ({@linkcode STARTED}), in one call per turn, so that it counts
+ * against the rate from then, not from its outcome. Which groups have a
+ * rate is read with each heartbeat. Not knowing it (a rate set less than a
+ * beat ago) is safe: a job not told stays pending until its outcome, which
+ * then logs its start, later than it was (`_group_lua.ts`).
  */
 export class GroupStarts<H extends GroupedHeld> {
   readonly #keys: QueueKeys;
   readonly #client: () => RedisClient;
   readonly #warn: (message: string) => void;
+  #rated = new Set<string>();
   readonly #waiting: H[] = [];
   #started: string[] = [];
 
@@ -186,9 +196,19 @@ export class GroupStarts<H extends GroupedHeld> {
     this.#warn = warn;
   }
 
+  /** Reads which of the queue's groups have a rate. */
+  async refresh(): Promise<void> {
+    const pairs = await this.#client().send(["HGETALL", this.#keys.groups]) as string[];
+    const rated = new Set<string>();
+    for (let i = 0; i + 1 < pairs.length; i += 2) {
+      if (pairs[i + 1].includes('"rate"')) rated.add(pairs[i]);
+    }
+    this.#rated = rated;
+  }
+
   /**
-   * Whether `held` must wait rather than start now: it has a group and no
-   * worker is free, or jobs wait before it.
+   * Whether `held` must wait rather than start now: its group has a rate and
+   * no worker is free, or jobs wait before it.
    *
    * @param busy Attempts under way (handed to the pool or running).
    * @param workers The pool's workers.
@@ -215,16 +235,16 @@ export class GroupStarts<H extends GroupedHeld> {
     return ready;
   }
 
-  /** A grouped job started: told to Redis with the others of this turn. */
+  /** A job started: if its group has a rate, told to Redis with the others of this turn. */
   started(held: H): void {
     const group = held.job.group;
-    if (group === undefined) return;
+    if (group === undefined || !this.#rated.has(group)) return;
     if (this.#started.length === 0) setTimeout(() => this.#flush(), 0);
     this.#started.push(group, `${held.batch}/${held.job.id}`);
   }
 
   #needsWorker(held: H): boolean {
-    return held.job.group !== undefined;
+    return held.job.group !== undefined && this.#rated.has(held.job.group);
   }
 
   #flush(): void {

@@ -407,6 +407,7 @@ for i = 6 + written, #ARGV, 8 do
   removed[#removed + 1] = ack(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4],
     ARGV[i + 5], ARGV[i + 6], ARGV[i + 7])
 end
+release_freed(KEYS[2])
 wake(KEYS[2])
 return { removed, take_many(KEYS[2], KEYS[1], tonumber(ARGV[3])) }`,
 };
@@ -463,6 +464,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[2])
 -- Its group's slot is free until the next attempt is released (PROMOTE, enqueue).
 unslot(KEYS[2], ARGV[1], true)
+release_freed(KEYS[2])
 wake(KEYS[2])
 return 1`,
 };
@@ -804,13 +806,30 @@ if #batch.prioritized > 0 then
   woken = woken + #batch.prioritized
 end
 -- Grouped jobs: held in their groups, then each group released once.
-local groups = {}
-for _, h in ipairs(batch.grouped) do
-  hold(KEYS[1], h[3], h[2], h[1])
-  groups[h[3]] = true
+-- One INCRBY for their sequence, one ZADD per group per 1000 jobs.
+if #batch.grouped > 0 then
+  local seq = redis.call('INCRBY', KEYS[1] .. ':priorityseq', #batch.grouped) - #batch.grouped
+  local per = {}
+  for i, h in ipairs(batch.grouped) do
+    local args = per[h[3]]
+    if not args then
+      limits_of(KEYS[1], h[3]) -- names the group
+      args = {}
+      per[h[3]] = args
+    end
+    args[#args + 1] = -h[1]
+    args[#args + 1] = string.format('%016d', seq + i) .. '|' .. h[2]
+    if #args >= 2000 then
+      redis.call('ZADD', KEYS[1] .. ':group:' .. h[3], unpack(args))
+      per[h[3]] = {}
+    end
+  end
+  for g, args in pairs(per) do
+    if #args > 0 then redis.call('ZADD', KEYS[1] .. ':group:' .. g, unpack(args)) end
+    release(KEYS[1], g)
+  end
+  n = n + #batch.grouped
 end
-for g in pairs(groups) do release(KEYS[1], g) end
-n = n + #batch.grouped
 for _, r in ipairs(batch.ready) do
   if type(r) == 'string' then
     ready[#ready + 1] = r

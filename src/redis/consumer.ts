@@ -113,7 +113,7 @@ export class RedisConsumer {
   /** Entries held, by `keyOf` (an entry may be held twice: a copy recovered back to us). */
   readonly #held = new Map<string, number>();
   readonly #commandsWaiting: Held[] = [];
-  /** Grouped jobs wait for a free worker; their starts are told (`_groups.ts`). */
+  /** Jobs of groups with a rate wait for a free worker; their starts are told (`_groups.ts`). */
   readonly #groups: GroupStarts<Held>;
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
   /** The held jobs whose attempt runs, by the attempt's token (recycled). */
@@ -659,6 +659,7 @@ export class RedisConsumer {
     const info = beatInfo(this.stats, this.#heldCount, this.#workers, this.#ttl, this.#since);
     const k = this.#keys;
     return Promise.all([
+      this.#groups.refresh(),
       this.#client!.send(["SET", k.heartbeat(this.id), info, "PX", this.#ttl]),
       this.#client!.send(["SADD", k.consumers, this.id]),
       // Cancels asked for: found within a beat (a second) by whoever holds the job.
