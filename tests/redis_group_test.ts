@@ -114,15 +114,16 @@ redisTest("groups: a push holds back what the limits do not let in, in order", a
   const prioritized = (await redis.send(["ZRANGE", `${queue}:priority`, 0, -1]) as string[])
     .map((m) => JSON.parse(m.slice(m.indexOf("|") + 1)).id);
   assert.deepStrictEqual(prioritized, ["urgent"]);
-  // In line with the other jobs, first in first out: none jumps ahead of "early".
-  assert.deepStrictEqual(await takeOrder(), ["early", "g0", "g1", "free"]);
+  // In line with the other jobs, first in first out: none jumps ahead of
+  // "early", nor of its push's ungrouped jobs (let in after them).
+  assert.deepStrictEqual(await takeOrder(), ["early", "free", "g0", "g1"]);
   assert.deepStrictEqual(await groupKeys(redis, queue, "api"), { active: 3, held: 8 });
   assert.strictEqual((await producer.counts()).queued, 13);
   const [info] = await producer.groups();
   assert.deepStrictEqual(info, { name: "api", limits: { concurrency: 3 }, waiting: 8, running: 3 });
   // Raising the limit lets two more in at once, first in first out.
   assert.strictEqual(await producer.setGroup("api", { concurrency: 5 }), 6);
-  assert.deepStrictEqual(await takeOrder(), ["early", "g0", "g1", "free", "g2", "g3"]);
+  assert.deepStrictEqual(await takeOrder(), ["early", "free", "g0", "g1", "g2", "g3"]);
   // A keyed job of a group: held like the others, and its key held meanwhile.
   const keyed = await producer.push(jobs([
     { id: "k", task: "#noop", args: ["old"], group: "api", key: "only" },
@@ -137,6 +138,17 @@ redisTest("groups: a push holds back what the limits do not let in, in order", a
   const entry = JSON.parse(held[0].slice(held[0].indexOf("|") + 1));
   assert.strictEqual(entry.id, "k");
   assert.deepStrictEqual(entry.args, ["new"]);
+  // The same again: an identical entry replaces it in place, and loses nothing.
+  const again = await producer.push(jobs([
+    { id: "k3", task: "#noop", args: ["new"], group: "api", key: "only", onDuplicate: "replace" },
+  ]));
+  assert.deepStrictEqual(again.duplicates.map((d) => d.replaced), [true]);
+  assert.deepStrictEqual(await groupKeys(redis, queue, "api"), { active: 5, held: 7 });
+  // A rate added to a group counts the jobs it let in already as pending.
+  await producer.setGroup("api", { concurrency: 5, rate: "1/10s" });
+  assert.strictEqual(await redis.send(["SCARD", `${queue}:grouppending:api`]), 5);
+  await producer.setGroup("api", { concurrency: 5 });
+  assert.strictEqual(await redis.send(["EXISTS", `${queue}:grouppending:api`]), 0);
   assert.deepStrictEqual(await groupKeys(redis, queue, "api"), { active: 5, held: 7 });
   await assert.rejects(
     producer.setGroup("api", { concurrency: 0 }),

@@ -147,7 +147,8 @@ local function log_start(queue, g, ref)
   redis.call('ZADD', queue .. ':grouprate:' .. g, now, now .. ':' .. seq .. ':' .. ref)
 end
 local function has_rate(limits)
-  return type(limits.rate) == 'table' and type(limits.rate.window) == 'number'
+  local rate = limits.rate
+  return type(rate) == 'table' and type(rate.window) == 'number' and type(rate.limit) == 'number'
 end
 -- A job let in is done with its slot: an outcome or a retry (ran: true; a
 -- start not told yet is logged now), a cancel while it waited (false). Its
@@ -168,6 +169,14 @@ local function started(queue, g, ref)
   if redis.call('SREM', queue .. ':grouppending:' .. g, ref) == 0 then return end
   if has_rate(limits_of(queue, g)) then log_start(queue, g, ref) end
   freed[g] = true
+end
+-- A job given back to the queue (recovery, a stopping consumer) that a
+-- group with a rate let in: pending again, so that its next start counts.
+local function pending_again(queue, entry)
+  local g, ref = group_of(entry)
+  if g and has_rate(limits_of(queue, g)) then
+    redis.call('SADD', queue .. ':grouppending:' .. g, ref)
+  end
 end
 -- Lets in what the freed slots and starts allow: every script that calls
 -- unslot or started calls this before it ends.

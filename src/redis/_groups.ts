@@ -26,11 +26,18 @@ export const SET_GROUP: Script = {
   name: "set-group",
   source: EXPECT + ENQUEUE + `
 expect(1, 'hash') expect(2, 'list') expect_priority(KEYS[2])
+local before = has_rate(limits_of(KEYS[2], ARGV[1]))
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
--- Without a rate, nothing pending is told or logged any more: forget them
--- (a rate set again later would count them forever).
+limits_read[ARGV[1]] = nil
+local pending = KEYS[2] .. ':grouppending:' .. ARGV[1]
 if not has_rate(limits_of(KEYS[2], ARGV[1])) then
-  redis.call('DEL', KEYS[2] .. ':grouppending:' .. ARGV[1])
+  -- Without a rate, nothing pending is told or logged any more: forget them
+  -- (a rate set again later would count them forever).
+  redis.call('DEL', pending)
+elseif not before then
+  -- A new rate: the jobs let in already count as pending until their starts
+  -- are told or their outcomes come (some may be running: fewer start, never more).
+  redis.call('SUNIONSTORE', pending, pending, KEYS[2] .. ':groupactive:' .. ARGV[1])
 end
 release(KEYS[2], ARGV[1])
 wake(KEYS[2])

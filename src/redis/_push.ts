@@ -87,9 +87,10 @@ local function replace(key, entry, id, head, tail)
       redis.call('LSET', KEYS[1], at, new)
     else
       -- In its place among the group's held jobs: its score and sequence.
+      -- Removed first: an identical entry makes the same member.
+      redis.call('ZREM', KEYS[1] .. ':group:' .. g, member)
       redis.call('ZADD', KEYS[1] .. ':group:' .. g, score,
         string.sub(member, 1, #member - #old) .. new)
-      redis.call('ZREM', KEYS[1] .. ':group:' .. g, member)
     end
     redis.call('HSET', KEYS[8], key, ref .. '\\n' .. new)
   end
@@ -135,6 +136,32 @@ if #batch.prioritized > 0 then
   n = n + #batch.prioritized
   woken = woken + #batch.prioritized
 end
+for _, r in ipairs(batch.ready) do
+  if type(r) == 'string' then
+    ready[#ready + 1] = r
+  else
+    local entry, ref, key, again, head, tail, priority = r[1], r[2], r[3], r[4], r[5], r[6], r[7]
+    local holder = redis.call('HGET', KEYS[8], key)
+    if not holder and (priority ~= 0 or r[8]) then
+      redis.call('HSET', KEYS[8], key, ref .. '\\n' .. entry)
+      if r[8] then flush() end -- let in after the jobs listed before it
+      enqueue(KEYS[1], entry, priority)
+      n = n + 1
+    elseif not holder then
+      redis.call('HSET', KEYS[8], key, ref .. '\\n' .. entry)
+      ready[#ready + 1] = entry
+    elseif again == 1 then
+      flush() -- the holder may be among the entries not pushed yet
+      replace(key, entry, idOf(ref), head, tail)
+    else
+      claim(key, ref, entry, idOf(ref))
+    end
+  end
+  if #ready >= 1000 then flush() end
+end
+flush()
+-- After the push's other ready jobs: let in by their groups in order, none
+-- goes before a job listed before it.
 -- Grouped jobs: held in their groups, then each group released once.
 -- One INCRBY for their sequence, one ZADD per group per 1000 jobs.
 if #batch.grouped > 0 then
@@ -160,29 +187,6 @@ if #batch.grouped > 0 then
   end
   n = n + #batch.grouped
 end
-for _, r in ipairs(batch.ready) do
-  if type(r) == 'string' then
-    ready[#ready + 1] = r
-  else
-    local entry, ref, key, again, head, tail, priority = r[1], r[2], r[3], r[4], r[5], r[6], r[7]
-    local holder = redis.call('HGET', KEYS[8], key)
-    if not holder and (priority ~= 0 or r[8]) then
-      redis.call('HSET', KEYS[8], key, ref .. '\\n' .. entry)
-      enqueue(KEYS[1], entry, priority)
-      n = n + 1
-    elseif not holder then
-      redis.call('HSET', KEYS[8], key, ref .. '\\n' .. entry)
-      ready[#ready + 1] = entry
-    elseif again == 1 then
-      flush() -- the holder may be among the entries not pushed yet
-      replace(key, entry, idOf(ref), head, tail)
-    else
-      claim(key, ref, entry, idOf(ref))
-    end
-  end
-  if #ready >= 1000 then flush() end
-end
-flush()
 wake(KEYS[1])
 return { n, duplicates }`,
 };

@@ -168,10 +168,13 @@ local function enqueue(queue, entry, priority)
 end
 -- Puts entries taken from a processing list back (recovery, a stopping
 -- consumer), taken next: priority 0 at the list's tail (RPUSH, in the order
--- given), any other by its priority; wake markers are dropped.
+-- given), any other by its priority; wake markers are dropped. A job of a
+-- group keeps its slot, and with a rate is pending again: its next start
+-- counts (pending_again, _group_lua.ts).
 local function give_back(queue, entries)
   local moved = 0
   for _, entry in ipairs(entries) do
+    pending_again(queue, entry)
     if entry ~= '${WAKE}' then
       local priority = priority_of(entry)
       if priority == 0 then redis.call('RPUSH', queue, entry) else lane(queue, entry, priority) end

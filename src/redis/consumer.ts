@@ -480,6 +480,7 @@ export class RedisConsumer {
       const next = this.#commandsWaiting.shift();
       if (next) this.#start(next);
     }
+    if (this.#cancelled) return; // the pool is ending: nothing more starts
     for (const next of this.#groups.next(this.#busy, this.#workers)) this.#start(next);
   }
 
