@@ -196,3 +196,129 @@ async function kill(child: Deno.ChildProcess): Promise<void> {
   await child.status;
   clearTimeout(hard);
 }
+
+/** A private Redis Cluster of three masters on free loopback ports, from {@linkcode startRedisCluster}. */
+export interface RedisCluster {
+  /** The seed URLs of all three nodes, comma-separated (what `--redis` takes). */
+  url: string;
+  /** Each node's port. */
+  ports: number[];
+  /** Stops one node (SIGKILL), then starts it again on its port with its data and cluster config. */
+  restart(port: number): Promise<void>;
+  /** Stops every node and removes their files. */
+  stop(): Promise<void>;
+  /** `await using` stops it. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
+ * Starts three redis-servers in cluster mode (each with an append-only
+ * file, so that a restarted node keeps its keys), joins them with
+ * `redis-cli --cluster create … --cluster-replicas 0`, and waits until every
+ * node reports `cluster_state:ok`.
+ *
+ * @returns The cluster's URL, ports and controls.
+ */
+export async function startRedisCluster(): Promise<RedisCluster> {
+  const dir = await Deno.makeTempDir({ prefix: "taskpool-cluster-" });
+  const ports = [freePort(), freePort(), freePort()];
+  const children = new Map<number, Deno.ChildProcess>();
+  const start = async (port: number) => {
+    const child = new Deno.Command("redis-server", {
+      args: [
+        "--port",
+        `${port}`,
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfilename",
+        `append-${port}.aof`,
+        "--appenddirname",
+        `aof-${port}`,
+        "--dir",
+        dir,
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        `nodes-${port}.conf`,
+        "--cluster-node-timeout",
+        "3000",
+        "--loglevel",
+        "warning",
+      ],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    children.set(port, child);
+    const deadline = Date.now() + 10_000;
+    while (!(await answersPing(port))) {
+      if (Date.now() > deadline) throw new Error(`cluster node on port ${port} did not start`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+  const stop = async () => {
+    await Promise.all([...children.values()].map(kill));
+    children.clear();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  };
+  try {
+    await Promise.all(ports.map(start));
+    const create = await new Deno.Command("redis-cli", {
+      args: [
+        "--cluster",
+        "create",
+        ...ports.map((port) => `127.0.0.1:${port}`),
+        "--cluster-replicas",
+        "0",
+        "--cluster-yes",
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!create.success) {
+      throw new Error(
+        `redis-cli --cluster create failed: ${new TextDecoder().decode(create.stdout)}`,
+      );
+    }
+    for (const port of ports) await clusterOk(port);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return {
+    url: ports.map((port) => `redis://127.0.0.1:${port}`).join(","),
+    ports,
+    async restart(port: number) {
+      const child = children.get(port);
+      if (child) {
+        child.kill("SIGKILL");
+        await child.status;
+      }
+      await start(port);
+      for (const each of ports) await clusterOk(each);
+    },
+    stop,
+    [Symbol.asyncDispose]: stop,
+  };
+}
+
+/** Waits until the node on `port` says `cluster_state:ok` (gossip has joined it). */
+async function clusterOk(port: number): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const info = await new Deno.Command("redis-cli", {
+      args: ["-p", `${port}`, "cluster", "info"],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    if (new TextDecoder().decode(info.stdout).includes("cluster_state:ok")) return;
+    if (Date.now() > deadline) throw new Error(`cluster node on port ${port} never became ok`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

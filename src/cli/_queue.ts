@@ -92,5 +92,6 @@ export function withFlags(message: string): string {
       "pass --redis redis://host:6379/0",
     )
     .replaceAll("(check the Redis URL)", "(check --redis or TASKPOOL_REDIS_URL)")
-    .replaceAll("choose another queue name,", "choose another --queue,");
+    .replaceAll("choose another queue name,", "choose another --queue,")
+    .replaceAll("the queue's name needs a hash tag", "--queue needs a hash tag");
 }

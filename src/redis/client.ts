@@ -9,6 +9,7 @@ import { RedisConnectionError, RedisError } from "../errors.ts";
 import { backoff, checkMs, type MsRule } from "../_util.ts";
 import { INCOMPLETE, RespErrorReply, RespParser, type RespValue, RespWriter } from "./_resp.ts";
 import { parseRedisUrl, type RedisUrl } from "./_url.ts";
+import { ClusterRouter } from "./_cluster.ts";
 
 /**
  * A decoded reply: simple and bulk strings, integers, nil, and (nested)
@@ -50,6 +51,14 @@ export interface RedisClientOptions {
   maxReconnectDelay?: number;
   /** A name set with CLIENT SETNAME on each connection (printable ASCII, no spaces). */
   name?: string;
+  /**
+   * Whether to ask the server if it is part of a Redis Cluster (`INFO
+   * cluster`, with the connection's first commands) and, if so, route each
+   * command to the node serving its key (`_cluster.ts`).
+   *
+   * @default {true}
+   */
+  cluster?: boolean;
 }
 
 /** Options of {@linkcode RedisClient.send}. */
@@ -122,7 +131,7 @@ const CHECK_URL = "(check the Redis URL)";
  */
 export class RedisClient {
   readonly #url: RedisUrl;
-  readonly #options: Required<Omit<RedisClientOptions, "name">> & { name?: string };
+  readonly #options: Required<Omit<RedisClientOptions, "name" | "cluster">> & { name?: string };
   readonly #where: string;
   #link: Link | undefined;
   /** Commands sent while no connection was up, in order. */
@@ -134,6 +143,8 @@ export class RedisClient {
   #dead: string | undefined;
   /** Ends the backoff sleep, or the connection attempt, in progress. */
   #cancel: (() => void) | undefined;
+  /** On a cluster: routes every command (this connection is one node's). */
+  #router: ClusterRouter | undefined;
 
   private constructor(url: RedisUrl, options: RedisClientOptions) {
     this.#url = url;
@@ -153,7 +164,13 @@ export class RedisClient {
    * Connects (TCP or TLS), then AUTH, SELECT and CLIENT SETNAME as the URL and
    * options ask. Makes one attempt; reconnection applies only to later drops.
    *
-   * @param url A `redis://` or `rediss://` URL, or its parsed form.
+   * A server that is a node of a Redis Cluster (it says so with the first
+   * commands) makes a client that routes each command to the node serving
+   * its key, with a connection per node, following MOVED and ASK
+   * (`_cluster.ts`); the URL may then list several seed nodes, separated by
+   * commas, tried in turn (`redis://10.0.0.5:7000,redis://10.0.0.6:7000`).
+   *
+   * @param url A `redis://` or `rediss://` URL (or several, comma-separated), or its parsed form.
    * @param options Timeouts, reconnection and a client name.
    * @returns A connected client.
    * @throws {TypeError} When the URL is malformed or the name has spaces.
@@ -176,7 +193,23 @@ export class RedisClient {
     url: string | RedisUrl,
     options: RedisClientOptions = {},
   ): Promise<RedisClient> {
-    const parsed = typeof url === "string" ? parseRedisUrl(url) : url;
+    // Several seed nodes of a cluster: `redis://a:7000,redis://b:7001`.
+    const seeds = typeof url === "string"
+      ? url.split(",").map((one) => parseRedisUrl(one.trim()))
+      : [url];
+    let failure: unknown;
+    for (const seed of seeds) {
+      try {
+        return await RedisClient.#connectTo(seed, options);
+      } catch (error) {
+        if (!(error instanceof RedisConnectionError)) throw error;
+        failure ??= error;
+      }
+    }
+    throw failure;
+  }
+
+  static async #connectTo(parsed: RedisUrl, options: RedisClientOptions): Promise<RedisClient> {
     for (const key of ["connectTimeout", "commandTimeout", "maxReconnectDelay"] as const) {
       if (options[key] === undefined) continue;
       checkMs(
@@ -194,7 +227,42 @@ export class RedisClient {
     const client = new RedisClient(parsed, options);
     const [conn, parser] = await client.#open();
     client.#attach(conn, parser);
+    if (options.cluster === false) return client;
+    try {
+      const info = await client.#direct(["INFO", "cluster"], {});
+      if (!/^cluster_enabled:1/m.test(String(info))) return client;
+      const seed = { send: client.#direct.bind(client), close: () => {} };
+      client.#router = await ClusterRouter.open([client.#where, seed], (address) => {
+        const cut = address.lastIndexOf(":");
+        const hostname = address.slice(0, cut).replace(/^\[(.*)\]$/, "$1");
+        const node = { ...parsed, hostname, port: Number(address.slice(cut + 1)) };
+        return RedisClient.connect(node, { ...options, cluster: false });
+      });
+    } catch (error) {
+      client.close();
+      throw error;
+    }
     return client;
+  }
+
+  /**
+   * Whether the server is part of a Redis Cluster, whose nodes this client
+   * routes commands to.
+   *
+   * @example A single server is no cluster
+   * ```ts
+   * import { RedisClient } from "@taskpool/taskpool";
+   * import assert from "node:assert";
+   *
+   * const url = Deno.env.get("TASKPOOL_REDIS_URL"); // runs where a server is set
+   * if (url) {
+   *   await using redis = await RedisClient.connect(url);
+   *   assert.strictEqual(redis.cluster, false);
+   * }
+   * ```
+   */
+  get cluster(): boolean {
+    return this.#router !== undefined;
   }
 
   /**
@@ -260,6 +328,13 @@ export class RedisClient {
     } catch (error) {
       return Promise.reject(error); // send() never throws: every failure is a rejection
     }
+    if (this.#router !== undefined) return this.#router.send(args, { timeout });
+    return this.#direct(args, { timeout });
+  }
+
+  /** Sends on this connection (checked already): the whole of `send` for one server. */
+  #direct(args: readonly RedisArg[], options: RedisSendOptions = {}): Promise<RedisReply> {
+    const timeout = options.timeout ?? this.#options.commandTimeout;
     const first = args[0];
     const command = (first instanceof Uint8Array ? new TextDecoder().decode(first) : String(first))
       .toUpperCase();
@@ -303,6 +378,7 @@ export class RedisClient {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#router?.close();
     this.#cancel?.();
     if (this.#link) this.#drop(this.#link, "the client was closed");
     for (const pending of this.#waiting.splice(0)) {
@@ -414,6 +490,11 @@ export class RedisClient {
       why = "authentication failed: the URL has a password but the server needs none";
     } else if (error instanceof RedisError && error.command === "AUTH") {
       why = "authentication failed: wrong user or password in the URL";
+    } else if (
+      error instanceof RedisError && /SELECT is not allowed in cluster mode/.test(message)
+    ) {
+      why =
+        `it is a node of a Redis Cluster, which has only database 0; drop "/${db}" from the URL`;
     } else if (error instanceof RedisError && /DB index is out of range/.test(message)) {
       why = `there is no database ${db} on the server; use a lower number in the URL's /db`;
     } else if (error instanceof Deno.errors.NotFound || /lookup|resolve/i.test(message)) {

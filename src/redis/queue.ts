@@ -14,6 +14,7 @@ import { RedisClient, type RedisClientOptions, type RedisReply } from "./client.
 import { RedisConsumer } from "./consumer.ts";
 import type { ConsumeOptions, ConsumerSettings } from "./types.ts";
 import { type QueueKeys, queueKeys } from "./_keys.ts";
+import { hashTagOf } from "./_cluster.ts";
 import { type GroupInfo, groupsOf, heldBack, setGroup } from "./_groups.ts";
 import type { GroupLimits, GroupRate } from "../jobs/groups.ts";
 import { runScript, UNSCHEDULE, WAKE } from "./_scripts.ts";
@@ -261,6 +262,13 @@ export class RedisQueue {
       );
     }
     const client = await RedisClient.connect(url, options);
+    if (client.cluster && hashTagOf(options.queue) === undefined) {
+      client.close();
+      // The CLI puts its --queue flag in the place of "the queue's name".
+      throw new TypeError(
+        `Cannot use the queue "${options.queue}" on a Redis Cluster: the queue's name needs a hash tag, such as "{${options.queue}}", so that all its keys share one slot and every script runs on one node`,
+      );
+    }
     return new RedisQueue(url, options, client);
   }
 

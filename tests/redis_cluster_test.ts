@@ -1,0 +1,261 @@
+// The queue on a real Redis Cluster of three local masters
+// (src/redis/_cluster.ts): slots as the server computes them, a queue name
+// without a hash tag refused, push, two consumer processes, push --wait,
+// retries to the dead list, a SIGKILLed consumer's jobs recovered, the
+// queue's slot migrated to another node mid-run and its node restarted
+// mid-run, with every job accounted for.
+import assert from "node:assert";
+import { RedisClient, RedisQueue } from "../src/redis/mod.ts";
+import { slotOf } from "../src/redis/_cluster.ts";
+import { type RedisCluster, redisTest, startRedisCluster } from "./_redis.ts";
+import { jobs, results } from "./_queue.ts";
+import { withDir } from "./_temp.ts";
+import { Gate } from "./_gate.ts";
+import { exists, until } from "./_wait.ts";
+
+const CLI = new URL("../cli.ts", import.meta.url).pathname;
+const TASKS = new URL("./fixtures/cli_tasks.ts", import.meta.url).pathname;
+const WAIT = {
+  get signal() {
+    return AbortSignal.timeout(120_000);
+  },
+};
+
+/** `cli.ts <args>` as a child process, its output discarded. */
+function spawnCli(args: string[]): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, ...args],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+}
+
+/** A connection to one node only (no routing), by port. */
+function node(port: number): Promise<RedisClient> {
+  return RedisClient.connect(`redis://127.0.0.1:${port}`, { cluster: false });
+}
+
+/** The port of the node that serves `slot`. */
+async function ownerOf(cluster: RedisCluster, slot: number): Promise<number> {
+  await using any = await node(cluster.ports[0]);
+  const ranges = await any.send(["CLUSTER", "SLOTS"]) as [number, number, [string, number]][];
+  const range = ranges.find(([from, to]) => slot >= from && slot <= to)!;
+  return Number(range[2][1]);
+}
+
+/**
+ * Moves `slot` to another node as `redis-cli --cluster reshard` does:
+ * IMPORTING on the target, MIGRATING on the source, MIGRATE of its keys in
+ * batches until none is left, then the slot assigned to the target on every
+ * node. Returns the target's port.
+ */
+async function migrate(cluster: RedisCluster, slot: number): Promise<number> {
+  const from = await ownerOf(cluster, slot);
+  const to = cluster.ports.find((port) => port !== from)!;
+  const clients = new Map<number, RedisClient>();
+  for (const port of cluster.ports) clients.set(port, await node(port));
+  try {
+    const id = async (port: number) => String(await clients.get(port)!.send(["CLUSTER", "MYID"]));
+    const [fromId, toId] = [await id(from), await id(to)];
+    await clients.get(to)!.send(["CLUSTER", "SETSLOT", slot, "IMPORTING", fromId]);
+    await clients.get(from)!.send(["CLUSTER", "SETSLOT", slot, "MIGRATING", toId]);
+    for (;;) {
+      const keys = await clients.get(from)!.send([
+        "CLUSTER",
+        "GETKEYSINSLOT",
+        slot,
+        100,
+      ]) as string[];
+      if (keys.length === 0) break;
+      await clients.get(from)!.send(["MIGRATE", "127.0.0.1", to, "", 0, 5000, "KEYS", ...keys]);
+    }
+    for (const port of [to, from, ...cluster.ports.filter((p) => p !== to && p !== from)]) {
+      await clients.get(port)!.send(["CLUSTER", "SETSLOT", slot, "NODE", toId]);
+    }
+    return to;
+  } finally {
+    for (const client of clients.values()) client.close();
+  }
+}
+
+redisTest("Redis Cluster: the queue on three local masters", async () => {
+  await using cluster = await startRedisCluster();
+  const url = cluster.url;
+  await using router = await RedisClient.connect(url);
+  assert(router.cluster);
+
+  // One step per scenario: they share the cluster (starting one takes seconds).
+  const t = async (name: string, fn: () => Promise<void>) => {
+    try {
+      await fn();
+    } catch (error) {
+      throw new Error(`${name}: ${(error as Error).message}`, { cause: error });
+    }
+  };
+
+  await t("slots are the server's, hash tags included", async () => {
+    for (const key of ["foo", "{jobs}", "{jobs}:results", "a{b}c", "{}x", "ñandú", "x{}{y}"]) {
+      assert.strictEqual(slotOf(key), await router.send(["CLUSTER", "KEYSLOT", key]), key);
+    }
+    assert.strictEqual(slotOf("{jobs}:processing:c1"), slotOf("{jobs}"));
+  });
+
+  await t("a queue name without a hash tag is refused, saying how to fix it", async () => {
+    await assert.rejects(
+      RedisQueue.connect({ url, queue: "jobs" }),
+      /the queue's name needs a hash tag, such as "\{jobs\}"/,
+    );
+    await assert.rejects(
+      RedisClient.connect(`redis://127.0.0.1:${cluster.ports[0]}/2`),
+      /Redis Cluster, which has only database 0; drop "\/2"/,
+    );
+  });
+
+  await t("push, two consumer processes, retries to the dead list, push --wait", async () => {
+    await withDir(async (dir) => {
+      const queue = "{main}";
+      const a = spawnCli(["consume", "--redis", url, "--queue", queue, "--workers", "2"]);
+      const b = spawnCli(["consume", "--redis", url, "--queue", queue, "--workers", "2"]);
+      try {
+        const list: Array<Record<string, unknown>> = Array.from({ length: 60 }, (_, i) => ({
+          id: `j${i}`,
+          task: "#sleep",
+          args: [5],
+        }));
+        list.push({ id: "bad", task: "#fail", args: ["no"], retries: 1, backoff: "10ms" });
+        const file = JSON.stringify({ jobs: list }).replaceAll('"#', `"${TASKS}#`);
+        await Deno.writeTextFile(`${dir}/jobs.json`, file);
+        const wait = await new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            "-A",
+            CLI,
+            "push",
+            "--redis",
+            url,
+            "--queue",
+            queue,
+            "--wait",
+            "--json",
+            `${dir}/jobs.json`,
+          ],
+          stdin: "null",
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        const lines = new TextDecoder().decode(wait.stdout).trim().split("\n").map((l) =>
+          JSON.parse(l)
+        );
+        assert.strictEqual(wait.code, 1); // one failed for good
+        assert.strictEqual(lines.length, 61);
+        assert.strictEqual(lines.filter((r) => r.status === "succeeded").length, 60);
+        const bad = lines.find((r) => r.id === "bad");
+        assert.strictEqual(bad.status, "failed");
+        assert.strictEqual(bad.attempts, 2);
+        assert.strictEqual(await router.send(["LLEN", `${queue}:dead`]), 1);
+        const by = new Set(lines.map((r) => r.consumer));
+        assert.strictEqual(by.size, 2, "both consumers ran jobs");
+      } finally {
+        for (const child of [a, b]) child.kill("SIGTERM");
+        await Promise.all([a.status, b.status]);
+      }
+    });
+  });
+
+  await t("a consumer SIGKILLed mid-job: another recovers its jobs", async () => {
+    await withDir(async (dir) => {
+      const queue = "{kill}";
+      await using gate = await Gate.create();
+      await using producer = await RedisQueue.connect({ url, queue });
+      const victim = spawnCli([
+        "consume",
+        "--redis",
+        url,
+        "--queue",
+        queue,
+        "--workers",
+        "2",
+        "--heartbeat",
+        "1s",
+      ]);
+      const receipt = await producer.push(jobs([
+        { id: "held", task: "#gated", args: [gate.path, "held", `${dir}/held`] },
+        ...Array.from({ length: 10 }, (_, i) => ({ id: `j${i}`, command: ["true"] })),
+      ], dir));
+      await until("the victim to run a job", () => exists(`${dir}/held`));
+      victim.kill("SIGKILL");
+      await victim.status;
+      await gate.open();
+      const rescuer = producer.consume({ workers: 2, heartbeat: 1000 });
+      const outcomes = await producer.wait(receipt, WAIT);
+      rescuer.stop();
+      const stats = await rescuer.done;
+      assert(outcomes.every((r) => r.status === "succeeded"));
+      assert(stats.recovered >= 1);
+      assert.deepStrictEqual(
+        [(await producer.counts()).queued, (await producer.counts()).processing],
+        [0, 0],
+      );
+    });
+  });
+
+  await t("the queue's slot migrates to another node mid-run: nothing is lost", async () => {
+    const queue = "{move}";
+    await using producer = await RedisQueue.connect({ url, queue });
+    const consumers = [
+      producer.consume({ workers: 2, heartbeat: 2000 }),
+      producer.consume({ workers: 2, heartbeat: 2000 }),
+    ];
+    try {
+      const receipt = await producer.push(
+        jobs(Array.from({ length: 400 }, (_, i) => ({ id: `j${i}`, task: "#sleep", args: [3] }))),
+      );
+      await until(
+        "some outcomes",
+        async () => await router.send(["XLEN", `${queue}:results`]) as number > 50,
+      );
+      const slot = slotOf(queue);
+      const before = await ownerOf(cluster, slot);
+      const after = await migrate(cluster, slot);
+      assert.notStrictEqual(after, before);
+      assert.strictEqual(await ownerOf(cluster, slot), after);
+      const outcomes = await producer.wait(receipt, WAIT);
+      assert.strictEqual(outcomes.length, 400);
+      assert(outcomes.every((r) => r.status === "succeeded"));
+      // At least once: every job has an outcome; none is left anywhere.
+      const recorded = new Set((await results(router, queue)).map((r) => r.id));
+      assert.strictEqual(recorded.size, 400);
+      const counts = await producer.counts();
+      assert.deepStrictEqual([counts.queued, counts.processing, counts.delayed], [0, 0, 0]);
+      await using old = await node(before);
+      assert.deepStrictEqual(await old.send(["CLUSTER", "GETKEYSINSLOT", slot, 10]), []);
+    } finally {
+      for (const consumer of consumers) consumer.stop();
+      await Promise.all(consumers.map((consumer) => consumer.done));
+    }
+  });
+
+  await t("the queue's node restarts mid-run: consumers reconnect, nothing is lost", async () => {
+    const queue = "{again}";
+    await using producer = await RedisQueue.connect({ url, queue });
+    const consumer = producer.consume({ workers: 2, heartbeat: 5000 });
+    try {
+      const receipt = await producer.push(
+        jobs(Array.from({ length: 200 }, (_, i) => ({ id: `j${i}`, task: "#sleep", args: [5] }))),
+      );
+      await until(
+        "some outcomes",
+        async () => await router.send(["XLEN", `${queue}:results`]) as number > 20,
+      );
+      await cluster.restart(await ownerOf(cluster, slotOf(queue)));
+      const outcomes = await producer.wait(receipt, WAIT);
+      assert(outcomes.every((r) => r.status === "succeeded"));
+      const counts = await producer.counts();
+      assert.deepStrictEqual([counts.queued, counts.processing], [0, 0]);
+    } finally {
+      consumer.stop();
+      await consumer.done;
+    }
+  });
+}, { sanitizeOps: false, sanitizeResources: false });
