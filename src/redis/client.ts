@@ -229,7 +229,11 @@ export class RedisClient {
     client.#attach(conn, parser);
     if (options.cluster === false) return client;
     try {
-      const info = await client.#direct(["INFO", "cluster"], {});
+      // A server that refuses INFO (an ACL, a renamed command) is taken for one server.
+      const info = await client.#direct(["INFO", "cluster"], {}).catch((error) => {
+        if (error instanceof RedisError) return "";
+        throw error;
+      });
       if (!/^cluster_enabled:1/m.test(String(info))) return client;
       const seed = { send: client.#direct.bind(client), close: () => {} };
       client.#router = await ClusterRouter.open([client.#where, seed], (address) => {
