@@ -205,6 +205,8 @@ export interface RedisCluster {
   ports: number[];
   /** Stops one node (SIGKILL), then starts it again on its port with its data and cluster config. */
   restart(port: number): Promise<void>;
+  /** Stops one node (SIGKILL); `restart` brings it back. */
+  kill(port: number): Promise<void>;
   /** Stops every node and removes their files. */
   stop(): Promise<void>;
   /** `await using` stops it. */
@@ -293,6 +295,14 @@ export async function startRedisCluster(): Promise<RedisCluster> {
   return {
     url: ports.map((port) => `redis://127.0.0.1:${port}`).join(","),
     ports,
+    async kill(port: number) {
+      const child = children.get(port);
+      children.delete(port);
+      if (child) {
+        child.kill("SIGKILL");
+        await child.status;
+      }
+    },
     async restart(port: number) {
       const child = children.get(port);
       if (child) {

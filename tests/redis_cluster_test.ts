@@ -236,6 +236,57 @@ redisTest("Redis Cluster: the queue on three local masters", async () => {
     }
   });
 
+  await t("endpoints without a host (null, ?) are the answering node's", async () => {
+    for (const port of cluster.ports) {
+      await using one = await node(port);
+      await one.send(["CONFIG", "SET", "cluster-preferred-endpoint-type", "unknown-endpoint"]);
+    }
+    try {
+      await using fresh = await RedisClient.connect(url);
+      for (const key of ["a", "b", "c", "{x}", "{y}"]) {
+        await fresh.send(["SET", key, key]);
+        assert.strictEqual(await fresh.send(["GET", key]), key);
+      }
+    } finally {
+      for (const port of cluster.ports) {
+        await using one = await node(port);
+        await one.send(["CONFIG", "SET", "cluster-preferred-endpoint-type", "ip"]);
+      }
+    }
+  });
+
+  await t(
+    "a seed node dies: commands without a key, stop and new clients use the others",
+    async () => {
+      const queue = "{seed}";
+      const owner = await ownerOf(cluster, slotOf(queue));
+      const seedPort = cluster.ports.find((port) => port !== owner)!;
+      for (const port of cluster.ports) {
+        await using one = await node(port);
+        await one.send(["CONFIG", "SET", "cluster-require-full-coverage", "no"]);
+      }
+      const seedFirst = [seedPort, ...cluster.ports.filter((p) => p !== seedPort)]
+        .map((port) => `redis://127.0.0.1:${port}`).join(",");
+      await using producer = await RedisQueue.connect({ url: seedFirst, queue });
+      const consumer = producer.consume({ workers: 2, heartbeat: 2000 });
+      try {
+        const first = await producer.push(jobs([{ id: "before", command: ["true"] }]));
+        assert.strictEqual((await producer.wait(first, WAIT))[0].status, "succeeded");
+        await cluster.kill(seedPort);
+        const second = await producer.push(jobs([{ id: "after", command: ["true"] }]));
+        assert.strictEqual((await producer.wait(second, WAIT))[0].status, "succeeded");
+        // A new client whose first seed is dead connects through the next.
+        await using late = await RedisClient.connect(seedFirst, { connectTimeout: 2000 });
+        assert(late.cluster);
+        assert.strictEqual(typeof (await late.send(["TIME"]) as string[])[0], "string");
+      } finally {
+        consumer.stop();
+        await consumer.done;
+        await cluster.restart(seedPort);
+      }
+    },
+  );
+
   await t("the queue's node restarts mid-run: consumers reconnect, nothing is lost", async () => {
     const queue = "{again}";
     await using producer = await RedisQueue.connect({ url, queue });

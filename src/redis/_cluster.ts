@@ -149,6 +149,16 @@ export function routingKey(args: readonly RedisArg[]): RedisArg | undefined {
 interface Node {
   send(args: readonly RedisArg[], options?: RedisSendOptions): Promise<RedisReply>;
   close(): void;
+  readonly connected: boolean;
+}
+
+/** How long a refresh of the map waits for one node before it asks another, ms. */
+const REFRESH_TIMEOUT_MS = 2000;
+
+/** The host of an endpoint as the cluster reports it; "" when it names none (null, "", "?"). */
+function hostOf(reported: RedisReply): string {
+  const host = reported === null ? "" : String(reported);
+  return host === "?" ? "" : host;
 }
 
 /**
@@ -156,43 +166,65 @@ interface Node {
  */
 export class ClusterRouter {
   readonly #nodes = new Map<string, Promise<Node>>();
+  /** The nodes connected at least once, by address. */
+  readonly #reached = new Map<string, Node>();
   readonly #connect: (address: string) => Promise<RedisClient>;
+  /** The addresses the client was given, asked again when no node it knows answers. */
+  readonly #seeds: string[];
   /** The address serving each slot, as last read or redirected. */
   #map: Array<string | undefined> = new Array(SLOTS);
   #refreshing: Promise<void> | undefined;
   #closed = false;
+  /** Rejects when the router closes: ends every wait for a node's connection. */
+  readonly #closing: Promise<never>;
+  #close!: (error: Error) => void;
 
-  /**
-   * @param seed The address of the node already connected, and that connection.
-   * @param connect Opens a connection to another node, by `host:port`.
-   */
   private constructor(
     seed: [string, Node],
+    seeds: string[],
     connect: (address: string) => Promise<RedisClient>,
   ) {
     this.#nodes.set(seed[0], Promise.resolve(seed[1]));
+    this.#reached.set(seed[0], seed[1]);
+    this.#seeds = seeds;
     this.#connect = connect;
+    this.#closing = new Promise<never>((_, reject) => this.#close = reject);
+    this.#closing.catch(() => {});
   }
 
   /**
    * Opens a router: reads the slot map through the seed's connection.
    *
    * @param seed The connected node's address and connection.
+   * @param seeds Every address the client was given (`host:port`).
    * @param connect Opens a connection to another node.
    * @returns The router.
    */
   static async open(
     seed: [string, Node],
+    seeds: string[],
     connect: (address: string) => Promise<RedisClient>,
   ): Promise<ClusterRouter> {
-    const router = new ClusterRouter(seed, connect);
+    const router = new ClusterRouter(seed, seeds, connect);
     await router.#refresh();
     return router;
   }
 
-  /** Sends a command to the node serving its key, following redirections. */
-  async send(args: readonly RedisArg[], options: RedisSendOptions = {}): Promise<RedisReply> {
-    const key = routingKey(args);
+  /** Whether every node connected so far has its connection up. */
+  get connected(): boolean {
+    for (const node of this.#reached.values()) if (!node.connected) return false;
+    return !this.#closed;
+  }
+
+  /**
+   * Sends a command to the node serving its key (or `options.route`'s),
+   * following redirections.
+   */
+  async send(
+    args: readonly RedisArg[],
+    options: RedisSendOptions & { route?: RedisArg } = {},
+  ): Promise<RedisReply> {
+    const key = options.route ?? routingKey(args);
     const slot = key === undefined
       ? undefined
       : slotOf(key instanceof Uint8Array ? key : String(key));
@@ -200,8 +232,16 @@ export class ClusterRouter {
     let asking = false;
     let redirects = 0;
     const started = performance.now();
+    const limit = options.timeout ?? 10_000;
     for (let waits = 0;; waits++) {
-      const node = await this.#node(address);
+      let node: Node;
+      try {
+        // Within the command's timeout, and the router's life.
+        node = await this.#reach(address, limit - (performance.now() - started));
+      } catch (error) {
+        this.#refreshSoon();
+        throw error;
+      }
       try {
         if (!asking) return await node.send(args, options);
         // ASKING and the command on one connection, one after the other.
@@ -215,23 +255,26 @@ export class ClusterRouter {
           throw error;
         }
         if (!(error instanceof RedisError)) throw error;
-        const redirect = /: (MOVED|ASK) (\d+) (\S+)$/.exec(error.message);
+        const redirect = /: (MOVED|ASK) (\d+) (\S*):(\d+)$/.exec(error.message);
         asking = false;
         if (redirect !== null && ++redirects <= MAX_REDIRECTS) {
-          address = redirect[3];
+          // An endpoint without a host: the host of the node that answered.
+          const host = hostOf(redirect[3]) || address.slice(0, address.lastIndexOf(":"));
+          address = `${host}:${redirect[4]}`;
           if (redirect[1] === "MOVED") {
             this.#map[Number(redirect[2])] = address;
             this.#refreshSoon();
           } else asking = true;
           continue;
         }
-        if (/: (TRYAGAIN|CLUSTERDOWN)\b/.test(error.message)) {
+        if (/: (TRYAGAIN|CLUSTERDOWN)\b/.test(error.message) && !this.#closed) {
           // A migration or a failover under way: again, within the command's
           // timeout; past it, a connection error, which callers retry.
-          const limit = options.timeout ?? 10_000;
           if (limit > 0 && performance.now() - started > limit) {
             throw new RedisConnectionError(
-              `${error.message.replace(/^Redis error for /, "")}; for ${Math.round(limit)} ms`,
+              `the Redis cluster kept answering ${
+                error.message.replace(/^Redis error for /, "")
+              } for ${Math.round(limit)} ms (a slot migrating, or a node down)`,
               { cause: error },
             );
           }
@@ -247,15 +290,41 @@ export class ClusterRouter {
     }
   }
 
-  /** Closes every node's connection. */
+  /** Closes every node's connection, and ends every wait for one. */
   close(): void {
+    if (this.#closed) return;
     this.#closed = true;
+    this.#close(new RedisConnectionError("the Redis cluster client was closed"));
     for (const node of this.#nodes.values()) node.then((n) => n.close(), () => {});
   }
 
-  /** A node for a command that names no key: the first one known. */
+  /** A node for a command that names no key: one whose connection is up, else the first known. */
   #any(): string {
+    for (const [address, node] of this.#reached) if (node.connected) return address;
     return this.#nodes.keys().next().value!;
+  }
+
+  /** The node at `address`, connected, within `ms` (0 or less: no limit) and the router's life. */
+  #reach(address: string, ms: number): Promise<Node> {
+    const node = this.#node(address);
+    const waits: Promise<Node>[] = [node, this.#closing];
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    if (Number.isFinite(ms) && ms > 0 && !this.#reached.has(address)) {
+      waits.push(
+        new Promise<never>((_, reject) =>
+          timer = setTimeout(
+            () =>
+              reject(
+                new RedisConnectionError(
+                  `cannot connect to the Redis cluster node ${address} within ${Math.round(ms)} ms`,
+                ),
+              ),
+            ms,
+          )
+        ),
+      );
+    }
+    return Promise.race(waits).finally(() => clearTimeout(timer));
   }
 
   #node(address: string): Promise<Node> {
@@ -264,10 +333,18 @@ export class ClusterRouter {
       if (this.#closed) {
         return Promise.reject(new RedisConnectionError(`the Redis cluster client is closed`));
       }
-      node = this.#connect(address);
+      const opening = this.#connect(address).then((client) => {
+        // Closed while it connected: not kept.
+        if (this.#closed) client.close();
+        else this.#reached.set(address, client);
+        return client;
+      });
+      node = opening;
       this.#nodes.set(address, node);
       // A node that could not be reached is tried afresh next time.
-      node.catch(() => this.#nodes.delete(address));
+      node.catch(() => {
+        if (this.#nodes.get(address) === opening) this.#nodes.delete(address);
+      });
     }
     return node;
   }
@@ -281,17 +358,31 @@ export class ClusterRouter {
     }
   }
 
-  /** Reads CLUSTER SLOTS from the first node that answers. */
+  /**
+   * Reads CLUSTER SLOTS from the first node that answers: those connected,
+   * then every address in the map, then the seeds (a failover's new master
+   * may be known only from the map or a seed).
+   */
   async #refresh(): Promise<void> {
-    let failure: unknown;
-    for (const address of [...this.#nodes.keys()]) {
+    const up = [...this.#reached].filter(([, node]) => node.connected).map(([address]) => address);
+    const candidates = new Set([
+      ...up,
+      ...this.#map.filter((a) => a !== undefined),
+      ...this.#seeds,
+    ]);
+    let failure: unknown = new RedisConnectionError("no node of the Redis cluster answered");
+    for (const address of candidates) {
+      if (this.#closed) return;
       try {
-        const node = await this.#node(address);
-        const ranges = await node.send(["CLUSTER", "SLOTS"]) as RedisReply[][];
+        const node = await this.#reach(address!, REFRESH_TIMEOUT_MS);
+        const ranges = await node.send(["CLUSTER", "SLOTS"], {
+          timeout: REFRESH_TIMEOUT_MS,
+        }) as RedisReply[][];
         const map: Array<string | undefined> = new Array(SLOTS);
+        const own = address!.slice(0, address!.lastIndexOf(":"));
         for (const range of ranges) {
           const [from, to, master] = range as [number, number, RedisReply[]];
-          const host = String(master[0]) === "" ? address.replace(/:\d+$/, "") : String(master[0]);
+          const host = hostOf(master[0]) || own;
           for (let slot = Number(from); slot <= Number(to); slot++) {
             map[slot] = `${host}:${master[1]}`;
           }

@@ -101,7 +101,7 @@ export async function setGroup(
 export async function groupsOf(client: RedisClient, keys: QueueKeys): Promise<GroupInfo[]> {
   const [pairs, time] = await Promise.all([
     client.send(["HGETALL", keys.groups]),
-    client.send(["TIME"]),
+    client.send(["TIME"], { route: keys.queue }), // the clock of the scripts' node
   ]) as [string[], string[]];
   // The server's clock, as the scripts read it.
   const now = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);

@@ -70,6 +70,12 @@ export interface RedisSendOptions {
    * @default {the client's commandTimeout}
    */
   timeout?: number;
+  /**
+   * On a Redis Cluster: the key whose node gets the command, for one that
+   * names no key of its own (`CLIENT ID`, `CLIENT UNBLOCK`, `TIME`) but must
+   * reach a given node. Ignored on a single server.
+   */
+  route?: RedisArg;
 }
 
 /** A command from send() until it settles. */
@@ -194,22 +200,33 @@ export class RedisClient {
     options: RedisClientOptions = {},
   ): Promise<RedisClient> {
     // Several seed nodes of a cluster: `redis://a:7000,redis://b:7001`.
+    // Split only before a scheme: a password may hold a comma.
     const seeds = typeof url === "string"
-      ? url.split(",").map((one) => parseRedisUrl(one.trim()))
+      ? url.split(/,\s*(?=rediss?:\/\/)/i).map((one) => parseRedisUrl(one.trim()))
       : [url];
-    let failure: unknown;
+    const failures: RedisConnectionError[] = [];
     for (const seed of seeds) {
       try {
-        return await RedisClient.#connectTo(seed, options);
+        return await RedisClient.#connectTo(seed, seeds, options);
       } catch (error) {
         if (!(error instanceof RedisConnectionError)) throw error;
-        failure ??= error;
+        failures.push(error);
       }
     }
-    throw failure;
+    if (failures.length === 1) throw failures[0];
+    throw new RedisConnectionError(
+      `none of the ${failures.length} Redis nodes answered: ${
+        failures.map((f) => f.message).join("; ")
+      }`,
+      { cause: failures[0] },
+    );
   }
 
-  static async #connectTo(parsed: RedisUrl, options: RedisClientOptions): Promise<RedisClient> {
+  static async #connectTo(
+    parsed: RedisUrl,
+    seeds: RedisUrl[],
+    options: RedisClientOptions,
+  ): Promise<RedisClient> {
     for (const key of ["connectTimeout", "commandTimeout", "maxReconnectDelay"] as const) {
       if (options[key] === undefined) continue;
       checkMs(
@@ -235,13 +252,24 @@ export class RedisClient {
         throw error;
       });
       if (!/^cluster_enabled:1/m.test(String(info))) return client;
-      const seed = { send: client.#direct.bind(client), close: () => {} };
-      client.#router = await ClusterRouter.open([client.#where, seed], (address) => {
-        const cut = address.lastIndexOf(":");
-        const hostname = address.slice(0, cut).replace(/^\[(.*)\]$/, "$1");
-        const node = { ...parsed, hostname, port: Number(address.slice(cut + 1)) };
-        return RedisClient.connect(node, { ...options, cluster: false });
-      });
+      const seed = {
+        send: client.#direct.bind(client),
+        close: () => {},
+        get connected() {
+          return client.#link !== undefined;
+        },
+      };
+      const address = (url: RedisUrl) => `${url.hostname}:${url.port}`;
+      client.#router = await ClusterRouter.open(
+        [address(parsed), seed],
+        seeds.map(address),
+        (address) => {
+          const cut = address.lastIndexOf(":");
+          const hostname = address.slice(0, cut).replace(/^\[(.*)\]$/, "$1");
+          const node = { ...parsed, hostname, port: Number(address.slice(cut + 1)) };
+          return RedisClient.connect(node, { ...options, cluster: false });
+        },
+      );
     } catch (error) {
       client.close();
       throw error;
@@ -287,6 +315,7 @@ export class RedisClient {
    * ```
    */
   get connected(): boolean {
+    if (this.#router !== undefined) return this.#router.connected;
     return this.#link !== undefined;
   }
 
@@ -332,7 +361,9 @@ export class RedisClient {
     } catch (error) {
       return Promise.reject(error); // send() never throws: every failure is a rejection
     }
-    if (this.#router !== undefined) return this.#router.send(args, { timeout });
+    if (this.#router !== undefined) {
+      return this.#router.send(args, { timeout, route: options.route });
+    }
     return this.#direct(args, { timeout });
   }
 

@@ -217,7 +217,9 @@ export class RedisConsumer {
     const id = this.#takerId;
     if (id === undefined || !this.#client?.connected) this.#taker?.close();
     else {
-      this.#client.send(["CLIENT", "UNBLOCK", id], { timeout: LEAVE_TIMEOUT_MS })
+      // On a cluster, to the queue's node, where the taker blocks.
+      const route = this.#keys.queue;
+      this.#client.send(["CLIENT", "UNBLOCK", id], { timeout: LEAVE_TIMEOUT_MS, route })
         .catch(() => this.#taker?.close());
     }
     this.#wake?.();
@@ -369,7 +371,7 @@ export class RedisConsumer {
         // consumer has already recovered and no longer watches.
         // Its connection's id first (a reconnect changes it), for stop()'s CLIENT UNBLOCK.
         // A server that refuses CLIENT (some managed ones): stop() closes the connection instead.
-        this.#takerId = await this.#taker!.send(["CLIENT", "ID"])
+        this.#takerId = await this.#taker!.send(["CLIENT", "ID"], { route: this.#keys.queue })
           .catch((e) => e instanceof RedisError ? undefined : Promise.reject(e)) as
             | number
             | undefined;
