@@ -207,6 +207,8 @@ export interface RedisCluster {
   restart(port: number): Promise<void>;
   /** Stops one node (SIGKILL); `restart` brings it back. */
   kill(port: number): Promise<void>;
+  /** Starts a fourth node as a replica of the master on `port`, once it has synced; its port. */
+  addReplica(port: number): Promise<number>;
   /** Stops every node and removes their files. */
   stop(): Promise<void>;
   /** `await using` stops it. */
@@ -295,6 +297,43 @@ export async function startRedisCluster(): Promise<RedisCluster> {
   return {
     url: ports.map((port) => `redis://127.0.0.1:${port}`).join(","),
     ports,
+    async addReplica(master: number) {
+      const port = freePort();
+      await start(port);
+      const id = await new Deno.Command("redis-cli", {
+        args: ["-p", `${master}`, "cluster", "myid"],
+        stdout: "piped",
+        stderr: "null",
+      }).output();
+      const add = await new Deno.Command("redis-cli", {
+        args: [
+          "--cluster",
+          "add-node",
+          `127.0.0.1:${port}`,
+          `127.0.0.1:${master}`,
+          "--cluster-slave",
+          "--cluster-master-id",
+          new TextDecoder().decode(id.stdout).trim(),
+        ],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      if (!add.success) throw new Error(`add-node failed: ${new TextDecoder().decode(add.stdout)}`);
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const info = await new Deno.Command("redis-cli", {
+          args: ["-p", `${port}`, "info", "replication"],
+          stdout: "piped",
+          stderr: "null",
+        }).output();
+        const text = new TextDecoder().decode(info.stdout);
+        if (text.includes("master_link_status:up")) break;
+        if (Date.now() > deadline) throw new Error(`replica on ${port} never synced`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      return port;
+    },
     async kill(port: number) {
       const child = children.get(port);
       children.delete(port);

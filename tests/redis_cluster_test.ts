@@ -36,12 +36,24 @@ function node(port: number): Promise<RedisClient> {
   return RedisClient.connect(`redis://127.0.0.1:${port}`, { cluster: false });
 }
 
-/** The port of the node that serves `slot`. */
-async function ownerOf(cluster: RedisCluster, slot: number): Promise<number> {
-  await using any = await node(cluster.ports[0]);
-  const ranges = await any.send(["CLUSTER", "SLOTS"]) as [number, number, [string, number]][];
-  const range = ranges.find(([from, to]) => slot >= from && slot <= to)!;
-  return Number(range[2][1]);
+/** The port of the node that serves `slot`, as the first node that answers says. */
+async function ownerOf(cluster: RedisCluster, slot: number, also: number[] = []): Promise<number> {
+  for (const port of [...cluster.ports, ...also]) {
+    let any: RedisClient;
+    try {
+      any = await node(port);
+    } catch {
+      continue; // a node killed by the test
+    }
+    try {
+      const ranges = await any.send(["CLUSTER", "SLOTS"]) as [number, number, [string, number]][];
+      const range = ranges.find(([from, to]) => slot >= from && slot <= to)!;
+      return Number(range[2][1]);
+    } finally {
+      any.close();
+    }
+  }
+  throw new Error("no node answered");
 }
 
 /**
@@ -307,6 +319,36 @@ redisTest("Redis Cluster: the queue on three local masters", async () => {
     } finally {
       consumer.stop();
       await consumer.done;
+    }
+  });
+  await t("the queue's master fails over to its replica mid-run: the client finds it", async () => {
+    const queue = "{failover}";
+    const master = await ownerOf(cluster, slotOf(queue));
+    const replica = await cluster.addReplica(master);
+    // The client knows only the master and one other node: the replica is
+    // found from the cluster's map after the failover.
+    await using producer = await RedisQueue.connect({ url, queue });
+    const consumer = producer.consume({ workers: 2, heartbeat: 10_000 });
+    try {
+      const receipt = await producer.push(
+        jobs(Array.from({ length: 100 }, (_, i) => ({ id: `j${i}`, task: "#sleep", args: [20] }))),
+      );
+      await until(
+        "some outcomes",
+        async () => await router.send(["XLEN", `${queue}:results`]) as number > 10,
+      );
+      await cluster.kill(master);
+      await until("the replica to take over", async () => {
+        await using r = await node(replica);
+        return String(await r.send(["ROLE"]).then((role) => (role as string[])[0])) === "master";
+      }, 60_000);
+      const outcomes = await producer.wait(receipt, WAIT);
+      // At least once: the replica may lack the last writes before the kill.
+      assert.strictEqual(outcomes.length, 100);
+      assert.strictEqual(await ownerOf(cluster, slotOf(queue), [replica]), replica);
+    } finally {
+      consumer.stop();
+      await consumer.done.catch(() => {});
     }
   });
 }, { sanitizeOps: false, sanitizeResources: false });
