@@ -71,3 +71,33 @@ export class ManualClock implements Clock {
     this.#now = until;
   }
 }
+
+/**
+ * Collects a run's results as they come (`onFinish`), and waits for a
+ * number of them: for tests that move a clock and must know a run ended.
+ */
+export class Finished<T> {
+  readonly list: T[] = [];
+  #waiter: (() => void) | undefined;
+
+  /** For the scheduler's `onFinish`. */
+  readonly onFinish = (result: T): void => {
+    this.list.push(result);
+    this.#waiter?.();
+  };
+
+  /** Resolves once `n` results have come (a safety net fails it after 20 s). */
+  async results(n: number): Promise<T[]> {
+    const deadline = performance.now() + 20_000;
+    while (this.list.length < n) {
+      if (performance.now() > deadline) {
+        throw new Error(`only ${this.list.length} of ${n} results`);
+      }
+      await new Promise<void>((resolve) => {
+        this.#waiter = resolve;
+        setTimeout(resolve, 50);
+      });
+    }
+    return this.list;
+  }
+}

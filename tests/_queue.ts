@@ -1,6 +1,7 @@
 // Helpers of the Redis queue tests: job files whose `#name` tasks are the CLI
 // fixture's, and the outcomes a queue recorded.
-import type { QueueResult, RedisClient } from "../src/redis/mod.ts";
+import { type QueueResult, RedisClient } from "../src/redis/mod.ts";
+import { until } from "./_wait.ts";
 import { type JobFile, validateJobFile } from "../src/jobs/mod.ts";
 
 const TASKS = new URL("./fixtures/cli_tasks.ts", import.meta.url).pathname;
@@ -49,4 +50,63 @@ export async function prioritized(
     list.push({ entry: flat[i].slice(flat[i].indexOf("|") + 1), priority: -Number(flat[i + 1]) });
   }
   return list;
+}
+
+const CLI = new URL("../cli.ts", import.meta.url).pathname;
+
+/**
+ * A `cli.ts consume` process on `queue` (output discarded), once `registered`
+ * consumers of the queue are (this one and those before it).
+ */
+export async function consumerProcess(
+  url: string,
+  queue: string,
+  options: { workers?: number; registered?: number; heartbeat?: string } = {},
+): Promise<Deno.ChildProcess> {
+  const { workers = 2, registered = 1, heartbeat = "10s" } = options;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      CLI,
+      "consume",
+      "--redis",
+      url,
+      "--queue",
+      queue,
+      "--workers",
+      String(workers),
+      "--heartbeat",
+      heartbeat,
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  await using redis = await RedisClient.connect(url);
+  await until(
+    `${registered} consumers to register`,
+    async () => await redis.send(["SCARD", `${queue}:consumers`]) === registered,
+  );
+  return child;
+}
+
+/** `cli.ts <command> --redis url --queue queue <args>`: its exit code and output. */
+export async function queueCli(
+  command: string,
+  url: string,
+  queue: string,
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, command, "--redis", url, "--queue", queue, ...args],
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
 }

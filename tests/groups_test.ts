@@ -3,7 +3,7 @@
 // sliding rate honoured by the Scheduler; a held job blocks no other.
 import assert from "node:assert";
 import { type JobResult, parseRate, Scheduler, validateJobFile } from "../mod.ts";
-import { ManualClock } from "./_clock.ts";
+import { Finished, ManualClock } from "./_clock.ts";
 import { withDir } from "./_temp.ts";
 import { Gate } from "./_gate.ts";
 import { exists, until } from "./_wait.ts";
@@ -110,8 +110,8 @@ Deno.test("Scheduler: a full group does not delay an ungrouped job after it", as
 Deno.test("Scheduler: a rate of 2/1s on a clock the test moves: 2 start per second, a sliding window", async () => {
   await withDir(async (dir) => {
     const clock = new ManualClock(Date.UTC(2026, 11, 1));
-    const finished: JobResult[] = [];
-    let waiter: (() => void) | undefined;
+    const collected = new Finished<JobResult>();
+    const finished = collected.list;
     const jobs = Array.from({ length: 6 }, (_, i) => ({
       id: `r${i}`,
       task: "#noop",
@@ -122,21 +122,9 @@ Deno.test("Scheduler: a rate of 2/1s on a clock the test moves: 2 start per seco
     const s = new Scheduler(file(jobs, dir, { groups: { api: { rate: "2/1s" } } }), {
       workers: 4,
       clock,
-      onFinish: (r) => {
-        finished.push(r);
-        waiter?.();
-      },
+      onFinish: collected.onFinish,
     });
-    const results = async (n: number) => {
-      const deadline = performance.now() + 20_000;
-      while (finished.length < n) {
-        if (performance.now() > deadline) assert.fail(`only ${finished.length} of ${n} results`);
-        await new Promise<void>((resolve) => {
-          waiter = resolve;
-          setTimeout(resolve, 50);
-        });
-      }
-    };
+    const results = (n: number) => collected.results(n);
     const done = s.run();
     // At the start: 2 of the group and the ungrouped one; the rest held (no
     // task handed out) until the clock moves.

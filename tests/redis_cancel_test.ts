@@ -4,53 +4,14 @@
 import assert from "node:assert";
 import { RedisClient, RedisQueue } from "../src/redis/mod.ts";
 import { redisTest, uniqueKey } from "./_redis.ts";
-import { dropQueue, jobs, results } from "./_queue.ts";
+import { consumerProcess, dropQueue, jobs, queueCli, results } from "./_queue.ts";
 import { withDir } from "./_temp.ts";
 import { Gate } from "./_gate.ts";
 import { exists, until } from "./_wait.ts";
 
-const CLI = new URL("../cli.ts", import.meta.url).pathname;
-
 /** `cli.ts cancel …`: its exit code and output. */
-async function cancelCli(url: string, queue: string, args: string[]) {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, "cancel", "--redis", url, "--queue", queue, ...args],
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
-}
-
-/** A `cli.ts consume` process on `queue`, once it is registered. */
-async function consumer(url: string, queue: string, workers = 2): Promise<Deno.ChildProcess> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      CLI,
-      "consume",
-      "--redis",
-      url,
-      "--queue",
-      queue,
-      "--workers",
-      String(workers),
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  await using redis = await RedisClient.connect(url);
-  await until(
-    "the consumer to register",
-    async () => await redis.send(["SCARD", `${queue}:consumers`]) === 1,
-  );
-  return child;
+function cancelCli(url: string, queue: string, args: string[]) {
+  return queueCli("cancel", url, queue, args);
 }
 
 redisTest(
@@ -152,7 +113,7 @@ redisTest(
         },
         { id: "next", command: ["true"], after: ["task"] },
       ]));
-      const child = await consumer(url, queue);
+      const child = await consumerProcess(url, queue);
       try {
         await until(
           "both running",

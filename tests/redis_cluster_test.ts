@@ -8,7 +8,7 @@ import assert from "node:assert";
 import { RedisClient, RedisQueue } from "../src/redis/mod.ts";
 import { slotOf } from "../src/redis/_cluster.ts";
 import { type RedisCluster, redisTest, startRedisCluster } from "./_redis.ts";
-import { jobs, results } from "./_queue.ts";
+import { consumerProcess, jobs, results } from "./_queue.ts";
 import { withDir } from "./_temp.ts";
 import { Gate } from "./_gate.ts";
 import { exists, until } from "./_wait.ts";
@@ -20,16 +20,6 @@ const WAIT = {
     return AbortSignal.timeout(120_000);
   },
 };
-
-/** `cli.ts <args>` as a child process, its output discarded. */
-function spawnCli(args: string[]): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-}
 
 /** A connection to one node only (no routing), by port. */
 function node(port: number): Promise<RedisClient> {
@@ -127,8 +117,8 @@ redisTest("Redis Cluster: the queue on three local masters", async () => {
   await t("push, two consumer processes, retries to the dead list, push --wait", async () => {
     await withDir(async (dir) => {
       const queue = "{main}";
-      const a = spawnCli(["consume", "--redis", url, "--queue", queue, "--workers", "2"]);
-      const b = spawnCli(["consume", "--redis", url, "--queue", queue, "--workers", "2"]);
+      const a = await consumerProcess(url, queue, { workers: 2, registered: 1 });
+      const b = await consumerProcess(url, queue, { workers: 2, registered: 2 });
       try {
         const list: Array<Record<string, unknown>> = Array.from({ length: 60 }, (_, i) => ({
           id: `j${i}`,
@@ -180,17 +170,7 @@ redisTest("Redis Cluster: the queue on three local masters", async () => {
       const queue = "{kill}";
       await using gate = await Gate.create();
       await using producer = await RedisQueue.connect({ url, queue });
-      const victim = spawnCli([
-        "consume",
-        "--redis",
-        url,
-        "--queue",
-        queue,
-        "--workers",
-        "2",
-        "--heartbeat",
-        "1s",
-      ]);
+      const victim = await consumerProcess(url, queue, { heartbeat: "1s" });
       const receipt = await producer.push(jobs([
         { id: "held", task: "#gated", args: [gate.path, "held", `${dir}/held`] },
         ...Array.from({ length: 10 }, (_, i) => ({ id: `j${i}`, command: ["true"] })),

@@ -5,53 +5,17 @@
 import assert from "node:assert";
 import { RedisClient, RedisQueue } from "../src/redis/mod.ts";
 import { redisTest, uniqueKey } from "./_redis.ts";
-import { dropQueue, jobs, results } from "./_queue.ts";
+import { consumerProcess, dropQueue, jobs, queueCli, results } from "./_queue.ts";
 import { withDir } from "./_temp.ts";
 import { Gate } from "./_gate.ts";
 import { exists, until } from "./_wait.ts";
 
-const CLI = new URL("../cli.ts", import.meta.url).pathname;
 /** A way out of every wait for outcomes: a broken limit fails the test instead of hanging it. */
 const WAIT = {
   get signal() {
     return AbortSignal.timeout(60_000);
   },
 };
-
-/** A `cli.ts consume` process on `queue`, once `registered` consumers are. */
-async function consumer(
-  url: string,
-  queue: string,
-  workers: number,
-  registered: number,
-  heartbeat = "10s",
-): Promise<Deno.ChildProcess> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      CLI,
-      "consume",
-      "--redis",
-      url,
-      "--queue",
-      queue,
-      "--workers",
-      String(workers),
-      "--heartbeat",
-      heartbeat,
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  await using redis = await RedisClient.connect(url);
-  await until(
-    `${registered} consumers to register`,
-    async () => await redis.send(["SCARD", `${queue}:consumers`]) === registered,
-  );
-  return child;
-}
 
 /** Stops consumer processes as a first SIGTERM does, and waits for them. */
 async function stop(...children: Deno.ChildProcess[]): Promise<void> {
@@ -166,8 +130,8 @@ redisTest(
       const log = `${dir}/log`;
       await using redis = await RedisClient.connect(url);
       await using producer = await RedisQueue.connect({ url, queue });
-      const a = await consumer(url, queue, 4, 1);
-      const b = await consumer(url, queue, 4, 2);
+      const a = await consumerProcess(url, queue, { workers: 4, registered: 1 });
+      const b = await consumerProcess(url, queue, { workers: 4, registered: 2 });
       try {
         const list = Array.from({ length: 24 }, (_, i) => ({
           id: `j${i}`,
@@ -203,7 +167,7 @@ redisTest(
       const log = `${dir}/log`;
       await using redis = await RedisClient.connect(url);
       await using producer = await RedisQueue.connect({ url, queue });
-      const a = await consumer(url, queue, 4, 1);
+      const a = await consumerProcess(url, queue, { workers: 4, registered: 1 });
       try {
         const pushed = Date.now();
         const list = Array.from({ length: 15 }, (_, i) => ({
@@ -245,7 +209,7 @@ redisTest(
       await using gate = await Gate.create();
       await using redis = await RedisClient.connect(url);
       await using producer = await RedisQueue.connect({ url, queue });
-      const a = await consumer(url, queue, 1, 1);
+      const a = await consumerProcess(url, queue, { workers: 1, registered: 1 });
       try {
         const long = await producer.push(jobs([
           { id: "long", task: "#gated", args: [gate.path, "long", `${dir}/long`] },
@@ -298,7 +262,7 @@ redisTest(
       await using redis = await RedisClient.connect(url);
       await using producer = await RedisQueue.connect({ url, queue });
       // One consumer with 2 workers: the first grouped job holds one.
-      const a = await consumer(url, queue, 2, 1);
+      const a = await consumerProcess(url, queue, { workers: 2, registered: 1 });
       try {
         const grouped = await producer.push(jobs(
           [
@@ -345,7 +309,11 @@ redisTest(
       await using gate = await Gate.create();
       await using redis = await RedisClient.connect(url);
       await using producer = await RedisQueue.connect({ url, queue });
-      const victim = await consumer(url, queue, 2, 1, "1s");
+      const victim = await consumerProcess(url, queue, {
+        workers: 2,
+        registered: 1,
+        heartbeat: "1s",
+      });
       let rescuer: Deno.ChildProcess | undefined;
       try {
         const receipt = await producer.push(jobs(
@@ -364,7 +332,7 @@ redisTest(
         await Deno.remove(`${dir}/k1`);
         // Another consumer recovers k1 once the victim's heartbeat expires:
         // k1 runs again in the slot it held; its outcome frees it for k2, k3.
-        rescuer = await consumer(url, queue, 2, 2, "1s");
+        rescuer = await consumerProcess(url, queue, { workers: 2, registered: 2, heartbeat: "1s" });
         await until("k1 to run again", () => exists(`${dir}/k1`));
         assert.deepStrictEqual(await groupKeys(redis, queue, "one"), { active: 1, held: 2 });
         await gate.open();
@@ -394,7 +362,7 @@ redisTest(
       const log = `${dir}/log`;
       await using redis = await RedisClient.connect(url);
       await using producer = await RedisQueue.connect({ url, queue });
-      const a = await consumer(url, queue, 2, 1);
+      const a = await consumerProcess(url, queue, { workers: 2, registered: 1 });
       try {
         const receipt = await producer.push(jobs(
           [
@@ -449,19 +417,7 @@ redisTest(
       "/tmp",
       { groups: { api: { concurrency: 1, rate: "10/1m" } } },
     ));
-    const cli = async (...args: string[]) => {
-      const output = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", CLI, "groups", "--redis", url, "--queue", queue, ...args],
-        env: { NO_COLOR: "1" },
-        stdin: "null",
-      }).output();
-      const decoder = new TextDecoder();
-      return {
-        code: output.code,
-        stdout: decoder.decode(output.stdout),
-        stderr: decoder.decode(output.stderr),
-      };
-    };
+    const cli = (...args: string[]) => queueCli("groups", url, queue, args);
     const listed = await cli();
     assert.strictEqual(listed.code, 0);
     assert.strictEqual(

@@ -1,6 +1,6 @@
 import assert from "node:assert";
 import { type JobResult, Scheduler, validateJobFile } from "../mod.ts";
-import { ManualClock } from "./_clock.ts";
+import { Finished, ManualClock } from "./_clock.ts";
 import { withDir } from "./_temp.ts";
 
 const TASKS = new URL("./fixtures/cli_tasks.ts", import.meta.url).pathname;
@@ -14,28 +14,9 @@ function scheduler(jobs: Array<Record<string, unknown>>, clock: ManualClock, dir
   const data = JSON.parse(JSON.stringify({ jobs }).replaceAll('"#', `"${TASKS}#`));
   const checked = validateJobFile(data, `${dir}/jobs.json`);
   if (!checked.ok) throw new Error(JSON.stringify(checked.problems));
-  const finished: JobResult[] = [];
-  let waiter: (() => void) | undefined;
-  const s = new Scheduler(checked.file, {
-    workers: 2,
-    clock,
-    onFinish: (result) => {
-      finished.push(result);
-      waiter?.();
-    },
-  });
-  /** Resolves once `n` results have come (a safety net fails it after 20 s). */
-  const results = async (n: number) => {
-    const deadline = performance.now() + 20_000;
-    while (finished.length < n) {
-      if (performance.now() > deadline) assert.fail(`only ${finished.length} of ${n} results`);
-      await new Promise<void>((resolve) => {
-        waiter = resolve;
-        setTimeout(resolve, 50);
-      });
-    }
-    return finished;
-  };
+  const finished = new Finished<JobResult>();
+  const s = new Scheduler(checked.file, { workers: 2, clock, onFinish: finished.onFinish });
+  const results = (n: number) => finished.results(n);
   return { scheduler: s, results };
 }
 
