@@ -238,6 +238,17 @@ export class ClusterRouter {
       try {
         // Within the command's timeout, and the router's life.
         node = await this.#reach(address, limit - (performance.now() - started));
+        if (!node.connected && slot !== undefined && !this.#closed) {
+          // Its node is down: a failover may have moved the slot. Read the
+          // map first (the command would wait out its timeout there).
+          this.#refreshSoon();
+          await this.#refreshing;
+          const now = this.#map[slot];
+          if (now !== undefined && now !== address) {
+            address = now;
+            node = await this.#reach(address, limit - (performance.now() - started));
+          }
+        }
       } catch (error) {
         this.#refreshSoon();
         throw error;
