@@ -63,7 +63,25 @@ const encoder = new TextEncoder();
  * ```
  */
 export function slotOf(key: string | Uint8Array): number {
-  let bytes = typeof key === "string" ? encoder.encode(key) : key;
+  if (typeof key === "string") {
+    // A queue's commands name the same few keys again and again.
+    let slot = slots.get(key);
+    if (slot === undefined) {
+      if (slots.size >= SLOT_CACHE) slots.clear();
+      slot = slotOfBytes(encoder.encode(key));
+      slots.set(key, slot);
+    }
+    return slot;
+  }
+  return slotOfBytes(key);
+}
+
+/** The slots of the keys seen lately (cleared when full). */
+const slots = new Map<string, number>();
+const SLOT_CACHE = 4096;
+
+function slotOfBytes(key: Uint8Array): number {
+  let bytes = key;
   const open = bytes.indexOf(0x7b); // {
   if (open >= 0) {
     const close = bytes.indexOf(0x7d, open + 1); // }

@@ -89,6 +89,10 @@ local function limits_of(queue, g)
   limits_read[g] = limits
   return limits
 end
+local function has_rate(limits)
+  local rate = limits.rate
+  return type(rate) == 'table' and type(rate.window) == 'number' and type(rate.limit) == 'number'
+end
 local function hold(queue, g, entry, priority)
   limits_of(queue, g)
   local seq = redis.call('INCR', queue .. ':priorityseq')
@@ -105,7 +109,7 @@ local function release(queue, g)
     room = math.min(room, limits.concurrency - redis.call('SCARD', active))
   end
   local rate, log, pending = limits.rate, nil, nil
-  if type(rate) == 'table' and type(rate.limit) == 'number' and type(rate.window) == 'number' then
+  if has_rate(limits) then
     log = queue .. ':grouprate:' .. g
     pending = queue .. ':grouppending:' .. g
     -- A start at ms s is in the window until now >= s + window.
@@ -145,10 +149,6 @@ local function log_start(queue, g, ref)
   local now = now_ms()
   local seq = redis.call('INCR', queue .. ':priorityseq')
   redis.call('ZADD', queue .. ':grouprate:' .. g, now, now .. ':' .. seq .. ':' .. ref)
-end
-local function has_rate(limits)
-  local rate = limits.rate
-  return type(rate) == 'table' and type(rate.window) == 'number' and type(rate.limit) == 'number'
 end
 -- A job let in is done with its slot: an outcome or a retry (ran: true; a
 -- start not told yet is logged now), a cancel while it waited (false). Its
