@@ -52,6 +52,37 @@ async function cleanup(url: string, queue: string) {
   await dropQueue(redis, queue);
 }
 
+redisTest("dashboard: a queue's groups in the overview and /metrics", async (url) => {
+  const queue = uniqueKey("dash-groups");
+  try {
+    await using producer = await RedisQueue.connect({ url, queue });
+    await producer.push(jobs(
+      Array.from({ length: 3 }, (_, i) => ({ id: `g${i}`, command: ["true"], group: "api" })),
+      "/tmp",
+      { groups: { api: { concurrency: 1 } } },
+    ));
+    await using dashboard = await serveDashboard({
+      queues: [queue],
+      redis: { url },
+      listen: LOCAL,
+    });
+    const overview = await (await fetch(new URL(`api/overview?queue=${queue}`, dashboard.url)))
+      .json();
+    assert.deepStrictEqual(overview.groups, [
+      { name: "api", limits: { concurrency: 1 }, waiting: 2, running: 1 },
+    ]);
+    const families = parseExposition(await (await fetch(new URL("metrics", dashboard.url))).text());
+    const family = families.get("taskpool_group_jobs")!;
+    assert.strictEqual(family.type, "gauge");
+    assert.deepStrictEqual(
+      family.samples.map((s) => [s.labels.queue, s.labels.group, s.labels.state, s.value]),
+      [[queue, "api", "waiting", 2], [queue, "api", "running", 1]],
+    );
+  } finally {
+    await cleanup(url, queue);
+  }
+});
+
 redisTest(
   "dashboard: the overview, outcomes, detail and metrics of a prepared queue",
   async (url) => {

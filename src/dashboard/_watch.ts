@@ -11,6 +11,7 @@
 import type {
   ConsumerInfo,
   DeadRecord,
+  GroupInfo,
   OutcomeMark,
   OutcomeRecord,
   QueueCounts,
@@ -49,6 +50,8 @@ export interface Overview {
   at: number;
   counts: StateCounts;
   consumers: ConsumerView[];
+  /** The queue's groups: limits, jobs held back (`waiting`) and let in (`running`). */
+  groups: GroupInfo[];
 }
 
 /** Everything a page shows, sent on its event stream each second. */
@@ -106,13 +109,14 @@ export class QueueWatch {
   /** Reads the queue once, and records the outcomes since the last read. */
   async sample(now = Date.now()): Promise<Snapshot> {
     const q = this.#queue;
-    const [counts, consumers, running, outcomes, dead, recorded] = await Promise.all([
+    const [counts, consumers, running, outcomes, dead, recorded, groups] = await Promise.all([
       q.counts(),
       q.consumers(),
       q.running(),
       q.outcomes({ count: 20 }),
       q.dead({ count: 50 }),
       q.outcomeCounts(this.#mark),
+      q.groups(),
     ]);
     if (this.#mark !== undefined) this.#record(now, recorded.byStatus);
     this.#mark = recorded.mark;
@@ -122,6 +126,7 @@ export class QueueWatch {
       at: now,
       counts: states(counts),
       consumers: this.#rates(consumers, now),
+      groups,
       running: running.slice(0, 100).map((job) =>
         alive.has(job.consumer) ? job : { ...job, orphaned: true }
       ),

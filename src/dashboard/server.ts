@@ -11,13 +11,13 @@
  * | `GET /`                                 | the page (`?queue=Q` picks a queue)          |
  * | `GET /app.js`, `GET /app.css`           | its script and style                         |
  * | `GET /api/queues`                       | the queues it watches                        |
- * | `GET /api/overview?queue=Q`             | counts by state and consumers (JSON)         |
+ * | `GET /api/overview?queue=Q`             | counts by state, consumers and groups (JSON) |
  * | `GET /api/events?queue=Q`               | a snapshot per second (SSE, `event: snapshot`)|
  * | `GET /api/outcomes?queue=Q&failed=1`    | latest outcomes (failed only)                |
  * | `GET /api/outcome?queue=Q&record=ID`    | one outcome, and its dead record if any      |
  * | `POST /api/dead/retry?queue=Q`          | body `{"refs": [...]}` or `{"all": true}`    |
  * | `POST /api/dead/delete?queue=Q`         | the same                                     |
- * | `GET /metrics`                          | `taskpool_queue_jobs`, `taskpool_queue_consumers` |
+ * | `GET /metrics`                          | `taskpool_queue_jobs`, `taskpool_queue_consumers`, `taskpool_group_jobs` |
  *
  * @module
  */
@@ -299,6 +299,7 @@ export async function serveDashboard(options: DashboardOptions): Promise<Dashboa
   const metrics = (): string => {
     const jobs = [];
     const consumers = [];
+    const grouped = [];
     for (const watch of watches.values()) {
       const snapshot = watch.snapshot;
       if (snapshot === undefined) continue;
@@ -309,6 +310,11 @@ export async function serveDashboard(options: DashboardOptions): Promise<Dashboa
         labels: { queue: watch.name },
         value: snapshot.consumers.filter((c) => c.alive).length,
       });
+      for (const group of snapshot.groups) {
+        const labels = { queue: watch.name, group: group.name };
+        grouped.push({ labels: { ...labels, state: "waiting" }, value: group.waiting });
+        grouped.push({ labels: { ...labels, state: "running" }, value: group.running });
+      }
     }
     return renderMetrics([
       {
@@ -323,6 +329,13 @@ export async function serveDashboard(options: DashboardOptions): Promise<Dashboa
         help: "Consumers of the queue whose heartbeat is current.",
         type: "gauge",
         samples: consumers,
+      },
+      {
+        name: "taskpool_group_jobs",
+        help:
+          "Jobs of each group: waiting (held back by the group's limits) and running (let in: running, or queued to start next).",
+        type: "gauge",
+        samples: grouped,
       },
     ]);
   };
@@ -375,6 +388,7 @@ export async function serveDashboard(options: DashboardOptions): Promise<Dashboa
         at: snapshot.at,
         counts: snapshot.counts,
         consumers: snapshot.consumers,
+        groups: snapshot.groups,
       };
       return json(overview);
     }
