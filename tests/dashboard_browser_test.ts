@@ -56,6 +56,7 @@ redisTest(
       { id: XSS, task: "#fail", args: [`</td><script>alert(2)</script>`] },
       { id: "slow", task: "#reportThenWait", args: [0.6, gate.path] },
     ]));
+    await producer.setGroup(XSS, { concurrency: 1, rate: "5/1s" });
     const consumer = producer.consume({ workers: 2 });
     await until("four outcomes", async () => await redis.send(["XLEN", `${queue}:results`]) === 4);
 
@@ -90,6 +91,11 @@ redisTest(
         `document.querySelector("#dead").textContent.includes(${JSON.stringify(XSS)})`,
       ),
       "the id shows as text",
+    );
+    // The groups, with their limits; a group's name is text too.
+    assert.strictEqual(
+      await page.evaluate<string>(`document.querySelector("#groups tr").textContent`),
+      `${XSS}concurrency 1, rate 5/1s000`,
     );
     const png = await page.screenshot();
     assert.deepStrictEqual([...png.subarray(0, 4)], [137, 80, 78, 71]);

@@ -44,6 +44,13 @@ export const PAGE_HTML = `<!doctype html>
       <tbody id="consumers"></tbody>
     </table>
   </section>
+  <section aria-labelledby="h-groups">
+    <h2 id="h-groups">Groups</h2>
+    <table>
+      <thead><tr><th scope="col">Group</th><th scope="col">Limits</th><th scope="col">Waiting (held back)</th><th scope="col">Let in</th><th scope="col">Started this window</th></tr></thead>
+      <tbody id="groups"></tbody>
+    </table>
+  </section>
   <section aria-labelledby="h-running">
     <h2 id="h-running">Running (reported: with progress, or over a second)</h2>
     <table>
@@ -222,6 +229,21 @@ function drawConsumers(consumers) {
     return row([c.id, c.host || "", state, c.lastBeat === undefined ? "—" : ago(c.lastBeat) + " ago", c.held, c.rate]);
   }), 6, "No consumer.");
 }
+function windowText(ms) {
+  for (const [unit, size] of [["h", 3600000], ["m", 60000], ["s", 1000]]) {
+    if (ms % size === 0) return ms / size + unit;
+  }
+  return ms + "ms";
+}
+function drawGroups(groups) {
+  fill("groups", (groups || []).map((g) => {
+    const limits = [
+      g.limits.concurrency === undefined ? "" : "concurrency " + g.limits.concurrency,
+      g.limits.rate === undefined ? "" : "rate " + g.limits.rate.limit + "/" + windowText(g.limits.rate.window),
+    ].filter((part) => part !== "").join(", ") || "no limits";
+    return row([g.name, limits, g.waiting, g.running, g.started === undefined ? "—" : g.started]);
+  }), 5, "No group.");
+}
 function drawRunning(running, now) {
   fill("running", running.map((job) => row([jobName(job.id, job.batch), job.orphaned ? job.consumer + " (dead: waits for recovery)" : job.consumer, job.attempt, ago(now - job.started), showProgress(job.progress)])), 5, "Nothing reported running.");
 }
@@ -308,6 +330,7 @@ function draw(snapshot) {
   drawCounts(snapshot.counts);
   drawChart(snapshot.throughput);
   drawConsumers(snapshot.consumers);
+  drawGroups(snapshot.groups);
   drawRunning(snapshot.running, snapshot.at);
   if (!failedOnly) drawOutcomes(snapshot.outcomes);
   drawDead(snapshot.dead);
