@@ -57,9 +57,12 @@
  */
 
 /**
- * The group functions: `group_of(entry)`, `hold(queue, g, entry, priority)`,
- * `release(queue, g)`, `unslot(queue, entry)`. They use ENQUEUE's `lane`
- * and `priority_of`, and `now_ms`, defined before them.
+ * The group functions: `group_of(entry)`, `limits_of(queue, g)` (read once
+ * per script call), `has_rate(limits)`, `hold(queue, g, entry, priority)`,
+ * `release(queue, g)`, `unslot(queue, entry, ran)`, `started(queue, g,
+ * ref)`, `pending_again(queue, entry)` and `release_freed(queue)`, which
+ * every script that calls `unslot` or `started` calls before it ends. They
+ * use ENQUEUE's `lane`, `priority_of` and `now_ms`, defined before them.
  */
 export const GROUP_FUNCTIONS = `
 -- The group and ref (batch/id) of an entry; nil when it has no group.
