@@ -809,3 +809,63 @@ Deno.test("taskProgress(): a value out of range or not JSON throws in the task; 
     /'onProgress' must be a function/,
   );
 });
+
+Deno.test("thousands of tasks waiting for room: order kept, any one withdrawn, and the next pool reuses the rows", async () => {
+  await using gate = await Gate.create();
+  // Two pools in a row: the second takes over the first's overflow (grown
+  // far past its first 256 rows), so stale rows or positions would show there.
+  for (const round of [1, 2]) {
+    await using pool = new WorkerPool({ workers: 1, capacity: 1, module: TASKS });
+    // First 1,500 through the overflow, so that the positions of the tasks
+    // below wrap around the rows when they grow (not just double in place).
+    const early = Array.from({ length: 1500 }, (_, i) => pool.run("echo", i));
+    assert.deepStrictEqual(await Promise.all(early), [...Array(1500).keys()]);
+    const open = gate.file(`round-${round}`);
+    const blocker = pool.run("gated", open, "held");
+    const controllers: AbortController[] = [];
+    const settled: Promise<unknown>[] = [];
+    const order: number[] = []; // the order in which results came
+    const N = 3000;
+    for (let i = 0; i < N; i++) {
+      const controller = new AbortController();
+      controllers.push(controller);
+      const result = pool.run({ name: "echo", args: [`${round}:${i}`], signal: controller.signal });
+      settled.push(
+        result.then((value) => {
+          order.push(i);
+          return value;
+        }).catch((error) => error),
+      );
+    }
+    // Withdraw every 7th while it waits, from the back to the front.
+    const withdrawn = new Set<number>();
+    for (let i = N - 1; i >= 0; i -= 7) {
+      controllers[i].abort(new Error(`withdrawn ${i}`));
+      withdrawn.add(i);
+    }
+    // A lost task would leave its promise (and the pool's close) pending:
+    // fail instead of hanging.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const lost = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(new Error(`${N - withdrawn.size - order.length} results never came`));
+        pool.terminate();
+      }, 30_000);
+    });
+    await Deno.writeTextFile(open, "open");
+    const [held, outcomes] = await Promise.race([
+      Promise.all([blocker, Promise.all(settled)]),
+      lost,
+    ]).finally(() => clearTimeout(timer));
+    assert.strictEqual(held, "held");
+    outcomes.forEach((outcome, i) => {
+      if (withdrawn.has(i)) assert.strictEqual(String(outcome), `Error: withdrawn ${i}`);
+      else assert.strictEqual(outcome, `${round}:${i}`);
+    });
+    // One worker: the tasks ran in the order they were submitted.
+    const kept = [...Array(N).keys()].filter((i) => !withdrawn.has(i));
+    assert.deepStrictEqual(order, kept);
+    assert.strictEqual(pool.stats.completed, 1500 + 1 + kept.length);
+    assert.strictEqual(pool.stats.cancelled, withdrawn.size);
+  }
+});

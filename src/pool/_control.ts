@@ -44,7 +44,7 @@ export function controlFor(
   signal?.throwIfAborted();
   const control: Control = {
     id: -1,
-    waiting: undefined,
+    waiting: -1,
     timer: undefined,
     signal,
     onAbort: undefined,

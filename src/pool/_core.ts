@@ -348,6 +348,7 @@ export class PoolCore implements PoolHooks {
     Atomics.store(ring.i32, SENDERS, 0);
     ring.wakeAll(RECV_EPOCH);
     this.workers.shutdown();
+    this.submit.retire();
   }
 
   // -- PoolHooks: how the parts reach each other --
@@ -409,7 +410,7 @@ export class PoolCore implements PoolHooks {
   readonly cancel = (control: Control, reason: unknown): void => {
     const tasks = this.tasks;
     const waiting = control.waiting;
-    if (waiting !== undefined) {
+    if (waiting >= 0) {
       if (this.submit.withdraw(waiting, reason)) {
         tasks.cancelled++;
         this.idleCheck();
@@ -431,7 +432,7 @@ export class PoolCore implements PoolHooks {
    */
   cancelTo(sink: Sink, seq: number, reason: unknown): boolean {
     const waiting = this.submit.waitingOf(sink, seq);
-    if (waiting !== undefined) {
+    if (waiting >= 0) {
       if (!this.submit.withdraw(waiting, reason)) return false;
       this.tasks.cancelled++;
       this.idleCheck();

@@ -1,6 +1,6 @@
 /**
  * The records the parts of a pool hand each other: a task's cancellation
- * state, a submit waiting for room, and a sink that takes outcomes instead
+ * state, how a parked task is settled, and a sink that takes outcomes instead
  * of a promise per task.
  *
  * @module
@@ -31,38 +31,13 @@ export interface Sink {
 export interface Control {
   /** The task id once queued, else -1. */
   id: number;
-  /** While it waits for room: its place in the overflow (see `_submit.ts`). */
-  waiting: Waiting | undefined;
+  /** While it waits for room: its position in the overflow (`_waiting.ts`), else -1. */
+  waiting: number;
   timer: ReturnType<typeof setTimeout> | undefined;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
   /** Gets the progress the task reports (`onProgress`), if the caller asked for it. */
   progress: ((value: unknown) => void) | undefined;
-}
-
-/** A task waiting for room in the ring, encoded (the overflow of `_submit.ts`). */
-export interface Waiting {
-  index: number;
-  form: number;
-  tag: number;
-  len: number;
-  num: number;
-  bytes: Uint8Array;
-  /** What settles it: `PARKED_HANDLE`, `PARKED_RESULT` or `PARKED_SINK`. */
-  mode: number;
-  /** Still waiting: not yet queued, refused or cancelled. */
-  live: boolean;
-  /**
-   * `PARKED_HANDLE`: resolves the submit with the task's handle, once queued.
-   * `PARKED_RESULT`: resolves the task's own result (its one promise).
-   */
-  accept: (value: unknown) => void;
-  /** Rejects the submit (`PARKED_HANDLE`) or the task's result (`PARKED_RESULT`). */
-  refuse: (error: unknown) => void;
-  control: Control | undefined;
-  /** `PARKED_SINK`: where the outcome goes, as `seq`. */
-  sink: Sink | undefined;
-  seq: number;
 }
 
 /** A parked `submit()`: its promise resolves with the task's handle once the task is queued. */
@@ -71,3 +46,20 @@ export const PARKED_HANDLE = 0;
 export const PARKED_RESULT = 1;
 /** A parked task of the scheduler or the Redis consumer: its outcome goes to a sink. */
 export const PARKED_SINK = 2;
+
+/**
+ * What `capture` was last given: the settle functions of the promise just
+ * made. A promise's executor runs synchronously inside its constructor, so
+ * the caller reads them right after; one module-level executor instead of a
+ * closure (and its context) per task.
+ */
+export const captured = {
+  resolve: undefined as unknown as (value: unknown) => void,
+  reject: undefined as unknown as (error: unknown) => void,
+};
+
+/** The executor of the pool's promises: hands their settle functions to `captured`. */
+export function capture(resolve: (value: never) => void, reject: (error: unknown) => void): void {
+  captured.resolve = resolve as (value: unknown) => void;
+  captured.reject = reject;
+}

@@ -21,12 +21,13 @@ import { Encoder } from "../channel/_codec.ts";
 import { OK, type Ring } from "../channel/_ring.ts";
 import { releaseControl } from "./_control.ts";
 import {
+  capture,
+  captured,
   type Control,
   PARKED_HANDLE,
   PARKED_RESULT,
   PARKED_SINK,
   type Sink,
-  type Waiting,
 } from "./_parts.ts";
 import type { PoolHooks } from "./_hooks.ts";
 import type { Parcels } from "./_parcels.ts";
@@ -40,6 +41,7 @@ import {
   SIGNALLED,
 } from "./_protocol.ts";
 import type { TaskTable } from "./_tasks.ts";
+import { WaitingTasks } from "./_waiting.ts";
 import type { TaskHandle, TaskSpec } from "./types.ts";
 
 /** Longest a burst of submits defers waking workers, µs. */
@@ -62,8 +64,6 @@ export class Submitter {
   readonly capacity: number;
   /** `map()` runs that send inputs when there is room (see `refill`). */
   readonly feeders: Set<() => void> = new Set();
-  /** Entries of the overflow not yet queued, refused or cancelled. */
-  waitingLive = 0;
   /** Every task is flagged SIGNALLED (gets an abortable `taskSignal()`), control or not. */
   signalAll = false;
 
@@ -72,9 +72,8 @@ export class Submitter {
   readonly #hooks: PoolHooks;
   readonly #epoch: number;
   readonly #enc: Encoder;
-  /** Tasks waiting for room, in call order; `#overflowHead` is the first not yet handled. */
-  readonly #overflow: Waiting[] = [];
-  #overflowHead = 0;
+  /** Tasks waiting for room, in call order (no object per task: see `_waiting.ts`). */
+  readonly #waiting = new WaitingTasks();
   /** When the open burst began, µs since the pool's epoch. */
   #burstStart = 0;
   /** Queued tasks at or below which the result pump refills the queue (half of it). */
@@ -110,6 +109,11 @@ export class Submitter {
     this.#hooks = hooks;
     this.#enc = new Encoder(ring.slotBytes);
     this.#lowWater = capacity >> 1;
+  }
+
+  /** Tasks waiting for room: not yet queued, refused or cancelled. */
+  get waitingLive(): number {
+    return this.#waiting.live;
   }
 
   /**
@@ -288,47 +292,53 @@ export class Submitter {
   }
 
   /**
-   * Takes a waiting task out of the overflow (its control was cancelled);
-   * false if it had already been queued or refused.
+   * Takes the waiting task at `pos` out of the overflow (its control was
+   * cancelled); false if it had already been queued or refused.
    */
-  withdraw(waiting: Waiting, reason: unknown): boolean {
-    if (!waiting.live) return false;
-    this.#refuse(waiting, reason);
-    this.waitingLive--;
+  withdraw(pos: number, reason: unknown): boolean {
+    if (!this.#waiting.isLive(pos)) return false;
+    this.#refuse(pos, reason);
     return true;
   }
 
-  /** The live waiting task whose outcome goes to `sink` as `seq`, if one waits (a scan). */
-  waitingOf(sink: Sink, seq: number): Waiting | undefined {
-    for (let i = this.#overflowHead; i < this.#overflow.length; i++) {
-      const waiting = this.#overflow[i];
-      if (waiting.live && waiting.sink === sink && waiting.seq === seq) return waiting;
-    }
-    return undefined;
+  /** The pool closed: the overflow's arrays go to the next pool of this thread (`_waiting.ts`). */
+  retire(): void {
+    this.#waiting.retire();
+  }
+
+  /** The position of the live waiting task whose outcome goes to `sink` as `seq`, or -1 (a scan). */
+  waitingOf(sink: Sink, seq: number): number {
+    return this.#waiting.find(sink, seq);
   }
 
   /** Refuses every waiting task with an error `error()` makes (terminate, withdraw); how many. */
   refuseWaiting(error: () => Error): number {
+    const waiting = this.#waiting;
     let refused = 0;
-    for (let i = this.#overflowHead; i < this.#overflow.length; i++) {
-      const waiting = this.#overflow[i];
-      if (!waiting.live) continue;
-      this.#refuse(waiting, error());
+    for (let pos = waiting.head; pos < waiting.tail; pos++) {
+      if (!waiting.isLive(pos)) continue;
+      this.#refuse(pos, error());
       refused++;
     }
-    this.#overflow.length = 0;
-    this.#overflowHead = 0;
-    this.waitingLive = 0;
+    waiting.clear();
     return refused;
   }
 
-  /** Ends a waiting task with `reason` (its promise rejects, or its sink gets it); #flush skips it. */
-  #refuse(waiting: Waiting, reason: unknown): void {
-    waiting.live = false;
-    if (waiting.form === FORM_LARGE) this.#parcels.drop(waiting.num);
-    if (waiting.control !== undefined) releaseControl(waiting.control);
-    if (waiting.sink !== undefined) waiting.sink.deliver(waiting.seq, false, reason, 0, -1);
-    else waiting.refuse(reason);
+  /** Ends the waiting task at `pos` with `reason` (its promise rejects, or its sink gets it). */
+  #refuse(pos: number, reason: unknown): void {
+    const waiting = this.#waiting;
+    const control = waiting.control(pos);
+    const sink = waiting.sink(pos);
+    const seq = waiting.seq(pos);
+    const refuse = waiting.refuse(pos);
+    if (waiting.form(pos) === FORM_LARGE) this.#parcels.drop(waiting.num(pos));
+    waiting.end(pos);
+    if (control !== undefined) {
+      control.waiting = -1;
+      releaseControl(control);
+    }
+    if (sink !== undefined) sink.deliver(seq, false, reason, 0, -1);
+    else refuse(reason);
   }
 
   /**
@@ -341,9 +351,9 @@ export class Submitter {
     form: number,
     control: Control | undefined,
   ): Promise<TaskHandle<unknown>> {
-    return new Promise<TaskHandle<unknown>>((resolve, reject) => {
-      this.#park(index, form, control, PARKED_HANDLE, resolve as (v: unknown) => void, reject);
-    });
+    const promise = new Promise<TaskHandle<unknown>>(capture);
+    this.#park(index, form, control, PARKED_HANDLE, captured.resolve, captured.reject);
+    return promise;
   }
 
   /**
@@ -352,9 +362,9 @@ export class Submitter {
    * and a result promise (the `run()` and `execute()` path when full).
    */
   resultOnceQueued(index: number, form: number, control: Control | undefined): Promise<unknown> {
-    return new Promise<unknown>((resolve, reject) => {
-      this.#park(index, form, control, PARKED_RESULT, resolve, reject);
-    });
+    const promise = new Promise<unknown>(capture);
+    this.#park(index, form, control, PARKED_RESULT, captured.resolve, captured.reject);
+    return promise;
   }
 
   /**
@@ -385,57 +395,42 @@ export class Submitter {
   ): void {
     const enc = this.#enc;
     enc.own(); // later submits reuse the encoder while this one waits
-    const waiting: Waiting = {
+    const pos = this.#waiting.add(
       index,
       form,
-      tag: enc.tag,
-      len: enc.len,
-      num: enc.num,
-      bytes: enc.bytes,
+      enc.tag,
+      enc.len,
+      enc.num,
+      enc.bytes,
       mode,
-      live: true,
       accept,
       refuse,
       control,
       sink,
       seq,
-    };
-    if (control !== undefined) control.waiting = waiting;
-    this.#overflow.push(waiting);
-    this.waitingLive++;
+    );
+    if (control !== undefined) control.waiting = pos;
     this.#hooks.startPump();
   }
 
   /** Moves waiting tasks into the ring while it has room. */
   #flush(): void {
-    const overflow = this.#overflow;
+    const waiting = this.#waiting;
     const enc = this.#enc;
-    while (this.#overflowHead < overflow.length) {
-      const waiting = overflow[this.#overflowHead];
-      if (waiting.live && !this.#queueWaiting(waiting, enc)) break;
-      overflow[this.#overflowHead++] = undefined!;
+    while (waiting.skipEnded()) {
+      const pos = waiting.head;
+      enc.tag = waiting.tag(pos), enc.len = waiting.len(pos), enc.num = waiting.num(pos);
+      enc.bytes = waiting.bytes(pos);
+      const control = waiting.control(pos);
+      const id = this.#pushId(waiting.index(pos), waiting.form(pos), control);
+      if (id < 0) return;
+      const mode = waiting.mode(pos);
+      const tasks = this.#tasks;
+      if (mode === PARKED_RESULT) tasks.settleWith(id, waiting.accept(pos), waiting.refuse(pos));
+      else if (mode === PARKED_SINK) tasks.sendTo(id, waiting.sink(pos)!, waiting.seq(pos));
+      else waiting.accept(pos)({ result: tasks.promise(id) });
+      waiting.end(pos);
+      waiting.head++;
     }
-    if (this.#overflowHead === overflow.length) {
-      overflow.length = 0;
-      this.#overflowHead = 0;
-    } else if (this.#overflowHead > 1024 && this.#overflowHead * 2 > overflow.length) {
-      overflow.splice(0, this.#overflowHead);
-      this.#overflowHead = 0;
-    }
-  }
-
-  /** Queues one waiting task if it fits now, settling what waits for it; false when full. */
-  #queueWaiting(waiting: Waiting, enc: Encoder): boolean {
-    enc.tag = waiting.tag, enc.len = waiting.len, enc.num = waiting.num;
-    enc.bytes = waiting.bytes;
-    const id = this.#pushId(waiting.index, waiting.form, waiting.control);
-    if (id < 0) return false;
-    waiting.live = false;
-    this.waitingLive--;
-    const tasks = this.#tasks;
-    if (waiting.mode === PARKED_RESULT) tasks.settleWith(id, waiting.accept, waiting.refuse);
-    else if (waiting.mode === PARKED_SINK) tasks.sendTo(id, waiting.sink!, waiting.seq);
-    else waiting.accept({ result: tasks.promise(id) });
-    return true;
   }
 }

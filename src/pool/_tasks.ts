@@ -18,7 +18,7 @@
 
 import { PoolClosedError } from "../errors.ts";
 import { releaseControl } from "./_control.ts";
-import type { Control, Sink } from "./_parts.ts";
+import { capture, captured, type Control, type Sink } from "./_parts.ts";
 import type { Parcels } from "./_parcels.ts";
 import { ID_MASK, TICKET_SHIFT, ticketOf } from "./_protocol.ts";
 
@@ -112,16 +112,16 @@ export class TaskTable {
     this.#controls[id] = control;
     if (control !== undefined) {
       control.id = id;
-      control.waiting = undefined;
+      control.waiting = -1;
     }
   }
 
   /** The promise of the outcome of the task just opened on `id`. */
   promise(id: number): Promise<unknown> {
-    return new Promise<unknown>((resolve, reject) => {
-      this.#resolves[id] = resolve;
-      this.#rejects[id] = reject;
-    });
+    const promise = new Promise<unknown>(capture);
+    this.#resolves[id] = captured.resolve;
+    this.#rejects[id] = captured.reject;
+    return promise;
   }
 
   /** Settles the task just opened on `id` with an existing promise's functions (a parked `run()`). */
