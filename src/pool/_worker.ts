@@ -280,11 +280,20 @@ async function serve(start: StartMessage): Promise<void> {
     return last === EMPTY ? DISCONNECTED : last;
   };
   const signalSlot = globalThis as unknown as Record<symbol, AbortSignal | undefined>;
+  /** `performance.now()` plus this is ms since the pool's epoch. */
+  const sinceEpoch = performance.timeOrigin - start.epoch;
   let lastYield = performance.now();
   let lastTimerYield = lastYield;
 
+  // When the last task ended: the start of the next one if it was already
+  // queued (see below).
+  let lastEnded = performance.now();
   for (;;) {
     let args = pop();
+    // A task taken at once starts when the last one ended, as far as the
+    // clock can tell: the pop and the last result's push between them take
+    // well under a µs, and a clock read (an op call) costs ~100 ns a task.
+    let started = args === EMPTY ? -1 : lastEnded;
     if (args === EMPTY && spinMs > 0) {
       // A short poll catches the next task without the ~50 µs cost of
       // being woken; bounded, and off when workers outnumber cores.
@@ -312,6 +321,7 @@ async function serve(start: StartMessage): Promise<void> {
         const paused = Atomics.waitAsync(counters, killAt, 1);
         if (paused.async) await paused.value;
       }
+      lastEnded = performance.now();
       continue;
     }
     const ticket = tasks.aux0;
@@ -319,7 +329,7 @@ async function serve(start: StartMessage): Promise<void> {
     const queued = tasks.aux2;
     let outcome = OUTCOME_OK;
     let value: unknown;
-    const started = performance.now();
+    if (started < 0) started = performance.now();
     let ended = started;
     // When it started (µs since the pool's epoch) and how long it ran (µs):
     // the result's aux2 and aux3, so the pool can report real times.
@@ -331,7 +341,7 @@ async function serve(start: StartMessage): Promise<void> {
       enc.encode(undefined);
     } else {
       Atomics.store(counters, record + W_STATE, 1);
-      startUs = ((performance.timeOrigin + started - start.epoch) * 1000) | 0;
+      startUs = ((sinceEpoch + started) * 1000) | 0;
       totals[floats + W_WAIT_MS] += Math.max(0, (startUs - queued) | 0) / 1000;
       let form = aux1 & FORM_MASK;
       if ((aux1 & SIGNALLED) !== 0) current = { id: ticket, controller: new AbortController() };
@@ -384,17 +394,19 @@ async function serve(start: StartMessage): Promise<void> {
         {},
         "send a result",
       );
+      ended = performance.now();
     }
     // Only now is the task off this worker's hands (see `_protocol.ts`).
     Atomics.store(counters, taskAt, -1);
     if (pushed === CLOSED) return; // the pool is gone
     if (ended - lastTimerYield > TIMER_YIELD_MS) {
       await yieldToTimers();
-      lastYield = lastTimerYield = performance.now();
+      lastYield = lastTimerYield = ended = performance.now();
     } else if (ended - lastYield > YIELD_MS) {
       await yieldToEventLoop();
-      lastYield = performance.now();
+      lastYield = ended = performance.now();
     }
+    lastEnded = ended;
   }
 }
 
