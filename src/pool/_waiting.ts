@@ -20,8 +20,8 @@
  * none (`isLive`). The row of position `p` is `p & mask` (the capacity is a
  * power of 2, so this holds past 2^32 too).
  *
- * The arrays keep their largest size until the pool closes: 72 bytes per
- * task that waited at once (7 MB after 100,000). A closed pool leaves them
+ * The arrays keep their largest size until the pool closes: 80 bytes a row,
+ * rows a power of 2 (10 MB after 100,000 tasks waited at once). A closed pool leaves them
  * to the next pool its thread makes (`retire`): a fresh pool's arrays would
  * fault their pages in again (a pool per batch of work is common, and the
  * bench makes one per repetition).
