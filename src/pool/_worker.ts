@@ -63,6 +63,14 @@ const YIELD_MS = 10;
  * a `setTimeout(0)` fires them all, but costs ~2 ms, so it comes less often.
  */
 const TIMER_YIELD_MS = 100;
+/**
+ * A result encoded in at most this many bytes was quick to encode (well
+ * under a µs), so the next task taken at once may start when this one ended
+ * without a clock read. After a larger one (or an error, or a result sent
+ * aside) the next start reads the clock: else a costly encoding would count
+ * in the next task's run time, and could put its start before its queue time.
+ */
+const CHEAP_RESULT_BYTES = 256;
 
 // deno-lint-ignore no-explicit-any
 type TaskFunction = (...args: any[]) => unknown;
@@ -285,14 +293,14 @@ async function serve(start: StartMessage): Promise<void> {
   let lastYield = performance.now();
   let lastTimerYield = lastYield;
 
-  // When the last task ended: the start of the next one if it was already
-  // queued (see below).
-  let lastEnded = performance.now();
+  // When the last task ended, if the next may start then (see below); else -1.
+  let lastEnded = -1;
   for (;;) {
     let args = pop();
     // A task taken at once starts when the last one ended, as far as the
-    // clock can tell: the pop and the last result's push between them take
-    // well under a µs, and a clock read (an op call) costs ~100 ns a task.
+    // clock can tell: between them come the last result's encoding (small,
+    // see CHEAP_RESULT_BYTES), its push and this pop, well under a µs; a
+    // clock read (an op call) costs ~100 ns a task.
     let started = args === EMPTY ? -1 : lastEnded;
     if (args === EMPTY && spinMs > 0) {
       // A short poll catches the next task without the ~50 µs cost of
@@ -321,7 +329,7 @@ async function serve(start: StartMessage): Promise<void> {
         const paused = Atomics.waitAsync(counters, killAt, 1);
         if (paused.async) await paused.value;
       }
-      lastEnded = performance.now();
+      lastEnded = -1;
       continue;
     }
     const ticket = tasks.aux0;
@@ -335,6 +343,8 @@ async function serve(start: StartMessage): Promise<void> {
     // the result's aux2 and aux3, so the pool can report real times.
     let startUs = 0;
     let runUs = -1;
+    // `ended` may be the next task's start: not after a costly encoding.
+    let endedIsNow = false;
 
     if (Atomics.load(flags, ticket & ID_MASK) === ticket) {
       outcome = OUTCOME_SKIPPED; // cancelled while queued: it never runs
@@ -378,6 +388,7 @@ async function serve(start: StartMessage): Promise<void> {
       totals[floats + W_RUN_MS] += ended - started;
       runUs = Math.min((ended - started) * 1000, MAX_INT32) | 0;
       outcome = encodeOutcome(enc, outcome, value, ticket);
+      endedIsNow = outcome === OUTCOME_OK && enc.len <= CHEAP_RESULT_BYTES;
       Atomics.add(counters, record + (outcome === OUTCOME_ERROR ? W_FAILED : W_COMPLETED), 1);
       Atomics.store(counters, record + W_STATE, 0);
     }
@@ -395,6 +406,7 @@ async function serve(start: StartMessage): Promise<void> {
         "send a result",
       );
       ended = performance.now();
+      endedIsNow = true;
     }
     // Only now is the task off this worker's hands (see `_protocol.ts`).
     Atomics.store(counters, taskAt, -1);
@@ -402,11 +414,13 @@ async function serve(start: StartMessage): Promise<void> {
     if (ended - lastTimerYield > TIMER_YIELD_MS) {
       await yieldToTimers();
       lastYield = lastTimerYield = ended = performance.now();
+      endedIsNow = true;
     } else if (ended - lastYield > YIELD_MS) {
       await yieldToEventLoop();
       lastYield = ended = performance.now();
+      endedIsNow = true;
     }
-    lastEnded = ended;
+    lastEnded = endedIsNow ? ended : -1;
   }
 }
 
