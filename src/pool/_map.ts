@@ -71,9 +71,14 @@ export class MapSink implements Sink {
     return this.#arrivedHead < this.#arrived.length ? this.#arrived[this.#arrivedHead] : -1;
   }
 
-  take(seq: number): { ok: boolean; value: unknown } {
+  /** Whether the result `take` last returned is a value (else an error). */
+  tookOk = false;
+
+  /** Takes the result at `seq` (its kind in `tookOk`): no object per result. */
+  take(seq: number): unknown {
     const at = seq % this.#window;
-    const result = { ok: this.#state[at] === 1, value: this.#values[at] };
+    this.tookOk = this.#state[at] === 1;
+    const value = this.#values[at];
     this.#state[at] = 0;
     this.#values[at] = undefined;
     this.taken++;
@@ -82,7 +87,7 @@ export class MapSink implements Sink {
       this.#arrivedHead++;
       if (this.#arrivedHead === this.#arrived.length) this.#arrived.length = this.#arrivedHead = 0;
     }
-    return result;
+    return value;
   }
 
   /** Resolves when a result arrives (or `wakeUp()` is called). */
@@ -197,7 +202,7 @@ class MapRun {
     const submit = this.#core.submit;
     let form = -1;
     try {
-      form = submit.encodeArgs("map", [value]);
+      form = submit.encodeOne(value);
       const control = this.#core.controlFor(this.#perTask);
       const onProgress = this.#onProgress;
       if (onProgress !== undefined) {
@@ -290,9 +295,9 @@ export async function* mapTasks<R>(
       // Yield every result that is ready, in order or as they came.
       let yielded = false;
       for (let seq = sink.next(); seq >= 0; seq = sink.next()) {
-        const { ok, value } = sink.take(seq);
+        const value = sink.take(seq);
         yielded = true;
-        if (!ok && !run.yieldErrors) throw value;
+        if (!sink.tookOk && !run.yieldErrors) throw value;
         yield value as R | Error;
       }
       if (run.done()) return;

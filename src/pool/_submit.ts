@@ -125,22 +125,25 @@ export class Submitter {
   encodeArgs(task: string | TaskSpec | number, args: unknown[]): number {
     const list = typeof task === "object" ? task.args ?? [] : args;
     if (!Array.isArray(list)) throw new TypeError("Cannot run the task: 'args' must be an array");
+    if (list.length === 0) return this.#encode(undefined, FORM_NONE);
+    if (list.length === 1) return this.#encode(list[0], FORM_ONE);
+    return this.#encode(list, FORM_ARRAY);
+  }
+
+  /** `encodeArgs` of a task with the one argument `value` (`map()`'s inputs: no array each). */
+  encodeOne(value: unknown): number {
+    return this.#encode(value, FORM_ONE);
+  }
+
+  /** Encodes `value` as the arguments of `form` (see `encodeArgs`); the form it took. */
+  #encode(value: unknown, form: number): number {
     try {
-      if (list.length === 0) {
-        this.#enc.encode(undefined);
-        return FORM_NONE;
-      }
-      if (list.length === 1) {
-        this.#enc.encode(list[0]);
-        return FORM_ONE;
-      }
-      this.#enc.encode(list);
-      return FORM_ARRAY;
+      this.#enc.encode(value);
+      return form;
     } catch (error) {
-      if (error instanceof TooLargeError) {
+      if (error instanceof TooLargeError && form !== FORM_NONE) {
         // Too large for a slot: the worker fetches it by postMessage (a copy,
         // in the same encoding); the slot carries the key.
-        const form = list.length === 1 ? FORM_ONE : FORM_ARRAY;
         this.#enc.encode(this.#parcels.stash(form, error.tag, error.data));
         return FORM_LARGE;
       }
