@@ -17,8 +17,10 @@
  * ## Positions
  * Each waiting task has a position: a number that grows by one per task and
  * is never reused, so a position kept by a task's control names that task or
- * none (`isLive`). The row of position `p` is `p & mask` (the capacity is a
- * power of 2, so this holds past 2^32 too).
+ * none (`isLive`). The row of position `p` is `(p - base) & mask`: the
+ * number of rows is a power of 2, and `base` is the head when the rows last
+ * grew (they are copied in order from the head, with the runtime's bulk
+ * copies: a first burst runs this copy before the JIT has compiled it).
  *
  * The arrays keep their largest size until the pool closes: 80 bytes a row,
  * rows a power of 2 (10 MB after 100,000 tasks waited at once). A closed pool leaves them
@@ -85,6 +87,8 @@ export class WaitingTasks {
   /** Waiting tasks not yet queued, refused or withdrawn. */
   live = 0;
   #mask: number;
+  /** The position of row 0 (see "Positions"). */
+  #base = 0;
   #ints: Int32Array;
   #nums: Float64Array;
   #refs: unknown[];
@@ -113,7 +117,12 @@ export class WaitingTasks {
     this.#ints = rows.ints;
     this.#nums = rows.nums;
     this.#refs = rows.refs;
-    this.head = this.tail = 0;
+    this.head = this.tail = this.#base = 0;
+  }
+
+  /** The row of position `pos` (a live one: `head <= pos < tail`). */
+  #row(pos: number): number {
+    return (pos - this.#base) & this.#mask;
   }
 
   /** Parks a task at the tail; its position. */
@@ -133,7 +142,7 @@ export class WaitingTasks {
   ): number {
     if (this.tail - this.head > this.#mask) this.#grow();
     const pos = this.tail++;
-    const row = pos & this.#mask;
+    const row = this.#row(pos);
     const ints = this.#ints, i = row * INTS;
     ints[i + I_INDEX] = index;
     ints[i + I_FORM] = form;
@@ -157,44 +166,44 @@ export class WaitingTasks {
   /** Whether the task at `pos` still waits (not queued, refused or withdrawn). */
   isLive(pos: number): boolean {
     return pos >= this.head && pos < this.tail &&
-      this.#ints[(pos & this.#mask) * INTS + I_LIVE] === 1;
+      this.#ints[this.#row(pos) * INTS + I_LIVE] === 1;
   }
 
   index(pos: number): number {
-    return this.#ints[(pos & this.#mask) * INTS + I_INDEX];
+    return this.#ints[this.#row(pos) * INTS + I_INDEX];
   }
   form(pos: number): number {
-    return this.#ints[(pos & this.#mask) * INTS + I_FORM];
+    return this.#ints[this.#row(pos) * INTS + I_FORM];
   }
   tag(pos: number): number {
-    return this.#ints[(pos & this.#mask) * INTS + I_TAG];
+    return this.#ints[this.#row(pos) * INTS + I_TAG];
   }
   len(pos: number): number {
-    return this.#ints[(pos & this.#mask) * INTS + I_LEN];
+    return this.#ints[this.#row(pos) * INTS + I_LEN];
   }
   mode(pos: number): number {
-    return this.#ints[(pos & this.#mask) * INTS + I_MODE];
+    return this.#ints[this.#row(pos) * INTS + I_MODE];
   }
   num(pos: number): number {
-    return this.#nums[(pos & this.#mask) * NUMS + N_NUM];
+    return this.#nums[this.#row(pos) * NUMS + N_NUM];
   }
   seq(pos: number): number {
-    return this.#nums[(pos & this.#mask) * NUMS + N_SEQ];
+    return this.#nums[this.#row(pos) * NUMS + N_SEQ];
   }
   bytes(pos: number): Uint8Array {
-    return this.#refs[(pos & this.#mask) * REFS + R_BYTES] as Uint8Array;
+    return this.#refs[this.#row(pos) * REFS + R_BYTES] as Uint8Array;
   }
   accept(pos: number): Settle {
-    return this.#refs[(pos & this.#mask) * REFS + R_ACCEPT] as Settle;
+    return this.#refs[this.#row(pos) * REFS + R_ACCEPT] as Settle;
   }
   refuse(pos: number): Settle {
-    return this.#refs[(pos & this.#mask) * REFS + R_REFUSE] as Settle;
+    return this.#refs[this.#row(pos) * REFS + R_REFUSE] as Settle;
   }
   control(pos: number): Control | undefined {
-    return this.#refs[(pos & this.#mask) * REFS + R_CONTROL] as Control | undefined;
+    return this.#refs[this.#row(pos) * REFS + R_CONTROL] as Control | undefined;
   }
   sink(pos: number): Sink | undefined {
-    return this.#refs[(pos & this.#mask) * REFS + R_SINK] as Sink | undefined;
+    return this.#refs[this.#row(pos) * REFS + R_SINK] as Sink | undefined;
   }
 
   /**
@@ -202,7 +211,7 @@ export class WaitingTasks {
    * longer counts, and its references go, so that nothing it held is kept.
    */
   end(pos: number): void {
-    const row = pos & this.#mask;
+    const row = this.#row(pos);
     this.#ints[row * INTS + I_LIVE] = 0;
     this.#refs.fill(undefined, row * REFS, row * REFS + REFS);
     this.live--;
@@ -217,7 +226,7 @@ export class WaitingTasks {
   skipEnded(): boolean {
     const ints = this.#ints;
     while (this.head < this.tail) {
-      if (ints[(this.head & this.#mask) * INTS + I_LIVE] === 1) return true;
+      if (ints[this.#row(this.head) * INTS + I_LIVE] === 1) return true;
       this.head++;
     }
     this.live = 0;
@@ -244,23 +253,24 @@ export class WaitingTasks {
     this.live = 0;
   }
 
-  /** Doubles the arrays, each row moving to its place under the new mask. */
+  /** Doubles the arrays: the rows, in order from the head, become rows 0 to n - 1. */
   #grow(): void {
-    const rows = (this.#mask + 1) * 2;
-    const mask = rows - 1;
+    const n = this.tail - this.head; // every row: the arrays are full
+    const rows = n * 2;
+    const split = this.#row(this.head); // rows [split, n) then [0, split)
     const ints = new Int32Array(rows * INTS);
+    ints.set(this.#ints.subarray(split * INTS));
+    ints.set(this.#ints.subarray(0, split * INTS), (n - split) * INTS);
     const nums = new Float64Array(rows * NUMS);
-    const refs: unknown[] = new Array(rows * REFS).fill(undefined);
-    const oldInts = this.#ints, oldNums = this.#nums, oldRefs = this.#refs;
-    for (let pos = this.head; pos < this.tail; pos++) {
-      const from = pos & this.#mask, to = pos & mask;
-      for (let k = 0; k < INTS; k++) ints[to * INTS + k] = oldInts[from * INTS + k];
-      for (let k = 0; k < NUMS; k++) nums[to * NUMS + k] = oldNums[from * NUMS + k];
-      for (let k = 0; k < REFS; k++) refs[to * REFS + k] = oldRefs[from * REFS + k];
-    }
+    nums.set(this.#nums.subarray(split * NUMS));
+    nums.set(this.#nums.subarray(0, split * NUMS), (n - split) * NUMS);
+    const refs = this.#refs.slice(split * REFS).concat(this.#refs.slice(0, split * REFS));
+    refs.length = rows * REFS;
+    refs.fill(undefined, n * REFS);
     this.#ints = ints;
     this.#nums = nums;
     this.#refs = refs;
-    this.#mask = mask;
+    this.#mask = rows - 1;
+    this.#base = this.head;
   }
 }
