@@ -352,7 +352,10 @@ async function serve(start: StartMessage): Promise<void> {
     } else {
       Atomics.store(counters, record + W_STATE, 1);
       startUs = ((sinceEpoch + started) * 1000) | 0;
-      totals[floats + W_WAIT_MS] += Math.max(0, (startUs - queued) | 0) / 1000;
+      // A start taken from the last end can precede a queue time stamped
+      // meanwhile (by under a µs): a task never starts before it was queued.
+      if (((startUs - queued) | 0) < 0) startUs = queued;
+      totals[floats + W_WAIT_MS] += ((startUs - queued) | 0) / 1000;
       let form = aux1 & FORM_MASK;
       if ((aux1 & SIGNALLED) !== 0) current = { id: ticket, controller: new AbortController() };
       progressStart(ticket);
