@@ -23,8 +23,8 @@
  * copies: a first burst runs this copy before the JIT has compiled it).
  *
  * The arrays keep their largest size until the pool closes: 80 bytes a row,
- * rows a power of 2 (10 MB after 100,000 tasks waited at once). A closed pool leaves them
- * to the next pool its thread makes (`retire`): a fresh pool's arrays would
+ * rows a power of 2 (10 MB after 100,000 tasks waited at once). A closed pool leaves them,
+ * weakly held, to the next pool its thread makes (`retire`): a fresh pool's arrays would
  * fault their pages in again (a pool per batch of work is common, and the
  * bench makes one per repetition).
  *
@@ -66,8 +66,12 @@ interface Rows {
   refs: unknown[];
 }
 
-/** Rows of this thread's closed pools: the largest, for the next pool (see "Positions"). */
-let spare: Rows | undefined;
+/**
+ * Rows of this thread's closed pools: the largest, for the next pool (see
+ * "Positions"). Weakly held: a process that makes no other pool does not
+ * keep them.
+ */
+let spare: WeakRef<Rows> | undefined;
 
 function freshRows(rows: number): Rows {
   return {
@@ -94,7 +98,7 @@ export class WaitingTasks {
   #refs: unknown[];
 
   constructor() {
-    const rows = spare ?? freshRows(FIRST_ROWS);
+    const rows = spare?.deref() ?? freshRows(FIRST_ROWS);
     spare = undefined;
     this.#mask = rows.mask;
     this.#ints = rows.ints;
@@ -109,8 +113,14 @@ export class WaitingTasks {
    */
   retire(): void {
     if (this.live !== 0) return;
-    if (spare === undefined || spare.mask < this.#mask) {
-      spare = { mask: this.#mask, ints: this.#ints, nums: this.#nums, refs: this.#refs };
+    const kept = spare?.deref();
+    if (kept === undefined || kept.mask < this.#mask) {
+      spare = new WeakRef({
+        mask: this.#mask,
+        ints: this.#ints,
+        nums: this.#nums,
+        refs: this.#refs,
+      });
     }
     const rows = freshRows(FIRST_ROWS);
     this.#mask = rows.mask;
