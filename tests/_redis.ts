@@ -227,6 +227,15 @@ export async function startRedisCluster(): Promise<RedisCluster> {
   const dir = await Deno.makeTempDir({ prefix: "taskpool-cluster-" });
   const ports = [freePort(), freePort(), freePort()];
   const children = new Map<number, Deno.ChildProcess>();
+  /** SIGKILLs the node on `port` (it stays down until `start`). */
+  const killNode = async (port: number) => {
+    const child = children.get(port);
+    children.delete(port);
+    if (child) {
+      child.kill("SIGKILL");
+      await child.status;
+    }
+  };
   const start = async (port: number) => {
     const child = new Deno.Command("redis-server", {
       args: [
@@ -320,34 +329,12 @@ export async function startRedisCluster(): Promise<RedisCluster> {
         stderr: "piped",
       }).output();
       if (!add.success) throw new Error(`add-node failed: ${new TextDecoder().decode(add.stdout)}`);
-      const deadline = Date.now() + 30_000;
-      for (;;) {
-        const info = await new Deno.Command("redis-cli", {
-          args: ["-p", `${port}`, "info", "replication"],
-          stdout: "piped",
-          stderr: "null",
-        }).output();
-        const text = new TextDecoder().decode(info.stdout);
-        if (text.includes("master_link_status:up")) break;
-        if (Date.now() > deadline) throw new Error(`replica on ${port} never synced`);
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
+      await untilCliSays(port, ["info", "replication"], "master_link_status:up", "synced");
       return port;
     },
-    async kill(port: number) {
-      const child = children.get(port);
-      children.delete(port);
-      if (child) {
-        child.kill("SIGKILL");
-        await child.status;
-      }
-    },
+    kill: killNode,
     async restart(port: number) {
-      const child = children.get(port);
-      if (child) {
-        child.kill("SIGKILL");
-        await child.status;
-      }
+      await killNode(port);
       await start(port);
       for (const each of ports) await clusterOk(each);
     },
@@ -357,17 +344,27 @@ export async function startRedisCluster(): Promise<RedisCluster> {
 }
 
 /** Waits until the node on `port` says `cluster_state:ok` (gossip has joined it). */
-async function clusterOk(port: number): Promise<void> {
+function clusterOk(port: number): Promise<void> {
+  return untilCliSays(port, ["cluster", "info"], "cluster_state:ok", "became ok");
+}
+
+/** Runs `redis-cli -p port ...args` every 100 ms until it prints `needle` (30 s at most). */
+async function untilCliSays(
+  port: number,
+  args: string[],
+  needle: string,
+  what: string,
+): Promise<void> {
   const deadline = Date.now() + 30_000;
   for (;;) {
     const info = await new Deno.Command("redis-cli", {
-      args: ["-p", `${port}`, "cluster", "info"],
+      args: ["-p", `${port}`, ...args],
       stdin: "null",
       stdout: "piped",
       stderr: "null",
     }).output();
-    if (new TextDecoder().decode(info.stdout).includes("cluster_state:ok")) return;
-    if (Date.now() > deadline) throw new Error(`cluster node on port ${port} never became ok`);
+    if (new TextDecoder().decode(info.stdout).includes(needle)) return;
+    if (Date.now() > deadline) throw new Error(`Redis node on port ${port} never ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
