@@ -7,13 +7,23 @@
 // Each fresh pool: 2 workers, default options, 5,000 tasks of warm-up, then 100,000 `run("noop", i)`
 // at once, timed. A pool whose queue is shallower than what its workers take between the main
 // thread's turns can collapse into one wake-up per batch: that shows as a slow minimum here.
+//
+// Beside them, the runtime's floor: the same calls and the same `Promise.all` with no pool at all
+// (a promise per call, settled 128 per microtask turn), as fresh "pools" in a process of its own
+// that starts as cold as this one. Whatever the floor's slowest burst costs, no pool can avoid. And
+// where each burst's CPU goes, by thread: the main thread, V8's own threads (GC helpers,
+// concurrent compilers), the pool's workers.
 import { parseArgs } from "node:util";
 import { WorkerPool } from "../src/pool/mod.ts";
-import { cpuMs } from "./_cpu.ts";
+import { cpuMs, cpuSplit, threadCpu, type ThreadKind } from "./_cpu.ts";
 
 const { values: flags } = parseArgs({
   args: Deno.args,
-  options: { quick: { type: "boolean", default: false } },
+  options: {
+    quick: { type: "boolean", default: false },
+    // Internal: run this many floor bursts in this (fresh) process, print them as JSON, exit.
+    floor: { type: "string" },
+  },
 });
 const QUIET_POOLS = flags.quick ? 8 : 20;
 const LOADED_POOLS = flags.quick ? 5 : 10;
@@ -27,10 +37,97 @@ function threadCpuMs(): number {
   return Number(Deno.readTextFileSync("/proc/thread-self/schedstat").split(" ")[0]) / 1e6;
 }
 
-/** One pool's run: tasks/s, and the share of the wall time the main thread was on a CPU. */
+/**
+ * One pool's run: tasks/s, the share of the wall time the main thread was on
+ * a CPU, and the CPU of each kind of thread, µs per task.
+ */
 interface Rep {
   rate: number;
   busy: number;
+  split: Record<ThreadKind, number>;
+}
+
+/** Times `burst` (of TASKS tasks) as a `Rep`. */
+async function timed(burst: () => Promise<void>): Promise<Rep> {
+  const threads = threadCpu();
+  const cpu = threadCpuMs();
+  const start = performance.now();
+  await burst();
+  const wall = performance.now() - start;
+  const busy = (threadCpuMs() - cpu) / wall;
+  const split = cpuSplit(threads, threadCpu());
+  for (const kind of Object.keys(split) as ThreadKind[]) split[kind] *= 1000 / TASKS;
+  return { rate: TASKS / (wall / 1000), busy, split };
+}
+
+/**
+ * A stand-in for a pool with no workers and no ring: `run` makes a promise
+ * as the pool does (a module-level executor), and a pump settles 128 per
+ * microtask turn, in call order, with the call's argument.
+ */
+class NoPool {
+  static #captured: (value: unknown) => void = () => {};
+  static #capture = (resolve: (value: unknown) => void) => NoPool.#captured = resolve;
+  #settle: Array<((value: unknown) => void) | undefined> = [];
+  #values: number[] = [];
+  #head = 0;
+  #pumping = false;
+
+  run(_task: string, value: number): Promise<unknown> {
+    const promise = new Promise(NoPool.#capture);
+    this.#settle.push(NoPool.#captured);
+    this.#values.push(value);
+    if (!this.#pumping) {
+      this.#pumping = true;
+      queueMicrotask(() => void this.#pump());
+    }
+    return promise;
+  }
+
+  async #pump(): Promise<void> {
+    while (this.#head < this.#settle.length) {
+      const end = Math.min(this.#settle.length, this.#head + 128);
+      for (; this.#head < end; this.#head++) {
+        this.#settle[this.#head]!(this.#values[this.#head]);
+        this.#settle[this.#head] = undefined;
+      }
+      await null;
+    }
+    this.#pumping = false;
+  }
+}
+
+/** 100,000 `run("noop", i)` at once through `pool`, each result checked. */
+async function allAtOnce(pool: { run(task: string, i: number): Promise<unknown> }): Promise<void> {
+  const all = new Array<Promise<unknown>>(TASKS);
+  for (let i = 0; i < TASKS; i++) all[i] = pool.run("noop", i);
+  const results = await Promise.all(all);
+  for (let i = 0; i < TASKS; i++) if (results[i] !== i) throw new Error(`task ${i}: ${results[i]}`);
+}
+
+/** One fresh `NoPool`, warmed up as a pool is, then a timed burst. */
+async function freshFloor(): Promise<Rep> {
+  const pool = new NoPool();
+  await Promise.all(Array.from({ length: WARM_UP }, (_, i) => pool.run("noop", i)));
+  return await timed(() => allAtOnce(pool));
+}
+
+if (flags.floor !== undefined) {
+  const reps: Rep[] = [];
+  for (let i = 0; i < Number(flags.floor); i++) reps.push(await freshFloor());
+  console.log(JSON.stringify(reps));
+  Deno.exit(0);
+}
+
+/** `count` floor bursts in a fresh process of their own (as cold as this one was). */
+async function floorInItsOwnProcess(count: number): Promise<Rep[]> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL(import.meta.url).pathname, "--floor", String(count)],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (!output.success) throw new Error(`the floor's process exited with ${output.code}`);
+  return JSON.parse(new TextDecoder().decode(output.stdout));
 }
 
 /**
@@ -43,19 +140,12 @@ async function freshPool(form: "run" | "map"): Promise<Rep> {
   const pool = new WorkerPool({ workers: 2, module: MODULE });
   try {
     await Promise.all(Array.from({ length: WARM_UP }, (_, i) => pool.run("noop", i)));
-    const cpu = threadCpuMs();
-    const start = performance.now();
-    if (form === "run") {
-      const all = new Array<Promise<unknown>>(TASKS);
-      for (let i = 0; i < TASKS; i++) all[i] = pool.run("noop", i);
-      await Promise.all(all);
-    } else {
+    if (form === "run") return await timed(() => allAtOnce(pool));
+    return await timed(async () => {
       let n = 0;
       for await (const _ of pool.map("noop", Array.from({ length: TASKS }, (_, i) => i))) n++;
       if (n !== TASKS) throw new Error(`map yielded ${n} results`);
-    }
-    const wall = performance.now() - start;
-    return { rate: TASKS / (wall / 1000), busy: (threadCpuMs() - cpu) / wall };
+    });
   } finally {
     await pool.close();
   }
@@ -105,6 +195,14 @@ const show = (rep: Rep) =>
   `${fmt(rep.rate)} tasks/s, main thread busy ${(100 * rep.busy).toFixed(0)} %`;
 
 const series: Array<{ label: string; reps: Rep[] }> = [];
+{
+  const reps = await floorInItsOwnProcess(QUIET_POOLS);
+  reps.forEach((rep, i) => console.error(`floor ${i + 1}/${QUIET_POOLS}: ${show(rep)}`));
+  series.push({
+    label: `${QUIET_POOLS} bursts with no pool (the runtime's floor), quiet, own process`,
+    reps,
+  });
+}
 for (const form of ["run", "map"] as const) {
   const reps: Rep[] = [];
   for (let i = 0; i < QUIET_POOLS; i++) {
@@ -154,6 +252,20 @@ for (const { label, reps } of series) {
   console.log(
     `| ${label} | ${fmt(min)} | ${fmt(p10)} | ${fmt(median)} | ${(min / median).toFixed(2)} | ` +
       `${(100 * slowest.busy).toFixed(0)} % | ${(100 * least).toFixed(0)} % |`,
+  );
+}
+console.log(
+  "\nWhere a burst's CPU goes, µs per task, by thread (medians over the series; a thread's CPU " +
+    "counts only while it lives, so workers that end before a burst does are missed: none do):\n",
+);
+console.log("| Series | wall | main thread | V8's threads (GC, compilers) | workers | other |");
+console.log("| --- | ---: | ---: | ---: | ---: | ---: |");
+const median = (xs: number[]) => describe(xs).median;
+for (const { label, reps } of series) {
+  const part = (kind: ThreadKind) => median(reps.map((rep) => rep.split[kind])).toFixed(2);
+  console.log(
+    `| ${label} | ${median(reps.map((rep) => 1e6 / rep.rate)).toFixed(2)} | ${part("main")} | ` +
+      `${part("v8")} | ${part("worker")} | ${part("other")} |`,
   );
 }
 console.log("\n| Idle process, after a burst of work | CPU ms per second idle (median of 3) |");
