@@ -2,6 +2,10 @@ import assert from "node:assert";
 import { ChannelClosedError, syncChannel, SyncReceiver, SyncSender, TimeoutError } from "../mod.ts";
 import type { Command } from "./fixtures/channel_worker.ts";
 import { eventually } from "./_gate.ts";
+import { createBuffer } from "../src/channel/_buffer.ts";
+import { Encoder } from "../src/channel/_codec.ts";
+import { RECV_EPOCH, RECV_WAITERS } from "../src/channel/_layout.ts";
+import { ringFor } from "../src/channel/_ring.ts";
 
 const WORKER = new URL("./fixtures/channel_worker.ts", import.meta.url);
 
@@ -640,4 +644,37 @@ Deno.test("many async senders and receivers on the main thread lose nothing", as
   await Promise.all(consuming);
   received.sort((a, b) => a - b);
   assert.deepStrictEqual(received, Array.from({ length: 10_000 }, (_, i) => i));
+});
+
+Deno.test("a ring told how many receivers poll wakes that many fewer sleepers", () => {
+  const ring = ringFor(createBuffer(16, 64));
+  const enc = new Encoder(64);
+  // A receiver says it sleeps; a wake-up shows as a bump of RECV_EPOCH.
+  Atomics.add(ring.i32, RECV_WAITERS, 1);
+  const epoch = () => Atomics.load(ring.i32, RECV_EPOCH);
+  const push = () => {
+    enc.encode(1);
+    ring.push(enc, 0, 0, 0);
+  };
+  let pollers = 1;
+  ring.polling = () => pollers;
+
+  const before = epoch();
+  push(); // one message, one poller: it takes it, no wake-up
+  assert.strictEqual(epoch(), before);
+  ring.beginBatch();
+  push();
+  ring.endBatch(); // the same for a batch of one
+  assert.strictEqual(epoch(), before);
+  ring.beginBatch();
+  push();
+  push();
+  ring.endBatch(); // two messages, one poller: a sleeper for the other
+  assert.strictEqual(epoch(), before + 1);
+  pollers = 0;
+  push(); // nobody polls: the sleeper is woken
+  assert.strictEqual(epoch(), before + 2);
+  ring.polling = null;
+  push(); // a ring told nothing wakes a sleeper per message, as before
+  assert.strictEqual(epoch(), before + 3);
 });

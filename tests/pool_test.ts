@@ -1,6 +1,8 @@
 import assert from "node:assert";
 import { PoolClosedError, TaskError, WorkerPool } from "../mod.ts";
 import { Gate } from "./_gate.ts";
+import { withDir } from "./_temp.ts";
+import { PoolCore } from "../src/pool/_core.ts";
 
 const TASKS = new URL("./fixtures/tasks.ts", import.meta.url);
 const OTHER = new URL("./fixtures/other_tasks.ts", import.meta.url);
@@ -705,6 +707,64 @@ Deno.test("100 fresh pools in a row each return every task and close", async () 
     );
     assert.strictEqual(results.reduce((a, b) => a + b, 0), 499_500);
     await big.close();
+  }
+});
+
+Deno.test("a polling worker is counted, never waited for: tasks that must run at once always do", async () => {
+  // A push wakes no sleeping worker while another polls for tasks (it will
+  // take one); the poller wakes a sleeper for any it leaves (see "Pollers"
+  // in src/channel/_layout.ts). Each pair here can only finish if its two
+  // tasks run at once, on both workers, whatever state the pushes find the
+  // workers in: one polling after a task, both asleep after a pause, pushes
+  // in one turn or in two, from a result's callback.
+  await withDir(async (dir) => {
+    await using pool = new WorkerPool({ workers: 2, module: TASKS });
+    let pairs = 0;
+    /** Two tasks that wait for each other; the second pushed in a later turn if `split`. */
+    const pair = async (split: boolean): Promise<void> => {
+      const a = `${dir}/${pairs}.a`, b = `${dir}/${pairs++}.b`;
+      const first = pool.run<boolean>("meet", a, b);
+      if (split) await null;
+      const both = Promise.all([first, pool.run<boolean>("meet", b, a)]);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const stuck = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`a pair never met: ${JSON.stringify(pool.stats)}`)),
+          60_000,
+        );
+      });
+      try {
+        assert.deepStrictEqual(await Promise.race([both, stuck]), [true, true]);
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+    for (let round = 0; round < 40; round++) {
+      await pool.run("echo", round); // one worker polls now; the other may sleep
+      await pair(false);
+      await pool.run("echo", round);
+      await pair(true);
+      await delay(5); // both workers asleep
+      await pair(false);
+      await delay(5);
+      await pair(true);
+      await pool.run("echo", round).then(() => pair(false)); // pushed from a result's callback
+    }
+    assert.strictEqual(pool.stats.completed, 40 * 13);
+  });
+});
+
+Deno.test("a worker that stops polling says so: an idle pool counts no pollers", async () => {
+  // The pool wakes no sleeper for a task while a worker says it polls; a
+  // worker that went to sleep still saying so would leave tasks to wait.
+  const core = new PoolCore({ workers: 2, module: TASKS });
+  try {
+    for (let i = 0; i < 20; i++) {
+      assert.strictEqual(await core.run("echo", [i]), i);
+      await until(() => core.workers.polling() === 0);
+    }
+  } finally {
+    await core.close();
   }
 });
 

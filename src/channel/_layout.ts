@@ -64,6 +64,23 @@
  * `WAITERS` non-zero wakes one more (an extra wake-up costs a sleeper one
  * retry, never a message).
  *
+ * ## Pollers
+ * A receiver may say that it is polling the ring (the pool's workers do, in
+ * a word of their own record, `W_POLLING` in `pool/_protocol.ts`), and a ring
+ * told how many poll (`Ring.polling`) wakes that many fewer sleepers: a
+ * push wakes none while one polls; a batch wakes `pushed - polling`. So a
+ * stream of tasks that one polling worker keeps up with wakes no other
+ * worker (each woken one would poll in vain beside it, on a core the main
+ * thread needs). A poller: 1. `store(POLLING, 1)`, 2. polls, 3.
+ * `store(POLLING, 0)`, 4. if it caught nothing, sleeps by the protocol
+ * above, whose retry comes after 3. A publisher publishes, then reads
+ * `WAITERS`, then the pollers' words. If it counted a poller, that poller's
+ * step 3 follows the publish (these operations are sequentially consistent),
+ * so either its retry in step 4 sees the message, or it caught one in step
+ * 2: then, if it still sees messages queued and `WAITERS` non-zero after
+ * step 3, it wakes one sleeper (the one the publisher did not). A poller
+ * that dies is not counted: the pool counts only its live workers.
+ *
  * ## Ends and disconnection
  * `SENDERS` and `RECEIVERS` count the live ends across all threads. A sender
  * decrements `SENDERS` only after its last publish, so a receiver that reads

@@ -94,6 +94,12 @@ export class Ring {
   batching = false;
   /** Messages pushed in the current batch. */
   batched = 0;
+  /**
+   * How many receivers are polling this ring right now, by their own
+   * account (the pool's workers, see `_layout.ts`): a message they will
+   * take needs no wake-up. `null`: none says so.
+   */
+  polling: (() => number) | null = null;
 
   /** Starts a batch of pushes (see `batching`). */
   beginBatch(): void {
@@ -105,8 +111,12 @@ export class Ring {
     this.batching = false;
     const pushed = this.batched;
     this.batched = 0;
-    // The publishes are done; reading WAITERS after them keeps the protocol.
-    if (pushed > 0 && Atomics.load(this.i32, RECV_WAITERS) !== 0) this.wake(RECV_EPOCH, pushed);
+    // The publishes are done; reading WAITERS (and who polls) after them
+    // keeps the protocol.
+    if (pushed > 0 && Atomics.load(this.i32, RECV_WAITERS) !== 0) {
+      const sleepers = this.polling === null ? pushed : pushed - this.polling();
+      if (sleepers > 0) this.wake(RECV_EPOCH, sleepers);
+    }
   }
 
   /**
@@ -171,7 +181,9 @@ export class Ring {
         Atomics.store(i32, meta + S_SEQ, (tail + 1) | 0);
         // Notify only a receiver that said it sleeps (see `_layout.ts`).
         if (this.batching) this.batched++;
-        else if (Atomics.load(i32, RECV_WAITERS) !== 0) this.wake(RECV_EPOCH, 1);
+        else if (
+          Atomics.load(i32, RECV_WAITERS) !== 0 && (this.polling === null || this.polling() === 0)
+        ) this.wake(RECV_EPOCH, 1);
         return OK;
       }
       if (diff < 0) return FULL;

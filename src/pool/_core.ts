@@ -100,6 +100,7 @@ export class PoolCore implements PoolHooks {
       status: this.status,
       hooks: this,
     });
+    taskRing.polling = this.workers.polling;
     this.pump = new ResultPump(resultRing, settings.spin / 1000, {
       tasks: this.tasks,
       parcels,

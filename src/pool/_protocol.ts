@@ -149,6 +149,13 @@ export const W_TASK = 3;
 export const W_KILL = 4;
 /** Worker record: 1 once the worker holds its Web Lock (the main thread waits on it). */
 export const W_READY = 5;
+/**
+ * Worker record: 1 while the worker polls the task ring for its next task
+ * (its bounded spin), so the pool wakes no sleeping worker for a task it
+ * will take (see `channel/_layout.ts`, "Pollers"). Written by the worker;
+ * zeroed by the main thread when it gives the record to a new worker.
+ */
+export const W_POLLING = 6;
 /** Float64s per worker. */
 export const W_FLOATS = 2;
 /** Worker floats: total ms its tasks waited in the queue. */

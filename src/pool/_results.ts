@@ -16,7 +16,7 @@ import { TaskError } from "../errors.ts";
 import { describe } from "../_util.ts";
 import { RECV_EPOCH, RECV_WAITERS } from "../channel/_layout.ts";
 import { EMPTY, type Ring } from "../channel/_ring.ts";
-import { spinPop, waitAsync } from "../channel/_wait.ts";
+import { pollMs, spinPop, waitAsync } from "../channel/_wait.ts";
 import type { PoolHooks, PoolStatus } from "./_hooks.ts";
 import type { Parcels } from "./_parcels.ts";
 import {
@@ -44,6 +44,8 @@ export class ResultPump {
   readonly #workers: Workers;
   readonly #label: (index: number) => string;
   #pumping = false;
+  /** Polls for a result in a row that caught nothing (see `pollMs`). */
+  #missed = 0;
 
   /**
    * @param ring The result ring.
@@ -157,7 +159,11 @@ export class ResultPump {
         settled = false;
         if (!busy()) return;
         submit.endBurst(); // workers must not sleep on tasks queued while this thread polls
-        let value = this.#spinMs > 0 ? spinPop(ring, scratch, this.#spinMs) : EMPTY;
+        let value: unknown = EMPTY;
+        if (this.#spinMs > 0) {
+          value = spinPop(ring, scratch, pollMs(this.#spinMs, this.#missed));
+          this.#missed = value === EMPTY ? this.#missed + 1 : 0;
+        }
         if (value === EMPTY) {
           value = await waitAsync(
             ring,

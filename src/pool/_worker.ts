@@ -16,7 +16,7 @@ import { describe } from "../_util.ts";
 import { decodeLarge, Encoder, TooLargeError } from "../channel/_codec.ts";
 import { RECV_EPOCH, RECV_WAITERS, SEND_EPOCH, SEND_WAITERS, SENDERS } from "../channel/_layout.ts";
 import { CLOSED, DISCONNECTED, EMPTY, FULL, PAUSED, ringFor } from "../channel/_ring.ts";
-import { waitAsync } from "../channel/_wait.ts";
+import { pollMs, waitAsync } from "../channel/_wait.ts";
 import { readEntry } from "./_table.ts";
 import {
   type CrashMessage,
@@ -44,6 +44,7 @@ import {
   W_FLOATS,
   W_INTS,
   W_KILL,
+  W_POLLING,
   W_READY,
   W_RUN_MS,
   W_STATE,
@@ -277,6 +278,7 @@ async function serve(start: StartMessage): Promise<void> {
   const record = start.index * W_INTS;
   const taskAt = record + W_TASK;
   const killAt = record + W_KILL;
+  const pollingAt = record + W_POLLING;
   const floats = start.index * W_FLOATS;
   const spinMs = start.spin / 1000;
   const functions: Array<TaskFunction | undefined> = [];
@@ -295,6 +297,8 @@ async function serve(start: StartMessage): Promise<void> {
 
   // When the last task ended, if the next may start then (see below); else -1.
   let lastEnded = -1;
+  // Polls in a row that caught nothing (see `pollMs`).
+  let missed = 0;
   for (;;) {
     let args = pop();
     // A task taken at once starts when the last one ended, as far as the
@@ -305,10 +309,22 @@ async function serve(start: StartMessage): Promise<void> {
     if (args === EMPTY && spinMs > 0) {
       // A short poll catches the next task without the ~50 µs cost of
       // being woken; bounded, and off when workers outnumber cores.
-      const until = performance.now() + spinMs;
+      // While it polls, the pool wakes no sleeping worker for a task it
+      // pushes (this one takes it); it says so in its record, and unsays it
+      // before it either sleeps (its wait retries the ring after) or runs
+      // what it caught (see "Pollers" in `channel/_layout.ts`).
+      Atomics.store(counters, pollingAt, 1);
+      const until = performance.now() + pollMs(spinMs, missed);
       do {
         for (let i = 0; i < 32 && args === EMPTY; i++) args = pop();
       } while (args === EMPTY && performance.now() < until);
+      Atomics.store(counters, pollingAt, 0);
+      missed = args === EMPTY ? missed + 1 : 0;
+      // The pool counted this worker for a task it pushed while this one
+      // polled; if it caught another and tasks still wait, a sleeper takes them.
+      if (args !== EMPTY && tasks.queued() > 0 && Atomics.load(tasks.i32, RECV_WAITERS) !== 0) {
+        tasks.wake(RECV_EPOCH, 1);
+      }
     }
     if (args === EMPTY) {
       Atomics.store(counters, taskAt, -1);

@@ -34,6 +34,7 @@ import {
   W_FLOATS,
   W_INTS,
   W_KILL,
+  W_POLLING,
   W_READY,
   W_RUN_MS,
   W_STATE,
@@ -233,6 +234,25 @@ export class Workers {
     return false;
   }
 
+  /**
+   * How many live workers are polling the task ring now (`W_POLLING`): the
+   * task ring wakes that many fewer sleepers (see "Pollers" in
+   * `channel/_layout.ts`). A worker that died or was terminated is not
+   * counted, whatever its record says.
+   */
+  readonly polling = (): number => {
+    let polling = 0;
+    for (const slot of this.#slots) {
+      if (
+        slot.worker !== null &&
+        Atomics.load(this.#counters, slot.record * W_INTS + W_POLLING) !== 0
+      ) {
+        polling++;
+      }
+    }
+    return polling;
+  };
+
   /** A cancelled task came back (skipped, or stopped within its grace): its worker may go on. */
   stopped(ticket: number): void {
     for (const slot of this.#slots) {
@@ -272,6 +292,7 @@ export class Workers {
     Atomics.store(this.#counters, at + W_KILL, 0);
     Atomics.store(this.#counters, at + W_STATE, 0);
     Atomics.store(this.#counters, at + W_READY, 0);
+    Atomics.store(this.#counters, at + W_POLLING, 0);
     const lock = workerLock(this.#poolId, record, generation);
     const worker = new Worker(WORKER_URL, {
       ...this.#workerOptions,
@@ -365,6 +386,7 @@ export class Workers {
     slot.stopping = null;
     slot.worker = null;
     Atomics.store(this.#counters, at + W_STATE, 0);
+    Atomics.store(this.#counters, at + W_POLLING, 0); // it will not take the task it was counted for
     // A worker that died before finishing a single task, again and again
     // (say, a module whose loading kills every worker): back off instead of
     // respawning in a hot loop. One that served tasks is replaced at once.

@@ -49,12 +49,14 @@ export interface WorkerPoolOptions {
    */
   slotSize?: number;
   /**
-   * Microseconds an idle worker polls the queue before it sleeps. Polling
-   * turns a ~50 µs wake-up into ~1 µs when tasks come one at a time, at the
-   * cost of a busy core for that long; it never pays when workers outnumber
-   * cores.
+   * Microseconds an idle worker polls the queue before it sleeps (and the
+   * main thread the results). Polling turns a ~50 µs wake-up into ~1 µs when
+   * tasks come one at a time, at the cost of a busy core for that long; it
+   * never pays when workers outnumber cores. A waiter whose last two polls
+   * caught nothing polls at most 10 µs until one catches something again,
+   * so a pool fed slower than it polls burns less per wait.
    *
-   * @default {10 when workers ≤ cores, else 0}
+   * @default {50 when workers ≤ cores, else 0}
    */
   spin?: number;
   /**
