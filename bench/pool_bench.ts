@@ -209,6 +209,7 @@ function throughput(kind: Kind, c: ThroughputCase): Promise<number> {
 
 interface Latency {
   p50: number;
+  p90: number;
   p99: number;
 }
 
@@ -226,8 +227,30 @@ function latency(kind: Kind): Promise<Latency> {
       if (value !== i) throw new Error(`${what}: task ${i} returned ${value}`);
     }
     micros.sort();
-    return { p50: quantile(micros, 0.5), p99: quantile(micros, 0.99) };
+    return { p50: quantile(micros, 0.5), p90: quantile(micros, 0.9), p99: quantile(micros, 0.99) };
   });
+}
+
+/** Additions per window of `machineTail`: about a pool's round trip (~2 µs) here. */
+const MACHINE_WORK = 3_000;
+
+/**
+ * The machine's own tail, beside the round trip: LATENCY_TASKS windows of
+ * MACHINE_WORK additions on this thread, each timed as a round trip is. No
+ * pool and no other thread: whatever is slow here (the host taking the CPU
+ * away, an interrupt, a timer's tick) is slow for any pool.
+ */
+function machineTail(): Latency {
+  const micros = new Float64Array(LATENCY_TASKS);
+  let sum = 0;
+  for (let i = 0; i < LATENCY_TASKS; i++) {
+    const start = performance.now();
+    for (let j = 0; j < MACHINE_WORK; j++) sum += j ^ i;
+    micros[i] = (performance.now() - start) * 1000;
+  }
+  if (sum < 0) throw new Error("unreachable: a sum of non-negative numbers");
+  micros.sort();
+  return { p50: quantile(micros, 0.5), p90: quantile(micros, 0.9), p99: quantile(micros, 0.99) };
 }
 
 /** Seconds for BURN_TASKS tasks of burn(BURN_MS), all at once. */
@@ -665,7 +688,9 @@ function log(run: number, kind: string, label: string, value: string): void {
 const KINDS: Kind[] = ["taskpool", "baseline"];
 const rates = new Map(KINDS.map((k) => [k, THROUGHPUT.map(() => [] as number[])]));
 const p50s = new Map(KINDS.map((k) => [k, [] as number[]]));
+const p90s = new Map(KINDS.map((k) => [k, [] as number[]]));
 const p99s = new Map(KINDS.map((k) => [k, [] as number[]]));
+const machine: Latency[] = [];
 const burn1 = new Map(KINDS.map((k) => [k, [] as number[]]));
 const burn2 = new Map(KINDS.map((k) => [k, [] as number[]]));
 const speedups = new Map(KINDS.map((k) => [k, [] as number[]]));
@@ -702,11 +727,18 @@ try {
       }
     }
     for (const kind of kinds) {
-      const { p50, p99 } = await latency(kind);
+      const { p50, p90, p99 } = await latency(kind);
       p50s.get(kind)!.push(p50);
+      p90s.get(kind)!.push(p90);
       p99s.get(kind)!.push(p99);
-      log(run, kind, "round trip, 2 workers", `p50 ${p50.toFixed(1)} µs, p99 ${p99.toFixed(1)} µs`);
+      log(
+        run,
+        kind,
+        "round trip, 2 workers",
+        `p50 ${p50.toFixed(1)} µs, p90 ${p90.toFixed(1)} µs, p99 ${p99.toFixed(1)} µs`,
+      );
     }
+    machine.push(machineTail());
     for (const kind of kinds) {
       const t1 = await burn(kind, 1);
       const t2 = await burn(kind, 2);
@@ -787,7 +819,7 @@ console.log(
       elapsed.toFixed(1)
     } s in all). Fresh pools per measurement, each warmed ` +
     `up with ${count(WARM_UP)} tasks first; WorkerPool with its defaults ` +
-    `(capacity = the larger of 2 × workers and 256, spin 50 µs when workers ≤ cores, else 0).\n`,
+    `(capacity = the larger of 2 × workers and 256, spin 50 µs, 10 µs after two empty polls, when workers ≤ cores, else 0).\n`,
 );
 
 console.log(`### No-op throughput (${count(THROUGHPUT_TASKS)} tasks of \`noop(i)\`)\n`);
@@ -807,19 +839,27 @@ console.log(
   `### Round trip, 2 workers (${count(LATENCY_TASKS)} sequential \`await run("noop", i)\` ` +
     `after ${count(LATENCY_WARM_UP)})\n`,
 );
-console.log("| Pool | p50 µs | p99 µs |");
-console.log("| --- | ---: | ---: |");
+console.log("| Pool | p50 µs | p90 µs | p99 µs |");
+console.log("| --- | ---: | ---: | ---: |");
 for (const kind of KINDS) {
   console.log(
-    `| ${kind} | ${median(p50s.get(kind)!).toFixed(1)} | ${median(p99s.get(kind)!).toFixed(1)} |`,
+    `| ${kind} | ${median(p50s.get(kind)!).toFixed(1)} | ${median(p90s.get(kind)!).toFixed(1)} | ${
+      median(p99s.get(kind)!).toFixed(1)
+    } |`,
   );
 }
-const p50Ratio = median(p50s.get("baseline")!) / median(p50s.get("taskpool")!);
-const p99Ratio = median(p99s.get("baseline")!) / median(p99s.get("taskpool")!);
+const ratio = (of: Map<Kind, number[]>) =>
+  (median(of.get("baseline")!) / median(of.get("taskpool")!)).toFixed(2);
 console.log(
-  `| baseline / taskpool (> 1: taskpool faster) | ${p50Ratio.toFixed(2)}× | ${
-    p99Ratio.toFixed(2)
-  }× |\n`,
+  `| baseline / taskpool (> 1: taskpool faster) | ${ratio(p50s)}× | ${ratio(p90s)}× | ${
+    ratio(p99s)
+  }× |`,
+);
+console.log(
+  `| no pool: ${count(MACHINE_WORK)} additions on one thread, timed alike (the machine's own ` +
+    `tail) | ${median(machine.map((m) => m.p50)).toFixed(1)} | ${
+      median(machine.map((m) => m.p90)).toFixed(1)
+    } | ${median(machine.map((m) => m.p99)).toFixed(1)} |\n`,
 );
 
 console.log(

@@ -8,7 +8,7 @@
 // - burst: 100,000 `run("noop", i)` at once, tasks/s, and the CPU of every thread per task;
 // - trickle: 1,000 tasks one at a time, a ~1 ms timer between them (a producer slower than the
 //   pool, as a consumer fed from Redis is): the CPU per task, including the timer's;
-// - round trip: 5,000 sequential `run("noop")`, p50 and p99 µs;
+// - round trip: 5,000 sequential `run("noop")`, p50, p90 and p99 µs;
 // - idle: CPU ms per second of an open pool after a burst of work.
 import { parseArgs } from "node:util";
 import { WorkerPool } from "../src/pool/mod.ts";
@@ -35,6 +35,7 @@ interface Figures {
   burstCpuUs: number;
   trickleCpuUs: number;
   p50: number;
+  p90: number;
   p99: number;
   idle: number;
 }
@@ -77,6 +78,7 @@ async function measure(spin: number): Promise<Figures> {
     burstCpuUs,
     trickleCpuUs,
     p50: trips[Math.floor(TRIPS * 0.5)],
+    p90: trips[Math.floor(TRIPS * 0.9)],
     p99: trips[Math.floor(TRIPS * 0.99)],
     idle,
   };
@@ -98,7 +100,7 @@ for (let round = 0; round < ROUNDS; round++) {
         f.burstCpuUs.toFixed(2)
       } µs CPU/task, trickle ${f.trickleCpuUs.toFixed(1)} µs CPU/task, p50 ${
         f.p50.toFixed(1)
-      } µs, p99 ${f.p99.toFixed(1)} µs, idle ${f.idle.toFixed(2)} ms/s`,
+      } µs, p90 ${f.p90.toFixed(1)} µs, p99 ${f.p99.toFixed(1)} µs, idle ${f.idle.toFixed(2)} ms/s`,
     );
   }
 }
@@ -109,15 +111,17 @@ console.log(
   } tasks at once; trickle: one task, then a 1 ms timer)\n`,
 );
 console.log(
-  "| spin (µs) | burst tasks/s | burst CPU µs/task | trickle CPU µs/task | round trip p50 µs | p99 µs | idle CPU ms/s |",
+  "| spin (µs) | burst tasks/s | burst CPU µs/task | trickle CPU µs/task | round trip p50 µs | p90 µs | p99 µs | idle CPU ms/s |",
 );
-console.log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+console.log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
 for (const spin of SPINS) {
   const fs = results.get(spin)!;
   const m = (key: keyof Figures, digits: number) => median(fs.map((f) => f[key])).toFixed(digits);
   console.log(
     `| ${spin} | ${Math.round(median(fs.map((f) => f.rate))).toLocaleString("en-US")} | ${
       m("burstCpuUs", 2)
-    } | ${m("trickleCpuUs", 1)} | ${m("p50", 1)} | ${m("p99", 1)} | ${m("idle", 2)} |`,
+    } | ${m("trickleCpuUs", 1)} | ${m("p50", 1)} | ${m("p90", 1)} | ${m("p99", 1)} | ${
+      m("idle", 2)
+    } |`,
   );
 }

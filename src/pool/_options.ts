@@ -28,10 +28,12 @@ const DEFAULT_POOL_CAPACITY = 256;
 const MAX_POOL_CAPACITY = 1 << 20;
 /**
  * Microseconds an idle worker (and the main thread waiting for results)
- * polls by default, when workers ≤ cores. bench/pool_spin_bench.ts: with the
- * deep ring, 10 µs keeps the round trip at ~2.5 µs (p50; 0 µs: ~50 µs) and
- * bursts as fast as 50 µs did within the noise, while a pool fed one task at
- * a time burns less: +16 % CPU per task over no spin, against +49 % at 50 µs.
+ * polls by default, when workers ≤ cores; 10 µs after two polls in a row
+ * caught nothing (`channel/_wait.ts`, `pollMs`). A 10 µs poll missed often
+ * enough on these machines that sequential round trips had a p90 of ~46 µs
+ * (a wake-up each way); at 50 µs, ~13 µs. A pool fed slower than it polls
+ * (a task every millisecond) drops to the short poll and burns what it did
+ * at a 10 µs default (bench/pool_spin_bench.ts).
  */
 const DEFAULT_POOL_SPIN = 50;
 /** The largest `spin` a pool accepts, µs. */
