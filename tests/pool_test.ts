@@ -768,6 +768,35 @@ Deno.test("a worker that stops polling says so: an idle pool counts no pollers",
   }
 });
 
+Deno.test("terminate(): a sink that submits again from its delivery is refused, not left pending", async () => {
+  const core = new PoolCore({ workers: 1, module: TASKS });
+  const resubmitted: string[] = [];
+  const sink = {
+    deliver(seq: number, ok: boolean, value: unknown) {
+      resubmitted.push(`${seq} ${ok} ${(value as Error).name}`);
+      try {
+        core.queueTo({ name: "echo", args: [seq] }, sink, seq + 100);
+        resubmitted.push(`${seq} queued again`);
+      } catch (error) {
+        resubmitted.push(`${seq} refused: ${(error as Error).name}`);
+      }
+    },
+  };
+  await withDir(async (dir) => {
+    // One task runs (held by a gate), one waits in the queue.
+    core.queueTo({ name: "gated", args: [`${dir}/gate`] }, sink, 1);
+    core.queueTo({ name: "echo", args: [2] }, sink, 2);
+    await until(() => core.stats().running === 1);
+    core.terminate();
+  });
+  assert.deepStrictEqual(resubmitted.toSorted(), [
+    "1 false PoolClosedError",
+    "1 refused: PoolClosedError",
+    "2 false PoolClosedError",
+    "2 refused: PoolClosedError",
+  ]);
+});
+
 Deno.test("200,000 tasks from 4 concurrent producers through a capacity-8 pool all come back right", async () => {
   await using pool = new WorkerPool({ workers: 2, capacity: 8, module: TASKS });
   const producers = 4;

@@ -100,7 +100,8 @@ export class PoolCore implements PoolHooks {
       status: this.status,
       hooks: this,
     });
-    taskRing.polling = this.workers.polling;
+    // Workers that never poll (spin 0) never say so: nothing to count.
+    if (settings.spin > 0) taskRing.polling = this.workers.polling;
     this.pump = new ResultPump(resultRing, settings.spin / 1000, {
       tasks: this.tasks,
       parcels,
@@ -321,6 +322,9 @@ export class PoolCore implements PoolHooks {
   terminate(): void {
     if (this.status.terminated) return;
     this.status.terminated = true;
+    // Closed before any outcome goes out: a sink that submits again from
+    // `deliver` (synchronously) is refused, not queued behind the shutdown.
+    this.status.state = "closed";
     const tasks = this.tasks;
     for (let id = 0; id < tasks.idsUsed; id++) {
       if (tasks.isPending(id)) {
