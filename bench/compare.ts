@@ -55,13 +55,23 @@ for (let round = 0; round < rounds; round++) {
 }
 
 function collect(tree: "this" | "other", text: string): void {
+  // A row named as a row of an earlier table (say, a series in a second
+  // table of the same series) is told apart by its table's number, so that
+  // their columns are not mixed.
+  let table = 0;
+  const tableOf = new Map<string, number>();
   for (const line of text.split("\n")) {
     if (!line.startsWith("|") || /^\|[\s:|-]+\|?$/.test(line)) continue;
     const cells = line.split("|").slice(1, -1).map((cell) => cell.trim());
     // The first cell names the row even when it is a number (say, workers).
     const numbers = cells.map((cell, i) => i === 0 ? undefined : numberOf(cell));
-    if (numbers.every((n) => n === undefined)) continue; // a header
-    const key = cells.filter((_, i) => numbers[i] === undefined).join(" / ");
+    if (numbers.every((n) => n === undefined)) { // a header
+      table++;
+      continue;
+    }
+    let key = cells.filter((_, i) => numbers[i] === undefined).join(" / ");
+    if ((tableOf.get(key) ?? table) !== table) key += ` (table ${table})`;
+    else tableOf.set(key, table);
     let columns = rows[tree].get(key);
     if (columns === undefined) {
       rows[tree].set(key, columns = []);

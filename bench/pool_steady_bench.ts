@@ -264,7 +264,9 @@ const median = (xs: number[]) => describe(xs).median;
 for (const { label, reps } of series) {
   const part = (kind: ThreadKind) => median(reps.map((rep) => rep.split[kind])).toFixed(2);
   console.log(
-    `| ${label} | ${median(reps.map((rep) => 1e6 / rep.rate)).toFixed(2)} | ${part("main")} | ` +
+    `| CPU of: ${label} | ${median(reps.map((rep) => 1e6 / rep.rate)).toFixed(2)} | ${
+      part("main")
+    } | ` +
       `${part("v8")} | ${part("worker")} | ${part("other")} |`,
   );
 }
