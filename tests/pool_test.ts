@@ -716,7 +716,10 @@ Deno.test("a polling worker is counted, never waited for: tasks that must run at
   // in src/channel/_layout.ts). Each pair here can only finish if its two
   // tasks run at once, on both workers, whatever state the pushes find the
   // workers in: one polling after a task, both asleep after a pause, pushes
-  // in one turn or in two, from a result's callback.
+  // in one turn or in two, from a result's callback. What this cannot show:
+  // a lost wake-up only delays a pair here (a sleeping worker retries within
+  // a second by itself), so the wake rule is checked on the ring itself
+  // (tests/channel_test.ts) and the poller's flag by the next test.
   await withDir(async (dir) => {
     await using pool = new WorkerPool({ workers: 2, module: TASKS });
     let pairs = 0;

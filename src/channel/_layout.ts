@@ -79,7 +79,15 @@
  * so either its retry in step 4 sees the message, or it caught one in step
  * 2: then, if it still sees messages queued and `WAITERS` non-zero after
  * step 3, it wakes one sleeper (the one the publisher did not). A poller
- * that dies is not counted: the pool counts only its live workers.
+ * counted by several publishes (a push, then a batch, while it polls) may
+ * leave more than one message short of a wake-up: its wake starts a chain,
+ * since every pool worker woken with a message that still sees messages
+ * queued and `WAITERS` non-zero wakes one more (`pool/_worker.ts`); the
+ * chain ends only when the ring is empty or nobody sleeps. A poller that
+ * dies stops being counted once the pool sees it dead, and the pool then
+ * wakes a sleeper for what it may have been counted for (`pool/_workers.ts`).
+ * (Behind all of this, a sleeping pool worker also retries within a second
+ * by itself, see `_wait.ts`: a lost wake-up would cost time, not a task.)
  *
  * ## Ends and disconnection
  * `SENDERS` and `RECEIVERS` count the live ends across all threads. A sender

@@ -297,10 +297,11 @@ async function serve(start: StartMessage): Promise<void> {
 
   // When the last task ended, if the next may start then (see below); else -1.
   let lastEnded = -1;
-  // Polls in a row that caught nothing (see `pollMs`).
+  // Polls in a row that caught nothing (see `pollMs`); a task found at once resets it.
   let missed = 0;
   for (;;) {
     let args = pop();
+    if (args !== EMPTY) missed = 0; // tasks come faster than it takes them
     // A task taken at once starts when the last one ended, as far as the
     // clock can tell: between them come the last result's encoding (small,
     // see CHEAP_RESULT_BYTES), its push and this pop, well under a µs; a

@@ -54,7 +54,10 @@ export interface WorkerPoolOptions {
    * tasks come one at a time, at the cost of a busy core for that long; it
    * never pays when workers outnumber cores. A waiter whose last two polls
    * caught nothing polls at most 10 µs until one catches something again,
-   * so a pool fed slower than it polls burns less per wait.
+   * so a pool fed slower than it polls burns less per wait. While a worker
+   * polls, new tasks wake no sleeping worker (it takes them): on a machine
+   * whose cores are taken by other work, a poller the system has paused can
+   * hold tasks back for up to a scheduler slice; set `spin: 0` there.
    *
    * @default {50 when workers ≤ cores, else 0}
    */
