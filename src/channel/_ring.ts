@@ -275,6 +275,15 @@ export class Ring {
     return (Atomics.load(this.i32, TAIL) - Atomics.load(this.i32, HEAD)) | 0;
   }
 
+  /**
+   * Wakes one sleeping receiver if messages are still queued: a receiver
+   * passing on a wake-up that a publisher did not make (see "Pollers" in
+   * `_layout.ts`). An extra wake-up costs a sleeper one retry, never a message.
+   */
+  passOn(): void {
+    if (this.queued() > 0 && Atomics.load(this.i32, RECV_WAITERS) !== 0) this.wake(RECV_EPOCH, 1);
+  }
+
   /** Task ids (aux0) of the messages queued now, oldest first (a snapshot). */
   queuedAux0(): number[] {
     const i32 = this.i32;

@@ -29,11 +29,12 @@ const MAX_POOL_CAPACITY = 1 << 20;
 /**
  * Microseconds an idle worker (and the main thread waiting for results)
  * polls by default, when workers ≤ cores; 10 µs after two polls in a row
- * caught nothing (`channel/_wait.ts`, `pollMs`). A 10 µs poll missed often
- * enough on these machines that sequential round trips had a p90 of ~46 µs
- * (a wake-up each way); at 50 µs, ~13 µs. A pool fed slower than it polls
- * (a task every millisecond) drops to the short poll and burns what it did
- * at a 10 µs default (bench/pool_spin_bench.ts).
+ * caught nothing (`channel/_wait.ts`, `pollMs`). With a 10 µs default (and
+ * every task waking the idle worker) sequential round trips had a p90 of
+ * 21-30 µs here, a wake-up each way for about one trip in ten; now 3.5-4.1
+ * µs (bench/pool_latency_bench.ts, README). A pool fed slower than it polls
+ * (a task every millisecond) drops to the short poll and burns no more than
+ * at the 10 µs default (bench/pool_spin_bench.ts).
  */
 const DEFAULT_POOL_SPIN = 50;
 /** The largest `spin` a pool accepts, µs. */

@@ -323,9 +323,7 @@ async function serve(start: StartMessage): Promise<void> {
       missed = args === EMPTY ? missed + 1 : 0;
       // The pool counted this worker for a task it pushed while this one
       // polled; if it caught another and tasks still wait, a sleeper takes them.
-      if (args !== EMPTY && tasks.queued() > 0 && Atomics.load(tasks.i32, RECV_WAITERS) !== 0) {
-        tasks.wake(RECV_EPOCH, 1);
-      }
+      if (args !== EMPTY) tasks.passOn();
     }
     if (args === EMPTY) {
       Atomics.store(counters, taskAt, -1);
@@ -334,9 +332,7 @@ async function serve(start: StartMessage): Promise<void> {
       // Pass the wake-up on: the pool wakes one sleeping worker for the first
       // task of a burst and the others only at the end of its turn, so while
       // its thread stays busy, the woken workers wake the rest.
-      if (tasks.queued() > 0 && Atomics.load(tasks.i32, RECV_WAITERS) !== 0) {
-        tasks.wake(RECV_EPOCH, 1);
-      }
+      tasks.passOn();
       lastYield = lastTimerYield = performance.now();
     }
     if (args === PAUSED) {

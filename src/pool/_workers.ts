@@ -19,7 +19,6 @@
 import { WorkerCrashedError } from "../errors.ts";
 import { backoff } from "../_util.ts";
 import { decodeLarge } from "../channel/_codec.ts";
-import { RECV_EPOCH, RECV_WAITERS } from "../channel/_layout.ts";
 import type { Ring } from "../channel/_ring.ts";
 import type { PoolHooks, PoolStatus } from "./_hooks.ts";
 import type { Parcels } from "./_parcels.ts";
@@ -387,12 +386,9 @@ export class Workers {
     slot.stopping = null;
     slot.worker = null;
     Atomics.store(this.#counters, at + W_STATE, 0);
-    if (Atomics.exchange(this.#counters, at + W_POLLING, 0) !== 0) {
-      // It died counted as a poller: tasks pushed meanwhile woke no sleeper
-      // on its account; wake one now (see "Pollers" in `channel/_layout.ts`).
-      const ring = this.#taskRing;
-      if (ring.queued() > 0 && Atomics.load(ring.i32, RECV_WAITERS) !== 0) ring.wake(RECV_EPOCH, 1);
-    }
+    // It died counted as a poller: tasks pushed meanwhile woke no sleeper
+    // on its account; wake one now (see "Pollers" in `channel/_layout.ts`).
+    if (Atomics.exchange(this.#counters, at + W_POLLING, 0) !== 0) this.#taskRing.passOn();
     // A worker that died before finishing a single task, again and again
     // (say, a module whose loading kills every worker): back off instead of
     // respawning in a hot loop. One that served tasks is replaced at once.
