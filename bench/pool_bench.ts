@@ -14,6 +14,7 @@ import { parseArgs } from "node:util";
 import { WorkerPool } from "../src/pool/mod.ts";
 import { WorkerCrashedError } from "../src/errors.ts";
 import { BaselinePool } from "./_baseline_pool.ts";
+import { MACHINE_WORK, machineTail, type Tail, tailOf } from "./_tail.ts";
 import type { TransferRequest } from "./_transfer_worker.ts";
 
 const { values: flags } = parseArgs({
@@ -207,11 +208,7 @@ function throughput(kind: Kind, c: ThroughputCase): Promise<number> {
   });
 }
 
-interface Latency {
-  p50: number;
-  p90: number;
-  p99: number;
-}
+type Latency = Tail;
 
 function latency(kind: Kind): Promise<Latency> {
   const what = `${kind}, latency`;
@@ -226,31 +223,8 @@ function latency(kind: Kind): Promise<Latency> {
       micros[i] = (performance.now() - start) * 1000;
       if (value !== i) throw new Error(`${what}: task ${i} returned ${value}`);
     }
-    micros.sort();
-    return { p50: quantile(micros, 0.5), p90: quantile(micros, 0.9), p99: quantile(micros, 0.99) };
+    return tailOf(micros);
   });
-}
-
-/** Additions per window of `machineTail`: about a pool's round trip (~2 µs) here. */
-const MACHINE_WORK = 3_000;
-
-/**
- * The machine's own tail, beside the round trip: LATENCY_TASKS windows of
- * MACHINE_WORK additions on this thread, each timed as a round trip is. No
- * pool and no other thread: whatever is slow here (the host taking the CPU
- * away, an interrupt, a timer's tick) is slow for any pool.
- */
-function machineTail(): Latency {
-  const micros = new Float64Array(LATENCY_TASKS);
-  let sum = 0;
-  for (let i = 0; i < LATENCY_TASKS; i++) {
-    const start = performance.now();
-    for (let j = 0; j < MACHINE_WORK; j++) sum += j ^ i;
-    micros[i] = (performance.now() - start) * 1000;
-  }
-  if (sum < 0) throw new Error("unreachable: a sum of non-negative numbers");
-  micros.sort();
-  return { p50: quantile(micros, 0.5), p90: quantile(micros, 0.9), p99: quantile(micros, 0.99) };
 }
 
 /** Seconds for BURN_TASKS tasks of burn(BURN_MS), all at once. */
@@ -738,7 +712,7 @@ try {
         `p50 ${p50.toFixed(1)} µs, p90 ${p90.toFixed(1)} µs, p99 ${p99.toFixed(1)} µs`,
       );
     }
-    machine.push(machineTail());
+    machine.push(machineTail(LATENCY_TASKS));
     for (const kind of kinds) {
       const t1 = await burn(kind, 1);
       const t2 = await burn(kind, 2);

@@ -10,6 +10,7 @@
 // run it through bench/compare.ts against a worktree of the older commit.
 import { parseArgs } from "node:util";
 import { WorkerPool } from "../src/pool/mod.ts";
+import { MACHINE_WORK, machineTail, type Tail, tailOf } from "./_tail.ts";
 
 const { values: flags } = parseArgs({
   args: Deno.args,
@@ -18,21 +19,7 @@ const { values: flags } = parseArgs({
 const POOLS = flags.quick ? 4 : 12;
 const WARM_UP = 1_000;
 const TRIPS = 10_000;
-/** Additions per window of the machine's own tail: about a round trip (~2 µs) here. */
-const WORK = 3_000;
 const MODULE = new URL("./_pool_tasks.ts", import.meta.url);
-
-interface Tail {
-  p50: number;
-  p90: number;
-  p99: number;
-}
-
-function quantiles(micros: Float64Array): Tail {
-  micros.sort();
-  const at = (q: number) => micros[Math.min(micros.length - 1, Math.floor(q * micros.length))];
-  return { p50: at(0.5), p90: at(0.9), p99: at(0.99) };
-}
 
 async function pool(): Promise<Tail> {
   await using pool = new WorkerPool({ workers: 2, module: MODULE });
@@ -44,27 +31,14 @@ async function pool(): Promise<Tail> {
     micros[i] = (performance.now() - start) * 1000;
     if (value !== i) throw new Error(`task ${i} returned ${value}`);
   }
-  return quantiles(micros);
-}
-
-/** TRIPS windows of WORK additions on this thread, timed as a round trip is: no pool. */
-function machine(): Tail {
-  const micros = new Float64Array(TRIPS);
-  let sum = 0;
-  for (let i = 0; i < TRIPS; i++) {
-    const start = performance.now();
-    for (let j = 0; j < WORK; j++) sum += j ^ i;
-    micros[i] = (performance.now() - start) * 1000;
-  }
-  if (sum < 0) throw new Error("unreachable: a sum of non-negative numbers");
-  return quantiles(micros);
+  return tailOf(micros);
 }
 
 const pools: Tail[] = [];
 const machines: Tail[] = [];
 for (let i = 0; i < POOLS; i++) {
   pools.push(await pool());
-  machines.push(machine());
+  machines.push(machineTail(TRIPS));
   const [p, m] = [pools.at(-1)!, machines.at(-1)!];
   console.error(
     `pool ${i + 1}/${POOLS}: p50 ${p.p50.toFixed(1)} p90 ${p.p90.toFixed(1)} p99 ${
@@ -83,7 +57,9 @@ console.log(
   `Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores. ${POOLS} fresh pools ` +
     `(2 workers, default options), each ${WARM_UP.toLocaleString("en-US")} untimed round trips ` +
     `of \`await run("noop", i)\`, then ${TRIPS.toLocaleString("en-US")} timed; after each pool, ` +
-    `as many windows of ${WORK.toLocaleString("en-US")} additions on this thread, timed alike. ` +
+    `as many windows of ${
+      MACHINE_WORK.toLocaleString("en-US")
+    } additions on this thread, timed alike. ` +
     `Medians over the pools of each one's quantiles.\n`,
 );
 console.log("| Series | p50 µs | p90 µs | p99 µs |");
