@@ -65,6 +65,16 @@ const YIELD_MS = 10;
  */
 const TIMER_YIELD_MS = 100;
 /**
+ * How long a worker with no task sleeps before it looks at the task ring by
+ * itself, ms. Every task pushed wakes as many sleeping workers as it needs
+ * (see "Pollers" in `channel/_layout.ts`), so this retry would only matter
+ * after a lost wake-up: long, so that an idle pool costs no CPU (a retry a
+ * second cost each worker 0.3–0.8 ms of CPU a second, more than the runtime
+ * alone; bench/pool_steady_bench.ts, "Idle process"), and a lost wake-up
+ * would show as a stall rather than hide as a short delay.
+ */
+const SLEEP_RETRY_MS = 60_000;
+/**
  * A result encoded in at most this many bytes was quick to encode (well
  * under a µs), so the next task taken at once may start when this one ended
  * without a clock read. After a larger one (or an error, or a result sent
@@ -327,7 +337,15 @@ async function serve(start: StartMessage): Promise<void> {
     }
     if (args === EMPTY) {
       Atomics.store(counters, taskAt, -1);
-      args = await waitAsync(tasks, RECV_EPOCH, RECV_WAITERS, EMPTY, take, {}, "receive a task");
+      args = await waitAsync(
+        tasks,
+        RECV_EPOCH,
+        RECV_WAITERS,
+        EMPTY,
+        take,
+        { retryMs: SLEEP_RETRY_MS },
+        "receive a task",
+      );
       if (args === DISCONNECTED) return;
       // Pass the wake-up on: the pool wakes one sleeping worker for the first
       // task of a burst and the others only at the end of its turn, so while
