@@ -23,13 +23,18 @@ const { values: flags } = parseArgs({
     quick: { type: "boolean", default: false },
     // Internal: run this many floor bursts in this (fresh) process, print them as JSON, exit.
     floor: { type: "string" },
+    // Internal: measure the idle CPU of this (fresh) process, with "pool" or "none", print it, exit.
+    idle: { type: "string" },
   },
 });
 const QUIET_POOLS = flags.quick ? 8 : 20;
 const LOADED_POOLS = flags.quick ? 5 : 10;
 const TASKS = 100_000;
 const WARM_UP = 5_000;
-const IDLE_MS = 2_000;
+/** How long an idle process is watched, ms, after it settled for `SETTLE_MS`. */
+const IDLE_MS = 5_000;
+/** Past every bounded poll, and the first seconds' collections after a burst. */
+const SETTLE_MS = 1_000;
 const MODULE = new URL("./_pool_tasks.ts", import.meta.url);
 
 /** The CPU time of the calling thread, ms, from schedstat (ns). */
@@ -119,15 +124,25 @@ if (flags.floor !== undefined) {
   Deno.exit(0);
 }
 
-/** `count` floor bursts in a fresh process of their own (as cold as this one was). */
-async function floorInItsOwnProcess(count: number): Promise<Rep[]> {
+if (flags.idle !== undefined) {
+  console.log(JSON.stringify(await idleCpu(flags.idle === "pool")));
+  Deno.exit(0);
+}
+
+/** Runs `--<flag> <value>` of this bench in a fresh process of its own; what it printed, parsed. */
+async function inItsOwnProcess<T>(flag: string, value: string): Promise<T> {
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL(import.meta.url).pathname, "--floor", String(count)],
+    args: ["run", "-A", new URL(import.meta.url).pathname, `--${flag}`, value],
     stdout: "piped",
     stderr: "inherit",
   }).output();
-  if (!output.success) throw new Error(`the floor's process exited with ${output.code}`);
+  if (!output.success) throw new Error(`the ${flag} process exited with ${output.code}`);
   return JSON.parse(new TextDecoder().decode(output.stdout));
+}
+
+/** `count` floor bursts in a fresh process of their own (as cold as this one was). */
+function floorInItsOwnProcess(count: number): Promise<Rep[]> {
+  return inItsOwnProcess("floor", String(count));
 }
 
 /**
@@ -169,12 +184,15 @@ function busyNeighbours(): () => Promise<void> {
 /**
  * CPU ms per second this process burns while idle: with an open pool after a
  * burst of work, or with no pool at all (the runtime's own, the baseline).
+ * Each in a fresh process (`--idle`): in a process that has run many pools,
+ * the runtime alone burned 1.4–7 ms/s for seconds after (collections, threads
+ * ending), more than the pool it was to be compared with.
  */
 async function idleCpu(withPool: boolean): Promise<number> {
   const pool = withPool ? new WorkerPool({ workers: 2, module: MODULE }) : undefined;
   try {
     await Promise.all(Array.from({ length: 50_000 }, (_, i) => pool?.run("noop", i)));
-    await new Promise((resolve) => setTimeout(resolve, 200)); // past every bounded poll
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
     const before = cpuMs();
     await new Promise((resolve) => setTimeout(resolve, IDLE_MS));
     return (cpuMs() - before) / (IDLE_MS / 1000);
@@ -226,8 +244,9 @@ for (const form of ["run", "map"] as const) {
 }
 const idle = { pool: [] as number[], none: [] as number[] };
 for (let i = 0; i < 3; i++) {
-  idle.pool.push(await idleCpu(true));
-  idle.none.push(await idleCpu(false));
+  idle.pool.push(await inItsOwnProcess<number>("idle", "pool"));
+  idle.none.push(await inItsOwnProcess<number>("idle", "none"));
+  console.error(`idle ${i + 1}/3: pool ${idle.pool[i]} ms/s, none ${idle.none[i]} ms/s`);
 }
 const mid = (xs: number[]) => xs.toSorted((a, b) => a - b)[1];
 
