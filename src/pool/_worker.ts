@@ -65,13 +65,13 @@ const YIELD_MS = 10;
  */
 const TIMER_YIELD_MS = 100;
 /**
- * How long a worker with no task sleeps before it looks at the task ring by
- * itself, ms. Every task pushed wakes as many sleeping workers as it needs
- * (see "Pollers" in `channel/_layout.ts`), so this retry would only matter
- * after a lost wake-up: long, so that an idle pool costs no CPU (a retry a
- * second cost each worker 0.3–0.8 ms of CPU a second, more than the runtime
- * alone; bench/pool_steady_bench.ts, "Idle process"), and a lost wake-up
- * would show as a stall rather than hide as a short delay.
+ * How long a worker with no task sleeps, past the first 50 ms of a sleep,
+ * before it looks at the task ring by itself, ms. Every task pushed wakes as
+ * many sleeping workers as it needs (see "Pollers" in `channel/_layout.ts`),
+ * so this retry would only matter after a lost wake-up, or a wake that went
+ * to a worker whose event loop is busy with what a task left behind: long,
+ * so that an idle pool costs no CPU (a retry a second cost a worker 0.3–0.8
+ * ms of CPU a second; bench/pool_steady_bench.ts, "Idle process").
  */
 const SLEEP_RETRY_MS = 60_000;
 /**
