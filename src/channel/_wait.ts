@@ -78,9 +78,10 @@ function spinAttempt<R>(attempt: () => R, again: R, ms: number): R {
  * `_layout.ts`). After `WATCH_AFTER_MS` it also watches for dead threads.
  *
  * Between wake-ups it retries by itself: after 50 ms, then every second (to
- * look for threads to watch), or, with `retryMs`, every `retryMs` while no
+ * look for threads to watch), or, given `retryMs`, every `retryMs` while no
  * thread holds an end of the channel (the pool's rings: the pool watches its
- * workers itself). Each retry wakes the thread's event loop, which costs a
+ * workers itself; a parameter, not an option, since callers pass their
+ * users' options through). Each retry wakes the thread's event loop, which costs a
  * pool worker 0.3–0.8 ms of CPU here: an idle pool's workers retrying every
  * second burned more than the rest of the process. The first slice stays
  * short even so: V8 does not cancel a wait's timeout when the wait is
@@ -95,10 +96,11 @@ export async function waitAsync<R>(
   waiters: number,
   again: R,
   attempt: () => R,
-  options: { signal?: AbortSignal; timeout?: number; retryMs?: number },
+  options: { signal?: AbortSignal; timeout?: number },
   what: string,
+  retryMs?: number,
 ): Promise<R> {
-  const { signal, timeout, retryMs } = options;
+  const { signal, timeout } = options;
   checkTimeout(timeout);
   signal?.throwIfAborted();
   if (core.spinMs > 0) {

@@ -343,8 +343,9 @@ async function serve(start: StartMessage): Promise<void> {
         RECV_WAITERS,
         EMPTY,
         take,
-        { retryMs: SLEEP_RETRY_MS },
+        {},
         "receive a task",
+        SLEEP_RETRY_MS,
       );
       if (args === DISCONNECTED) return;
       // Pass the wake-up on: the pool wakes one sleeping worker for the first
