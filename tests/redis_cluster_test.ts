@@ -334,6 +334,11 @@ redisTest(
       // At least once: the replica may lack the last writes before the kill.
       assert.strictEqual(outcomes.length, 100);
       assert.strictEqual(await ownerOf(cluster, slotOf(queue), [replica]), replica);
+      // The client that had reached the dead master counts itself connected
+      // again once it has read the new map: the dead node is forgotten.
+      assert.strictEqual(router.connected, false);
+      assert.strictEqual(await router.send(["XLEN", `${queue}:results`]) as number >= 100, true);
+      await until("the client to count itself connected", () => router.connected);
     } finally {
       consumer.stop();
       await consumer.done.catch(() => {});

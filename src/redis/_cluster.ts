@@ -228,7 +228,7 @@ export class ClusterRouter {
     return router;
   }
 
-  /** Whether every node connected so far has its connection up. */
+  /** Whether every node connected so far, and not since forgotten (`#prune`), has its connection up. */
   get connected(): boolean {
     for (const node of this.#reached.values()) if (!node.connected) return false;
     return !this.#closed;
@@ -378,6 +378,24 @@ export class ClusterRouter {
     return node;
   }
 
+  /**
+   * Forgets the nodes that serve no slot in the map just read and whose
+   * connection is down: a master that failed and was replaced. Kept, it
+   * would count against `connected` for good (the client would say it is
+   * down while every slot is served) and reconnect to a dead address
+   * forever. A command still waiting on it fails with a connection error
+   * (callers retry); if the node comes back, a redirection or the map finds
+   * it again.
+   */
+  #prune(serving: Set<string | undefined>): void {
+    for (const [address, node] of this.#reached) {
+      if (node.connected || serving.has(address)) continue;
+      this.#reached.delete(address);
+      this.#nodes.delete(address);
+      node.close();
+    }
+  }
+
   /** Reads the slot map again, in the background, once at a time. */
   #refreshSoon(): void {
     if (this.#refreshing === undefined && !this.#closed) {
@@ -417,6 +435,7 @@ export class ClusterRouter {
           }
         }
         this.#map = map;
+        this.#prune(new Set(map));
         return;
       } catch (error) {
         failure = error;
