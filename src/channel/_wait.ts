@@ -79,16 +79,14 @@ function spinAttempt<R>(attempt: () => R, again: R, ms: number): R {
  *
  * Between wake-ups it retries by itself: after 50 ms, then every second (to
  * look for threads to watch), or, given `retryMs`, every `retryMs` while no
- * thread holds an end of the channel (the pool's rings: the pool watches its
- * workers itself; a parameter, not an option, since callers pass their
- * users' options through). Each retry wakes the thread's event loop, which costs a
- * pool worker 0.3–0.8 ms of CPU here: an idle pool's workers retrying every
- * second burned more than the rest of the process. The first slice stays
- * short even so: V8 does not cancel a wait's timeout when the wait is
- * notified, and each one lives on, a pending timer, for its whole slice: a
+ * thread holds an end of the channel (a pool worker waiting for a task, see
+ * `SLEEP_RETRY_MS` in `pool/_worker.ts`; a parameter, not an option, since
+ * channel ends pass their users' options through). The first slice stays
+ * 50 ms even so: V8 does not cancel a wait's timeout when the wait is
+ * notified, and each one lives on, a pending timer, for its whole slice; a
  * worker fed a task every few hundred µs sleeps thousands of times a second,
- * and 60 s slices from the start grew its RSS twice as fast (65 against 32 MB
- * in 20 s). Only a sleep that outlasts 50 ms leaves a long one.
+ * and 60 s slices from the start grew its RSS twice as fast (65 against 32
+ * MB in 20 s). Only a sleep that outlasts 50 ms leaves a long one.
  */
 export async function waitAsync<R>(
   core: Ring,
