@@ -10,6 +10,28 @@ const PROGRESS = new URL("./fixtures/progress_tasks.ts", import.meta.url);
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** `n` threads that spin until disposed: a machine whose cores are busy with other work. */
+function spinners(n: number): AsyncDisposable {
+  const stop = new Int32Array(new SharedArrayBuffer(4));
+  const source = "onmessage = (e) => { const stop = new Int32Array(e.data); " +
+    "while (Atomics.load(stop, 0) === 0); postMessage(0); };";
+  const url = `data:text/javascript,${encodeURIComponent(source)}`;
+  const threads = Array.from({ length: n }, () => new Worker(url, { type: "module" }));
+  for (const thread of threads) thread.postMessage(stop.buffer);
+  return {
+    async [Symbol.asyncDispose]() {
+      Atomics.store(stop, 0, 1);
+      await Promise.all(threads.map((thread) =>
+        new Promise((resolve) => {
+          thread.onmessage = resolve;
+          thread.onerror = resolve;
+        })
+      ));
+      for (const thread of threads) thread.terminate();
+    },
+  };
+}
+
 /** Waits until `check()` holds, polling; fails after `ms`. */
 async function until(check: () => boolean, ms = 10_000): Promise<void> {
   const deadline = performance.now() + ms;
@@ -716,25 +738,30 @@ Deno.test("a polling worker is counted, never waited for: tasks that must run at
   // in src/channel/_layout.ts). Each pair here can only finish if its two
   // tasks run at once, on both workers, whatever state the pushes find the
   // workers in: one polling after a task, both asleep after a pause, pushes
-  // in one turn or in two, from a result's callback. What this cannot show:
-  // a lost wake-up only delays a pair here (a sleeping worker retries 50 ms
-  // into a sleep by itself, then once a minute; with its pass-on wakes
-  // removed, 3 runs in 3 passed, even with a 60 ms pause before each round),
-  // so the wake rule is checked on the ring itself (tests/channel_test.ts)
-  // and the poller's flag by the next test.
+  // in one turn or in two, from a result's callback. The workers' sleeps
+  // never end by themselves here (a slice of an hour, where a pool's
+  // workers retry 50 ms into a sleep): a lost wake-up leaves a pair unmet.
+  // Two threads spin beside the pool meanwhile, so that its threads are
+  // taken off their cores at any step (the loss needs a poller counted for a
+  // push and then for a batch before it caught either). With its pollers'
+  // pass-on removed, 5 runs in 6 failed here (40 rounds without the
+  // spinners: 1 in 6). Not caught: a woken worker's pass-on, whose chain
+  // needs a third worker to matter.
   await withDir(async (dir) => {
-    await using pool = new WorkerPool({ workers: 2, module: TASKS });
+    await using _busy = spinners(2);
+    const core = new PoolCore({ workers: 2, module: TASKS, sleepMs: 3_600_000 });
+    const ROUNDS = 150;
     let pairs = 0;
     /** Two tasks that wait for each other; the second pushed in a later turn if `split`. */
     const pair = async (split: boolean): Promise<void> => {
       const a = `${dir}/${pairs}.a`, b = `${dir}/${pairs++}.b`;
-      const first = pool.run<boolean>("meet", a, b);
+      const first = core.run("meet", [a, b]);
       if (split) await null;
-      const both = Promise.all([first, pool.run<boolean>("meet", b, a)]);
+      const both = Promise.all([first, core.run("meet", [b, a])]);
       let timer: ReturnType<typeof setTimeout> | undefined;
       const stuck = new Promise<never>((_, reject) => {
         timer = setTimeout(
-          () => reject(new Error(`a pair never met: ${JSON.stringify(pool.stats)}`)),
+          () => reject(new Error(`a pair never met: ${JSON.stringify(core.stats())}`)),
           60_000,
         );
       });
@@ -744,18 +771,22 @@ Deno.test("a polling worker is counted, never waited for: tasks that must run at
         clearTimeout(timer);
       }
     };
-    for (let round = 0; round < 40; round++) {
-      await pool.run("echo", round); // one worker polls now; the other may sleep
-      await pair(false);
-      await pool.run("echo", round);
-      await pair(true);
-      await delay(5); // both workers asleep
-      await pair(false);
-      await delay(5);
-      await pair(true);
-      await pool.run("echo", round).then(() => pair(false)); // pushed from a result's callback
+    try {
+      for (let round = 0; round < ROUNDS; round++) {
+        await core.run("echo", [round]); // one worker polls now; the other may sleep
+        await pair(false);
+        await core.run("echo", [round]);
+        await pair(true);
+        await delay(5); // both workers asleep
+        await pair(false);
+        await delay(5);
+        await pair(true);
+        await core.run("echo", [round]).then(() => pair(false)); // pushed from a result's callback
+      }
+      assert.strictEqual(core.stats().completed, ROUNDS * 13);
+    } finally {
+      await core.close();
     }
-    assert.strictEqual(pool.stats.completed, 40 * 13);
   });
 });
 

@@ -87,6 +87,9 @@ function spinAttempt<R>(attempt: () => R, again: R, ms: number): R {
  * worker fed a task every few hundred µs sleeps thousands of times a second,
  * and 60 s slices from the start grew its RSS twice as fast (65 against 32
  * MB in 20 s). Only a sleep that outlasts 50 ms leaves a long one.
+ * `firstRetryMs` replaces that first slice where `retryMs` applies: tests
+ * make both slices long, so that a lost wake-up shows as a hang rather than
+ * as a 50 ms delay.
  */
 export async function waitAsync<R>(
   core: Ring,
@@ -97,6 +100,7 @@ export async function waitAsync<R>(
   options: { signal?: AbortSignal; timeout?: number },
   what: string,
   retryMs?: number,
+  firstRetryMs: number = WATCH_AFTER_MS,
 ): Promise<R> {
   const { signal, timeout } = options;
   checkTimeout(timeout);
@@ -135,13 +139,15 @@ export async function waitAsync<R>(
         holding = true;
         holdEventLoop();
       }
+      const early = performance.now() - start < WATCH_AFTER_MS;
       if (watch !== undefined) {
         watch.rescan();
         slice = RESCAN_MS;
-      } else if (performance.now() - start < WATCH_AFTER_MS) {
-        slice = WATCH_AFTER_MS;
       } else if (retryMs !== undefined && !holding) {
-        slice = retryMs; // no thread to watch: only a lost wake-up would need the retry
+        // No thread to watch: only a lost wake-up would need the retry.
+        slice = early ? firstRetryMs : retryMs;
+      } else if (early) {
+        slice = WATCH_AFTER_MS;
       } else if (anyHolder(i32)) {
         watch = new Watch(i32, core.wakeEveryone);
         slice = RESCAN_MS;

@@ -60,9 +60,10 @@ export class PoolCore implements PoolHooks {
    * `signalAll`: every task gets a `taskSignal()` that `cancelTo` aborts,
    * not only those with a timeout or a signal (the Redis consumer's, whose
    * jobs may be cancelled from anywhere; a worker makes an AbortController
-   * per task for it).
+   * per task for it); and, for tests only, `sleepMs`: every slice of a
+   * worker's sleep for a task, ms (see `StartMessage.sleepMs`).
    */
-  constructor(options: WorkerPoolOptions & { signalAll?: boolean }) {
+  constructor(options: WorkerPoolOptions & { signalAll?: boolean; sleepMs?: number }) {
     const settings = poolSettings(options);
     const { workers, capacity, slotSize } = settings;
     this.name = settings.name;
@@ -92,6 +93,7 @@ export class PoolCore implements PoolHooks {
       flags: this.tasks.flags.buffer as SharedArrayBuffer,
       epoch,
       spin: settings.spin,
+      sleepMs: options.sleepMs,
     }, {
       taskRing,
       tasks: this.tasks,

@@ -252,6 +252,12 @@ export interface StartMessage {
   epoch: number;
   /** µs to poll for a task before sleeping. */
   spin: number;
+  /**
+   * Tests only: how long every slice of a sleep for a task lasts, ms, the
+   * first one too (default: 50 ms, then `SLEEP_RETRY_MS` in `_worker.ts`).
+   * Long, a lost wake-up shows as a task that never runs.
+   */
+  sleepMs?: number;
 }
 
 /** The Web Lock a pool worker holds while it lives. */

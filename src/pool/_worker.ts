@@ -345,7 +345,8 @@ async function serve(start: StartMessage): Promise<void> {
         take,
         {},
         "receive a task",
-        SLEEP_RETRY_MS,
+        start.sleepMs ?? SLEEP_RETRY_MS,
+        start.sleepMs,
       );
       if (args === DISCONNECTED) return;
       // Pass the wake-up on: the pool wakes one sleeping worker for the first
