@@ -6,7 +6,7 @@
 // mid-run, with every job accounted for.
 import assert from "node:assert";
 import { RedisClient, RedisQueue } from "../src/redis/mod.ts";
-import { slotOf } from "../src/redis/_cluster.ts";
+import { routingKey, slotOf } from "../src/redis/_cluster.ts";
 import { type RedisCluster, redisTest, startRedisCluster } from "./_redis.ts";
 import { consumerProcess, jobs, results } from "./_queue.ts";
 import { withDir } from "./_temp.ts";
@@ -80,6 +80,32 @@ async function migrate(cluster: RedisCluster, slot: number): Promise<number> {
     for (const client of clients.values()) client.close();
   }
 }
+
+Deno.test("Redis Cluster: a command goes to the node of the key it names, wherever the key sits", () => {
+  const cases: [string[], string | undefined][] = [
+    [["GET", "{q}:a"], "{q}:a"],
+    [["EVALSHA", "abc", "2", "{q}:a", "{q}:b", "x"], "{q}:a"],
+    [["EVALSHA", "abc", "0", "x"], undefined],
+    [["XREADGROUP", "GROUP", "g", "c", "COUNT", "1", "STREAMS", "{q}:s", ">"], "{q}:s"],
+    [["XINFO", "STREAM", "{q}:s"], "{q}:s"],
+    [["OBJECT", "ENCODING", "{q}:a"], "{q}:a"],
+    [["MEMORY", "USAGE", "{q}:a"], "{q}:a"],
+    [["memory", "usage", "{q}:a", "SAMPLES", "0"], "{q}:a"],
+    [["MEMORY", "STATS"], undefined],
+    [["DEBUG", "OBJECT", "{q}:a"], "{q}:a"],
+    [["DEBUG", "SLEEP", "0"], undefined],
+    [["MIGRATE", "127.0.0.1", "7001", "{q}:a", "0", "5000"], "{q}:a"],
+    [
+      ["MIGRATE", "127.0.0.1", "7001", "", "0", "5000", "REPLACE", "KEYS", "{q}:a", "{q}:b"],
+      "{q}:a",
+    ],
+    [["KEYS", "{q}:*"], "{q}"],
+    [["KEYS", "*"], undefined],
+    [["PING"], undefined],
+    [["CLUSTER", "SLOTS"], undefined],
+  ];
+  for (const [args, key] of cases) assert.strictEqual(routingKey(args), key, args.join(" "));
+});
 
 redisTest("Redis Cluster: the queue on three local masters", async () => {
   await using cluster = await startRedisCluster();

@@ -132,8 +132,6 @@ const KEYLESS = new Set([
   "DBSIZE",
   "FLUSHDB",
   "FLUSHALL",
-  "DEBUG",
-  "MEMORY",
 ]);
 
 /**
@@ -154,6 +152,18 @@ export function routingKey(args: readonly RedisArg[]): RedisArg | undefined {
     return at >= 0 ? args[at + 1] : undefined;
   }
   if (name === "XINFO" || name === "OBJECT") return args[2];
+  // Subcommands that name a key after them; the others (MEMORY STATS,
+  // DEBUG SLEEP, ...) name none.
+  if (name === "MEMORY" || name === "DEBUG") {
+    const sub = String(args[1]).toUpperCase();
+    return sub === "USAGE" || sub === "OBJECT" ? args[2] : undefined;
+  }
+  if (name === "MIGRATE") {
+    // MIGRATE host port key|"" db timeout [...] [KEYS key ...]
+    if (String(args[3]) !== "") return args[3];
+    const at = args.findIndex((arg, i) => i > 5 && String(arg).toUpperCase() === "KEYS");
+    return at >= 0 ? args[at + 1] : undefined;
+  }
   if (name === "KEYS" || name === "SCAN") {
     // A pattern with a hash tag names one slot: the node that serves it.
     const pattern = String(name === "KEYS" ? args[1] : "");
