@@ -6,6 +6,7 @@
 // --quick: 2 runs per case instead of 5. --debug: workers report progress and
 // the main thread logs it (to find where a run hangs).
 import { parseArgs } from "node:util";
+import { benchFlags } from "./_args.ts";
 import { syncChannel, type SyncSender } from "../src/channel/mod.ts";
 import {
   HEAD,
@@ -26,13 +27,17 @@ import {
   STRIDE,
 } from "./_payload.ts";
 
-const { values: flags } = parseArgs({
-  args: Deno.args,
-  options: {
-    quick: { type: "boolean", default: false },
-    debug: { type: "boolean", default: false },
-  },
-});
+const { values: flags } = benchFlags(
+  "deno run -A bench/channel_bench.ts [--quick] [--debug]",
+  () =>
+    parseArgs({
+      args: Deno.args,
+      options: {
+        quick: { type: "boolean", default: false },
+        debug: { type: "boolean", default: false },
+      },
+    }),
+);
 const RUNS = flags.quick ? 2 : 5;
 const DEBUG = flags.debug;
 /** A run that takes longer than this is reported as hung. */

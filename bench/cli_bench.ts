@@ -9,11 +9,16 @@
 //
 //   deno run -A bench/cli_bench.ts [--quick]
 import { parseArgs } from "node:util";
+import { benchFlags } from "./_args.ts";
 
-const { values: flags } = parseArgs({
-  args: Deno.args,
-  options: { quick: { type: "boolean", default: false } },
-});
+const { values: flags } = benchFlags(
+  "deno run -A bench/cli_bench.ts [--quick]",
+  () =>
+    parseArgs({
+      args: Deno.args,
+      options: { quick: { type: "boolean", default: false } },
+    }),
+);
 const RUNS = flags.quick ? 2 : 11; // the baseline alone moves by a third between runs here
 const JOBS = 10_000;
 const cli = new URL("../cli.ts", import.meta.url).pathname;

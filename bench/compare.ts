@@ -11,16 +11,21 @@
 // by column (the first number of a cell: "1.2 µs" reads 1.2, "460,000" reads
 // 460000). The runs alternate which tree goes first.
 import { parseArgs } from "node:util";
+import { benchFlags } from "./_args.ts";
 
 // The bench and its own flags start at the first argument that names a .ts file.
 const at = Deno.args.findIndex((arg) => arg.endsWith(".ts"));
-const { values } = parseArgs({
-  args: at < 0 ? Deno.args : Deno.args.slice(0, at),
-  options: {
-    other: { type: "string" },
-    rounds: { type: "string", default: "3" },
-  },
-});
+const { values } = benchFlags(
+  "deno run -A bench/compare.ts --other /tmp/old [--rounds 3] pool_bench.ts --quick",
+  () =>
+    parseArgs({
+      args: at < 0 ? Deno.args : Deno.args.slice(0, at),
+      options: {
+        other: { type: "string" },
+        rounds: { type: "string", default: "3" },
+      },
+    }),
+);
 const [bench, ...benchArgs] = at < 0 ? [] : Deno.args.slice(at);
 const rounds = Number(values.rounds);
 if (!values.other || !bench || !Number.isInteger(rounds) || rounds < 1) {

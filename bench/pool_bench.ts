@@ -11,16 +11,21 @@
 // pools, warms them up, and runs taskpool and the baseline back to back (the
 // order alternates between repetitions); the tables show medians.
 import { parseArgs } from "node:util";
+import { benchFlags } from "./_args.ts";
 import { WorkerPool } from "../src/pool/mod.ts";
 import { WorkerCrashedError } from "../src/errors.ts";
 import { BaselinePool } from "./_baseline_pool.ts";
 import { MACHINE_WORK, machineTail, type Tail, tailOf } from "./_tail.ts";
 import type { TransferRequest } from "./_transfer_worker.ts";
 
-const { values: flags } = parseArgs({
-  args: Deno.args,
-  options: { quick: { type: "boolean", default: false } },
-});
+const { values: flags } = benchFlags(
+  "deno run -A bench/pool_bench.ts [--quick]",
+  () =>
+    parseArgs({
+      args: Deno.args,
+      options: { quick: { type: "boolean", default: false } },
+    }),
+);
 const REPS = flags.quick ? 2 : 5;
 const TASKS = new URL("./_pool_tasks.ts", import.meta.url);
 /** Untimed no-op tasks each fresh pool runs first. */

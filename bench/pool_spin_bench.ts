@@ -12,16 +12,21 @@
 //   pool, as a consumer fed from Redis is): the CPU per task, including the timer's;
 // - idle: CPU ms per second of an open pool after a burst of work.
 import { parseArgs } from "node:util";
+import { benchFlags } from "./_args.ts";
 import { WorkerPool } from "../src/pool/mod.ts";
 import { cpuMs } from "./_cpu.ts";
 
-const { values: flags } = parseArgs({
-  args: Deno.args,
-  options: {
-    quick: { type: "boolean", default: false },
-    spins: { type: "string", default: "0,10,50,200" },
-  },
-});
+const { values: flags } = benchFlags(
+  "deno run -A bench/pool_spin_bench.ts [--quick] [--spins 0,10,50,200]",
+  () =>
+    parseArgs({
+      args: Deno.args,
+      options: {
+        quick: { type: "boolean", default: false },
+        spins: { type: "string", default: "0,10,50,200" },
+      },
+    }),
+);
 const ROUNDS = flags.quick ? 2 : 5;
 const SPINS = flags.spins.split(",").map(Number);
 const MODULE = new URL("./_pool_tasks.ts", import.meta.url);

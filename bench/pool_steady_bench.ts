@@ -14,19 +14,24 @@
 // where each burst's CPU goes, by thread: the main thread, V8's own threads (GC helpers,
 // concurrent compilers), the pool's workers.
 import { parseArgs } from "node:util";
+import { benchFlags } from "./_args.ts";
 import { WorkerPool } from "../src/pool/mod.ts";
 import { cpuMs, cpuSplit, threadCpu, type ThreadKind } from "./_cpu.ts";
 
-const { values: flags } = parseArgs({
-  args: Deno.args,
-  options: {
-    quick: { type: "boolean", default: false },
-    // Internal: run this many floor bursts in this (fresh) process, print them as JSON, exit.
-    floor: { type: "string" },
-    // Internal: measure the idle CPU of this (fresh) process, with "pool" or "none", print it, exit.
-    idle: { type: "string" },
-  },
-});
+const { values: flags } = benchFlags(
+  "deno run -A bench/pool_steady_bench.ts [--quick]",
+  () =>
+    parseArgs({
+      args: Deno.args,
+      options: {
+        quick: { type: "boolean", default: false },
+        // Internal: run this many floor bursts in this (fresh) process, print them as JSON, exit.
+        floor: { type: "string" },
+        // Internal: measure the idle CPU of this (fresh) process, with "pool" or "none", print it, exit.
+        idle: { type: "string" },
+      },
+    }),
+);
 const QUIET_POOLS = flags.quick ? 8 : 20;
 const LOADED_POOLS = flags.quick ? 5 : 10;
 const TASKS = 100_000;

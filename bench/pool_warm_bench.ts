@@ -8,12 +8,17 @@
 // `map("noop", inputs)` of 100,000, timed. Beside another tree, through
 // bench/compare.ts, the two trees' processes alternate.
 import { parseArgs } from "node:util";
+import { benchFlags } from "./_args.ts";
 import { WorkerPool } from "../src/pool/mod.ts";
 
-const { values: flags } = parseArgs({
-  args: Deno.args,
-  options: { rounds: { type: "string", default: "8" } },
-});
+const { values: flags } = benchFlags(
+  "deno run -A bench/pool_warm_bench.ts [--rounds 8]",
+  () =>
+    parseArgs({
+      args: Deno.args,
+      options: { rounds: { type: "string", default: "8" } },
+    }),
+);
 const ROUNDS = Number(flags.rounds);
 if (!Number.isInteger(ROUNDS) || ROUNDS < 1) {
   console.error(`--rounds must be a whole number of at least 1, not "${flags.rounds}"`);

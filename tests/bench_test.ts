@@ -1,0 +1,41 @@
+// The benches' command lines (bench/_args.ts): a wrong flag ends a bench at
+// once, with what is wrong and how the bench is run, not a stack trace.
+import assert from "node:assert";
+
+const BENCH = new URL("../bench/", import.meta.url);
+
+/** The benches that take flags: every file of bench/ that parses them. */
+function flagged(): string[] {
+  const names: string[] = [];
+  for (const entry of Deno.readDirSync(BENCH)) {
+    if (!entry.name.endsWith(".ts") || entry.name.startsWith("_")) continue;
+    if (Deno.readTextFileSync(new URL(entry.name, BENCH)).includes("parseArgs(")) {
+      names.push(entry.name);
+    }
+  }
+  return names.sort();
+}
+
+Deno.test("benches: an unknown flag is refused in two lines, the second the bench's usage, exit 2", async () => {
+  const names = flagged();
+  assert.ok(names.length >= 10, `only ${names.length} benches parse flags: ${names}`);
+  for (const name of names) {
+    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", new URL(name, BENCH).pathname, "--no-such-flag"],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).output();
+    const lines = new TextDecoder().decode(stderr).trimEnd().split("\n");
+    assert.strictEqual(code, 2, `${name}: exit ${code}, stderr: ${lines.join(" | ")}`);
+    assert.strictEqual(new TextDecoder().decode(stdout), "", name);
+    assert.deepStrictEqual(lines.length, 2, `${name}: ${lines.join(" | ")}`);
+    assert.match(lines[0], /Unknown option '--no-such-flag'/, name);
+    assert.match(
+      lines[1],
+      new RegExp(`^usage: deno run -A bench/${name.replace(".", "\\.")} `),
+      name,
+    );
+  }
+});
