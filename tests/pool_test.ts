@@ -1,5 +1,5 @@
 import assert from "node:assert";
-import { PoolClosedError, TaskError, WorkerPool } from "../mod.ts";
+import { PoolClosedError, TaskError, WorkerPool, type WorkerPoolOptions } from "../mod.ts";
 import { Gate } from "./_gate.ts";
 import { withDir } from "./_temp.ts";
 import { PoolCore } from "../src/pool/_core.ts";
@@ -11,25 +11,28 @@ const PROGRESS = new URL("./fixtures/progress_tasks.ts", import.meta.url);
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** `n` threads that spin until disposed: a machine whose cores are busy with other work. */
-function spinners(n: number): AsyncDisposable {
-  const stop = new Int32Array(new SharedArrayBuffer(4));
-  const source = "onmessage = (e) => { const stop = new Int32Array(e.data); " +
-    "while (Atomics.load(stop, 0) === 0); postMessage(0); };";
+function spinners(n: number): Disposable {
+  const source = "while (true);";
   const url = `data:text/javascript,${encodeURIComponent(source)}`;
   const threads = Array.from({ length: n }, () => new Worker(url, { type: "module" }));
-  for (const thread of threads) thread.postMessage(stop.buffer);
   return {
-    async [Symbol.asyncDispose]() {
-      Atomics.store(stop, 0, 1);
-      await Promise.all(threads.map((thread) =>
-        new Promise((resolve) => {
-          thread.onmessage = resolve;
-          thread.onerror = resolve;
-        })
-      ));
-      for (const thread of threads) thread.terminate();
+    [Symbol.dispose]() {
+      for (const thread of threads) thread.terminate(); // ends a busy loop too
     },
   };
+}
+
+/** `promise`, or a rejection saying what never came after `ms`. */
+async function within<T>(promise: Promise<T>, what: () => string, ms = 60_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what()} after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Waits until `check()` holds, polling; fails after `ms`. */
@@ -744,13 +747,17 @@ Deno.test("a polling worker is counted, never waited for: tasks that must run at
   // Two threads spin beside the pool meanwhile, so that its threads are
   // taken off their cores at any step (the loss needs a poller counted for a
   // push and then for a batch before it caught either). With its pollers'
-  // pass-on removed, 5 runs in 6 failed here (40 rounds without the
-  // spinners: 1 in 6). Not caught: a woken worker's pass-on, whose chain
-  // needs a third worker to matter.
+  // pass-on removed, this failed 5 runs in 6 on one run of this machine and
+  // 2 in 6 on another (40 rounds without the spinners: 1 in 6): a pair whose
+  // second task never ran fails after `meet`'s own 20 s deadline, a step
+  // that never ends at all after 60 s. Not caught: a woken worker's
+  // pass-on, whose chain needs a third worker to matter.
   await withDir(async (dir) => {
-    await using _busy = spinners(2);
+    using _busy = spinners(2);
     const core = new PoolCore({ workers: 2, module: TASKS, sleepMs: 3_600_000 });
     const ROUNDS = 150;
+    const stuck = () => `no outcome: ${JSON.stringify(core.stats())}`;
+    const echo = (round: number) => within(core.run("echo", [round]), stuck);
     let pairs = 0;
     /** Two tasks that wait for each other; the second pushed in a later turn if `split`. */
     const pair = async (split: boolean): Promise<void> => {
@@ -758,36 +765,38 @@ Deno.test("a polling worker is counted, never waited for: tasks that must run at
       const first = core.run("meet", [a, b]);
       if (split) await null;
       const both = Promise.all([first, core.run("meet", [b, a])]);
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const stuck = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`a pair never met: ${JSON.stringify(core.stats())}`)),
-          60_000,
-        );
-      });
-      try {
-        assert.deepStrictEqual(await Promise.race([both, stuck]), [true, true]);
-      } finally {
-        clearTimeout(timer);
-      }
+      assert.deepStrictEqual(await within(both, stuck), [true, true]);
     };
     try {
       for (let round = 0; round < ROUNDS; round++) {
-        await core.run("echo", [round]); // one worker polls now; the other may sleep
+        await echo(round); // one worker polls now; the other may sleep
         await pair(false);
-        await core.run("echo", [round]);
+        await echo(round);
         await pair(true);
         await delay(5); // both workers asleep
         await pair(false);
         await delay(5);
         await pair(true);
-        await core.run("echo", [round]).then(() => pair(false)); // pushed from a result's callback
+        await echo(round).then(() => pair(false)); // pushed from a result's callback
       }
       assert.strictEqual(core.stats().completed, ROUNDS * 13);
-    } finally {
-      await core.close();
+    } catch (error) {
+      core.terminate(); // close() would wait for a task that may never run
+      throw error;
     }
+    await core.close();
   });
+});
+
+Deno.test("the core's test-only sleepMs is checked, and a WorkerPool's options object cannot set it", async () => {
+  assert.throws(
+    () => new PoolCore({ workers: 1, module: TASKS, sleepMs: 0 }),
+    /Cannot create pool as 'sleepMs' must be a positive number/,
+  );
+  // Not an option of WorkerPool: an object that carries it anyway changes nothing.
+  const options = { workers: 1, module: TASKS, sleepMs: 0 } as WorkerPoolOptions;
+  await using pool = new WorkerPool(options);
+  assert.strictEqual(await pool.run("echo", 7), 7);
 });
 
 Deno.test("a worker that stops polling says so: an idle pool counts no pollers", async () => {

@@ -9,6 +9,7 @@
  */
 
 import { PoolClosedError } from "../errors.ts";
+import { checkMs } from "../_util.ts";
 import { createBuffer } from "../channel/_buffer.ts";
 import { RECV_EPOCH, SENDERS } from "../channel/_layout.ts";
 import { ringFor } from "../channel/_ring.ts";
@@ -93,7 +94,9 @@ export class PoolCore implements PoolHooks {
       flags: this.tasks.flags.buffer as SharedArrayBuffer,
       epoch,
       spin: settings.spin,
-      sleepMs: options.sleepMs,
+      sleepMs: options.sleepMs === undefined
+        ? undefined
+        : checkMs(options.sleepMs, "create pool", "sleepMs", { positive: true }),
     }, {
       taskRing,
       tasks: this.tasks,

@@ -104,7 +104,9 @@ export class WorkerPool implements AsyncDisposable {
    * ```
    */
   constructor(options: WorkerPoolOptions = {}) {
-    this.#core = new PoolCore(options);
+    // Only the public options: the core's internal ones (PoolCore's doc)
+    // cannot come in through an object a caller passes.
+    this.#core = new PoolCore({ ...options, signalAll: false, sleepMs: undefined });
   }
 
   /** How many tasks wait in the queue at most. */
