@@ -81,7 +81,7 @@ async function migrate(cluster: RedisCluster, slot: number): Promise<number> {
   }
 }
 
-Deno.test("Redis Cluster: a command goes to the node of the key it names, wherever the key sits", () => {
+Deno.test("Redis Cluster: routingKey picks the key a command names, wherever it sits among the arguments", () => {
   const cases: [string[], string | undefined][] = [
     [["GET", "{q}:a"], "{q}:a"],
     [["EVALSHA", "abc", "2", "{q}:a", "{q}:b", "x"], "{q}:a"],
@@ -95,6 +95,8 @@ Deno.test("Redis Cluster: a command goes to the node of the key it names, wherev
     [["DEBUG", "OBJECT", "{q}:a"], "{q}:a"],
     [["DEBUG", "SLEEP", "0"], undefined],
     [["MIGRATE", "127.0.0.1", "7001", "{q}:a", "0", "5000"], "{q}:a"],
+    [["MIGRATE", "h", "1", "", "0", "5", "AUTH", "keys", "KEYS", "{q}:a"], "{q}:a"],
+    [["MIGRATE", "h", "1", "", "0", "5", "AUTH2", "keys", "KEYS", "KEYS", "{q}:a"], "{q}:a"],
     [
       ["MIGRATE", "127.0.0.1", "7001", "", "0", "5000", "REPLACE", "KEYS", "{q}:a", "{q}:b"],
       "{q}:a",

@@ -152,18 +152,14 @@ export function routingKey(args: readonly RedisArg[]): RedisArg | undefined {
     return at >= 0 ? args[at + 1] : undefined;
   }
   if (name === "XINFO" || name === "OBJECT") return args[2];
-  // Subcommands that name a key after them; the others (MEMORY STATS,
-  // DEBUG SLEEP, ...) name none.
+  // MEMORY USAGE and DEBUG OBJECT name a key after the subcommand. Other
+  // subcommands go to any node: most name none (MEMORY STATS, DEBUG SLEEP);
+  // DEBUG's rarer key-taking ones (DIGEST-VALUE, ...) are not routed.
   if (name === "MEMORY" || name === "DEBUG") {
     const sub = String(args[1]).toUpperCase();
     return sub === "USAGE" || sub === "OBJECT" ? args[2] : undefined;
   }
-  if (name === "MIGRATE") {
-    // MIGRATE host port key|"" db timeout [...] [KEYS key ...]
-    if (String(args[3]) !== "") return args[3];
-    const at = args.findIndex((arg, i) => i > 5 && String(arg).toUpperCase() === "KEYS");
-    return at >= 0 ? args[at + 1] : undefined;
-  }
+  if (name === "MIGRATE") return migrateKey(args);
   if (name === "KEYS" || name === "SCAN") {
     // A pattern with a hash tag names one slot: the node that serves it.
     const pattern = String(name === "KEYS" ? args[1] : "");
@@ -171,6 +167,23 @@ export function routingKey(args: readonly RedisArg[]): RedisArg | undefined {
     return tag !== undefined && !/[*?[\\]/.test(tag) ? `{${tag}}` : undefined;
   }
   return args[1];
+}
+
+/**
+ * The first key of `MIGRATE host port key|"" db timeout [COPY] [REPLACE]
+ * [AUTH password | AUTH2 username password] [KEYS key ...]`: its third
+ * argument, or when that is empty the first after KEYS (a password or user
+ * name that reads "KEYS" is skipped as such).
+ */
+function migrateKey(args: readonly RedisArg[]): RedisArg | undefined {
+  if (String(args[3] ?? "") !== "") return args[3];
+  for (let i = 6; i < args.length; i++) {
+    const option = String(args[i]).toUpperCase();
+    if (option === "AUTH") i += 1;
+    else if (option === "AUTH2") i += 2;
+    else if (option === "KEYS") return args[i + 1];
+  }
+  return undefined;
 }
 
 /** How to reach one node: its connection, and how to send on it. */
