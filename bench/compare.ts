@@ -15,8 +15,10 @@ import { benchFlags } from "./_args.ts";
 
 // The bench and its own flags start at the first argument that names a .ts file.
 const at = Deno.args.findIndex((arg) => arg.endsWith(".ts"));
+const USAGE =
+  "deno run -A bench/compare.ts --other <checkout> [--rounds n] <bench.ts> [bench args]";
 const { values } = benchFlags(
-  "deno run -A bench/compare.ts --other /tmp/old [--rounds 3] pool_bench.ts --quick",
+  USAGE,
   () =>
     parseArgs({
       args: at < 0 ? Deno.args : Deno.args.slice(0, at),
@@ -29,9 +31,7 @@ const { values } = benchFlags(
 const [bench, ...benchArgs] = at < 0 ? [] : Deno.args.slice(at);
 const rounds = Number(values.rounds);
 if (!values.other || !bench || !Number.isInteger(rounds) || rounds < 1) {
-  console.error(
-    "usage: deno run -A bench/compare.ts --other <checkout> [--rounds n] <bench.ts> [bench args]",
-  );
+  console.error(`usage: ${USAGE}`);
   Deno.exit(2);
 }
 const here = new URL("..", import.meta.url).pathname;
