@@ -8,17 +8,9 @@
 // costs. Peak memory is each process's VmHWM.
 //
 //   deno run -A bench/cli_bench.ts [--quick]
-import { parseArgs } from "node:util";
-import { benchFlags } from "./_args.ts";
+import { quickFlags } from "./_args.ts";
 
-const { values: flags } = benchFlags(
-  "deno run -A bench/cli_bench.ts [--quick]",
-  () =>
-    parseArgs({
-      args: Deno.args,
-      options: { quick: { type: "boolean", default: false } },
-    }),
-);
+const flags = quickFlags("deno run -A bench/cli_bench.ts [--quick]");
 const RUNS = flags.quick ? 2 : 11; // the baseline alone moves by a third between runs here
 const JOBS = 10_000;
 const cli = new URL("../cli.ts", import.meta.url).pathname;

@@ -10,22 +10,14 @@
 // --quick: 2 repetitions per case instead of 5. Each repetition creates fresh
 // pools, warms them up, and runs taskpool and the baseline back to back (the
 // order alternates between repetitions); the tables show medians.
-import { parseArgs } from "node:util";
-import { benchFlags } from "./_args.ts";
+import { quickFlags } from "./_args.ts";
 import { WorkerPool } from "../src/pool/mod.ts";
 import { WorkerCrashedError } from "../src/errors.ts";
 import { BaselinePool } from "./_baseline_pool.ts";
 import { MACHINE_WORK, machineTail, type Tail, tailOf } from "./_tail.ts";
 import type { TransferRequest } from "./_transfer_worker.ts";
 
-const { values: flags } = benchFlags(
-  "deno run -A bench/pool_bench.ts [--quick]",
-  () =>
-    parseArgs({
-      args: Deno.args,
-      options: { quick: { type: "boolean", default: false } },
-    }),
-);
+const flags = quickFlags("deno run -A bench/pool_bench.ts [--quick]");
 const REPS = flags.quick ? 2 : 5;
 const TASKS = new URL("./_pool_tasks.ts", import.meta.url);
 /** Untimed no-op tasks each fresh pool runs first. */

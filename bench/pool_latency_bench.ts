@@ -8,19 +8,11 @@
 // table shows the median over pools of each pool's quantiles (the tail of one pool is noisy here:
 // the host takes the CPU away now and then, as the machine's own row shows). For a before/after,
 // run it through bench/compare.ts against a worktree of the older commit.
-import { parseArgs } from "node:util";
-import { benchFlags } from "./_args.ts";
+import { quickFlags } from "./_args.ts";
 import { WorkerPool } from "../src/pool/mod.ts";
 import { MACHINE_WORK, machineTail, type Tail, tailOf } from "./_tail.ts";
 
-const { values: flags } = benchFlags(
-  "deno run -A bench/pool_latency_bench.ts [--quick]",
-  () =>
-    parseArgs({
-      args: Deno.args,
-      options: { quick: { type: "boolean", default: false } },
-    }),
-);
+const flags = quickFlags("deno run -A bench/pool_latency_bench.ts [--quick]");
 const POOLS = flags.quick ? 4 : 12;
 const WARM_UP = 1_000;
 const TRIPS = 10_000;

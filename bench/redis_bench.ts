@@ -6,22 +6,14 @@
 // for the scale of what the server alone does.
 //
 //   deno run -A bench/redis_bench.ts [--quick]
-import { parseArgs } from "node:util";
-import { benchFlags } from "./_args.ts";
+import { quickFlags } from "./_args.ts";
 import { RedisClient, RedisQueue } from "../src/redis/mod.ts";
 import { validateJobFile } from "../src/jobs/mod.ts";
 import { startRedisServer } from "../tests/_redis.ts";
 import { cpuMsOf } from "./_cpu.ts";
 import { startConsumers, stopConsumers } from "./_consumers.ts";
 
-const { values: flags } = benchFlags(
-  "deno run -A bench/redis_bench.ts [--quick]",
-  () =>
-    parseArgs({
-      args: Deno.args,
-      options: { quick: { type: "boolean", default: false } },
-    }),
-);
+const flags = quickFlags("deno run -A bench/redis_bench.ts [--quick]");
 const RUNS = flags.quick ? 1 : 3;
 const JOBS = flags.quick ? 2000 : 10_000;
 const LATENCY_SAMPLES = flags.quick ? 100 : 500;

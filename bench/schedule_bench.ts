@@ -4,20 +4,12 @@
 // exactly once, and the Redis commands per tick (script-internal ones included).
 //
 //   deno run -A bench/schedule_bench.ts [--quick]
-import { parseArgs } from "node:util";
-import { benchFlags } from "./_args.ts";
+import { quickFlags } from "./_args.ts";
 import { RedisClient, RedisQueue } from "../src/redis/mod.ts";
 import { validateJobFile } from "../src/jobs/mod.ts";
 import { startRedisServer } from "../tests/_redis.ts";
 
-const { values: flags } = benchFlags(
-  "deno run -A bench/schedule_bench.ts [--quick]",
-  () =>
-    parseArgs({
-      args: Deno.args,
-      options: { quick: { type: "boolean", default: false } },
-    }),
-);
+const flags = quickFlags("deno run -A bench/schedule_bench.ts [--quick]");
 const SCHEDULES = flags.quick ? 200 : 1000;
 const SECONDS = flags.quick ? 4 : 8;
 const cli = new URL("../cli.ts", import.meta.url).pathname;

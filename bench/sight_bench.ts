@@ -14,8 +14,7 @@
 // Rounds alternate the cases; the tables show medians and ratios.
 //
 //   deno run -A bench/sight_bench.ts [--quick]
-import { parseArgs } from "node:util";
-import { benchFlags } from "./_args.ts";
+import { quickFlags } from "./_args.ts";
 import { WorkerPool } from "../src/pool/mod.ts";
 import { RedisQueue } from "../src/redis/mod.ts";
 import { validateJobFile } from "../src/jobs/mod.ts";
@@ -24,14 +23,7 @@ import { startRedisServer } from "../tests/_redis.ts";
 import { Browser, chromiumPath } from "../tests/_cdp.ts";
 import { startConsumers, stopConsumers } from "./_consumers.ts";
 
-const { values: flags } = benchFlags(
-  "deno run -A bench/sight_bench.ts [--quick]",
-  () =>
-    parseArgs({
-      args: Deno.args,
-      options: { quick: { type: "boolean", default: false } },
-    }),
-);
+const flags = quickFlags("deno run -A bench/sight_bench.ts [--quick]");
 const ROUNDS = flags.quick ? 2 : 5;
 const STEPS = flags.quick ? 2_000_000 : 10_000_000;
 const TASKS = 8;
