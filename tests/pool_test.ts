@@ -3,6 +3,7 @@ import { PoolClosedError, TaskError, WorkerPool, type WorkerPoolOptions } from "
 import { Gate } from "./_gate.ts";
 import { withDir } from "./_temp.ts";
 import { PoolCore } from "../src/pool/_core.ts";
+import { RECV_WAITERS } from "../src/channel/_layout.ts";
 
 const TASKS = new URL("./fixtures/tasks.ts", import.meta.url);
 const OTHER = new URL("./fixtures/other_tasks.ts", import.meta.url);
@@ -20,6 +21,16 @@ function spinners(n: number): Disposable {
       for (const thread of threads) thread.terminate(); // ends a busy loop too
     },
   };
+}
+
+/** Whether `path` exists. */
+function existsSync(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** `promise`, or a rejection saying what never came after `ms`. */
@@ -784,6 +795,38 @@ Deno.test("a polling worker is counted, never waited for: tasks that must run at
       core.terminate(); // close() would wait for a task that may never run
       throw error;
     }
+    await core.close();
+  });
+});
+
+Deno.test("a task whose wake-up went to a worker kept busy by what an earlier task left is taken by an idle one", async () => {
+  // A worker's event loop can be blocked after its task returned (a timer
+  // the task left); it still counts as asleep, and a push may wake it, while
+  // the other worker sleeps on (here its sleeps never end by themselves). The
+  // result pump, asleep 50 ms with tasks still queued, wakes another sleeper.
+  await withDir(async (dir) => {
+    const core = new PoolCore({ workers: 2, module: TASKS, sleepMs: 3_600_000 });
+    const started = `${dir}/started`, release = `${dir}/release`, done = `${dir}/done`;
+    const stuck = () => `no outcome: ${JSON.stringify(core.stats())}`;
+    try {
+      // The nap is taken first and holds its worker, so the other takes the
+      // hog: that one returns at once and goes to sleep first (first in line
+      // for a wake-up), its event loop blocked 20 ms later; the napping one
+      // goes to sleep 200 ms later.
+      const nap = core.run("nap", [200]);
+      const hog = core.run("hogLater", [20, started, release, done]);
+      await within(Promise.all([nap, hog]), stuck);
+      await until(() => existsSync(started), 60_000);
+      // Both asleep (the napping one is done polling too): a push wakes one.
+      await until(() => Atomics.load(core.submit.ring.i32, RECV_WAITERS) === 2, 60_000);
+      // Runs before the blocked worker is free: on the idle one.
+      assert.strictEqual(await within(core.run("exists", [done]), stuck, 120_000), false);
+    } catch (error) {
+      await Deno.writeTextFile(release, "");
+      core.terminate();
+      throw error;
+    }
+    await Deno.writeTextFile(release, "");
     await core.close();
   });
 });

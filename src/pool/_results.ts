@@ -30,6 +30,14 @@ import type { Submitter } from "./_submit.ts";
 import { type TaskTable, WithdrawnError } from "./_tasks.ts";
 import type { Workers } from "./_workers.ts";
 
+/**
+ * How long the result pump sleeps with tasks queued and a worker asleep
+ * before it wakes another worker, ms (see `take` in `#pump`). Its own wait
+ * first retries 50 ms into a sleep (then every second): under that, so that
+ * the first retry does it.
+ */
+const STUCK_MS = 40;
+
 /** The result side of one pool. Main thread only. */
 export class ResultPump {
   /** The result ring (workers → main thread). */
@@ -129,10 +137,26 @@ export class ResultPump {
       !this.#status.terminated && (tasks.outstanding > 0 || submit.waitingLive > 0);
     // null: back to the loop's top (nothing to wait for, or waiting submits
     // that now fit in the ring); else a result, or EMPTY to go on waiting.
+    // When this loop last went to sleep (see `take`).
+    let sleptAt = 0;
     const take = () => {
       if (!busy()) return null;
       if (submit.roomForWaiting()) return null;
-      return ring.pop(scratch);
+      const value = ring.pop(scratch);
+      // Asleep STUCK_MS with tasks still queued and a worker asleep: the
+      // wake-up of those tasks may have gone to a worker whose event loop is
+      // blocked (by what an earlier task left behind), while an idle one
+      // sleeps on (its own retry comes once a minute). Wake one more: at
+      // worst it finds nothing and sleeps again.
+      if (
+        value === EMPTY && submit.ring.queued() > 0 &&
+        Atomics.load(submit.ring.i32, RECV_WAITERS) !== 0 &&
+        performance.now() - sleptAt >= STUCK_MS
+      ) {
+        sleptAt = performance.now();
+        submit.ring.passOn();
+      }
+      return value;
     };
     let settled = false;
     try {
@@ -165,6 +189,7 @@ export class ResultPump {
           this.#missed = value === EMPTY ? this.#missed + 1 : 0;
         }
         if (value === EMPTY) {
+          sleptAt = performance.now();
           value = await waitAsync(
             ring,
             RECV_EPOCH,

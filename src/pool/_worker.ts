@@ -68,10 +68,12 @@ const TIMER_YIELD_MS = 100;
  * How long a worker with no task sleeps, past the first 50 ms of a sleep,
  * before it looks at the task ring by itself, ms. Every task pushed wakes as
  * many sleeping workers as it needs (see "Pollers" in `channel/_layout.ts`),
- * so this retry would only matter after a lost wake-up, or a wake that went
- * to a worker whose event loop is busy with what a task left behind: long,
- * so that an idle pool costs no CPU (a retry a second cost a worker 0.3–0.8
- * ms of CPU a second; bench/pool_steady_bench.ts, "Idle process").
+ * so this retry would only matter after a lost wake-up: long, so that an
+ * idle pool costs no CPU (a retry a second cost a worker 0.3–0.8 ms of CPU a
+ * second; bench/pool_steady_bench.ts, "Idle process"). A wake that went to
+ * a worker whose event loop is blocked by what a task left behind is the
+ * result pump's to mend: asleep 40 ms with tasks queued, it wakes another
+ * (`STUCK_MS` in `_results.ts`).
  */
 const SLEEP_RETRY_MS = 60_000;
 /**
