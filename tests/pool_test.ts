@@ -754,7 +754,9 @@ Deno.test("a polling worker is counted, never waited for: tasks that must run at
   // workers in: one polling after a task, both asleep after a pause, pushes
   // in one turn or in two, from a result's callback. The workers' sleeps
   // never end by themselves here (a slice of an hour, where a pool's
-  // workers retry 50 ms into a sleep): a lost wake-up leaves a pair unmet.
+  // workers retry 50 ms into a sleep), nor does the result pump wake one
+  // for a task left queued (it does after 40 ms): a lost wake-up leaves a
+  // pair unmet.
   // Two threads spin beside the pool meanwhile, so that its threads are
   // taken off their cores at any step (the loss needs a poller counted for a
   // push and then for a batch before it caught either). With its pollers'
@@ -765,7 +767,12 @@ Deno.test("a polling worker is counted, never waited for: tasks that must run at
   // pass-on, whose chain needs a third worker to matter.
   await withDir(async (dir) => {
     using _busy = spinners(2);
-    const core = new PoolCore({ workers: 2, module: TASKS, sleepMs: 3_600_000 });
+    const core = new PoolCore({
+      workers: 2,
+      module: TASKS,
+      sleepMs: 3_600_000,
+      stuckMs: Infinity, // nor does the result pump wake a sleeper for a task left queued
+    });
     const ROUNDS = 150;
     const stuck = () => `no outcome: ${JSON.stringify(core.stats())}`;
     const echo = (round: number) => within(core.run("echo", [round]), stuck);
@@ -831,13 +838,15 @@ Deno.test("a task whose wake-up went to a worker kept busy by what an earlier ta
   });
 });
 
-Deno.test("the core's test-only sleepMs is checked, and a WorkerPool's options object cannot set it", async () => {
-  assert.throws(
-    () => new PoolCore({ workers: 1, module: TASKS, sleepMs: 0 }),
-    /Cannot create pool as 'sleepMs' must be a positive number/,
-  );
-  // Not an option of WorkerPool: an object that carries it anyway changes nothing.
-  const options = { workers: 1, module: TASKS, sleepMs: 0 } as WorkerPoolOptions;
+Deno.test("the core's test-only sleepMs and stuckMs are checked, and a WorkerPool's options object cannot set them", async () => {
+  for (const name of ["sleepMs", "stuckMs"]) {
+    assert.throws(
+      () => new PoolCore({ workers: 1, module: TASKS, [name]: 0 }),
+      new RegExp(`Cannot create pool as '${name}' must be a positive number`),
+    );
+  }
+  // Not options of WorkerPool: an object that carries them anyway changes nothing.
+  const options = { workers: 1, module: TASKS, sleepMs: 0, stuckMs: 0 } as WorkerPoolOptions;
   await using pool = new WorkerPool(options);
   assert.strictEqual(await pool.run("echo", 7), 7);
 });

@@ -62,9 +62,14 @@ export class PoolCore implements PoolHooks {
    * not only those with a timeout or a signal (the Redis consumer's, whose
    * jobs may be cancelled from anywhere; a worker makes an AbortController
    * per task for it); and, for tests only, `sleepMs`: every slice of a
-   * worker's sleep for a task, ms (see `StartMessage.sleepMs`).
+   * worker's sleep for a task, ms (see `StartMessage.sleepMs`), and
+   * `stuckMs`: when the result pump wakes another worker for tasks still
+   * queued beside a sleeping one, ms (`Infinity`: never; see `STUCK_MS` in
+   * `_results.ts`).
    */
-  constructor(options: WorkerPoolOptions & { signalAll?: boolean; sleepMs?: number }) {
+  constructor(
+    options: WorkerPoolOptions & { signalAll?: boolean; sleepMs?: number; stuckMs?: number },
+  ) {
     const settings = poolSettings(options);
     const { workers, capacity, slotSize } = settings;
     this.name = settings.name;
@@ -107,15 +112,22 @@ export class PoolCore implements PoolHooks {
     });
     // Workers that never poll (spin 0) never say so: nothing to count.
     if (settings.spin > 0) taskRing.polling = this.workers.polling;
-    this.pump = new ResultPump(resultRing, settings.spin / 1000, {
-      tasks: this.tasks,
-      parcels,
-      submit: this.submit,
-      workers: this.workers,
-      label,
-      status: this.status,
-      hooks: this,
-    });
+    this.pump = new ResultPump(
+      resultRing,
+      settings.spin / 1000,
+      {
+        tasks: this.tasks,
+        parcels,
+        submit: this.submit,
+        workers: this.workers,
+        label,
+        status: this.status,
+        hooks: this,
+      },
+      options.stuckMs === undefined
+        ? undefined
+        : checkMs(options.stuckMs, "create pool", "stuckMs", { positive: true, infinite: true }),
+    );
   }
 
   /** Throws a `PoolClosedError` unless the pool takes tasks. */

@@ -54,11 +54,15 @@ export class ResultPump {
   #pumping = false;
   /** Polls for a result in a row that caught nothing (see `pollMs`). */
   #missed = 0;
+  /** `STUCK_MS`, or what a test set (`Infinity`: never). */
+  readonly #stuckMs: number;
 
   /**
    * @param ring The result ring.
    * @param spinMs How long to poll for a result before sleeping, ms.
    * @param parts The rest of the pool.
+   * @param stuckMs Tests only: `STUCK_MS` instead (`Infinity`: never wake
+   * another worker, so that a test can see a lost wake-up).
    */
   constructor(
     ring: Ring,
@@ -72,8 +76,10 @@ export class ResultPump {
       status: PoolStatus;
       hooks: PoolHooks;
     },
+    stuckMs: number = STUCK_MS,
   ) {
     this.ring = ring;
+    this.#stuckMs = stuckMs;
     this.#scratch = new Uint8Array(ring.slotBytes);
     this.#spinMs = spinMs;
     this.#tasks = parts.tasks;
@@ -139,6 +145,7 @@ export class ResultPump {
     // that now fit in the ring); else a result, or EMPTY to go on waiting.
     // When this loop last went to sleep (see `take`).
     let sleptAt = 0;
+    const stuckMs = this.#stuckMs;
     const take = () => {
       if (!busy()) return null;
       if (submit.roomForWaiting()) return null;
@@ -151,7 +158,7 @@ export class ResultPump {
       if (
         value === EMPTY && submit.ring.queued() > 0 &&
         Atomics.load(submit.ring.i32, RECV_WAITERS) !== 0 &&
-        performance.now() - sleptAt >= STUCK_MS
+        performance.now() - sleptAt >= stuckMs
       ) {
         sleptAt = performance.now();
         submit.ring.passOn();

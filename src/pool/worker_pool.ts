@@ -106,7 +106,12 @@ export class WorkerPool implements AsyncDisposable {
   constructor(options: WorkerPoolOptions = {}) {
     // Only the public options: the core's internal ones (PoolCore's doc)
     // cannot come in through an object a caller passes.
-    this.#core = new PoolCore({ ...options, signalAll: false, sleepMs: undefined });
+    this.#core = new PoolCore({
+      ...options,
+      signalAll: false,
+      sleepMs: undefined,
+      stuckMs: undefined,
+    });
   }
 
   /** How many tasks wait in the queue at most. */
