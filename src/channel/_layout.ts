@@ -87,8 +87,10 @@
  * dies stops being counted once the pool sees it dead, and the pool then
  * wakes a sleeper for what it may have been counted for (`pool/_workers.ts`).
  * (Behind all of this, a sleeping pool worker also retries by itself, 50 ms
- * into a sleep and then once a minute, `SLEEP_RETRY_MS` in `pool/_worker.ts`:
- * a lost wake-up would cost time, not a task.)
+ * into a sleep and then once a minute, `SLEEP_RETRY_MS` in `pool/_worker.ts`,
+ * and the pool's result pump, asleep 40 ms with tasks queued beside a
+ * sleeping worker, wakes one, `STUCK_MS` in `pool/_results.ts`: a lost
+ * wake-up would cost time, not a task.)
  *
  * ## Ends and disconnection
  * `SENDERS` and `RECEIVERS` count the live ends across all threads. A sender
