@@ -810,12 +810,14 @@ Deno.test("a task whose wake-up went to a worker kept busy by what an earlier ta
   // A worker's event loop can be blocked after its task returned (a timer
   // the task left); it still counts as asleep, and a push may wake it, while
   // the other worker sleeps on (here its sleeps never end by themselves). The
-  // result pump, asleep 50 ms with tasks still queued, wakes another sleeper.
+  // result pump, asleep 40 ms with tasks still queued, wakes the sleepers.
   await withDir(async (dir) => {
     const core = new PoolCore({ workers: 2, module: TASKS, sleepMs: 3_600_000 });
     const started = `${dir}/started`, release = `${dir}/release`, done = `${dir}/done`;
     const stuck = () => `no outcome: ${JSON.stringify(core.stats())}`;
+    const bothAsleep = () => Atomics.load(core.submit.ring.i32, RECV_WAITERS) === 2;
     try {
+      await until(bothAsleep, 60_000); // both started, neither polling
       // The nap is taken first and holds its worker, so the other takes the
       // hog: that one returns at once and goes to sleep first (first in line
       // for a wake-up), its event loop blocked 20 ms later; the napping one
@@ -825,9 +827,11 @@ Deno.test("a task whose wake-up went to a worker kept busy by what an earlier ta
       await within(Promise.all([nap, hog]), stuck);
       await until(() => existsSync(started), 60_000);
       // Both asleep (the napping one is done polling too): a push wakes one.
-      await until(() => Atomics.load(core.submit.ring.i32, RECV_WAITERS) === 2, 60_000);
-      // Runs before the blocked worker is free: on the idle one.
+      await until(bothAsleep, 60_000);
+      // Runs before the blocked worker is free: on the idle one, once the
+      // pump has woken it (its wake-up went to the blocked one, first in line).
       assert.strictEqual(await within(core.run("exists", [done]), stuck, 120_000), false);
+      assert.strictEqual(core.pump.stuckWakes, 1);
     } catch (error) {
       await Deno.writeTextFile(release, "");
       core.terminate();

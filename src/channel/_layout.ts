@@ -89,7 +89,7 @@
  * (Behind all of this, a sleeping pool worker also retries by itself, 50 ms
  * into a sleep and then once a minute, `SLEEP_RETRY_MS` in `pool/_worker.ts`,
  * and the pool's result pump, asleep 40 ms with tasks queued beside a
- * sleeping worker, wakes one, `STUCK_MS` in `pool/_results.ts`: a lost
+ * sleeping worker, wakes them, `STUCK_MS` in `pool/_results.ts`: a lost
  * wake-up would cost time, not a task.)
  *
  * ## Ends and disconnection

@@ -71,6 +71,13 @@ export class PoolCore implements PoolHooks {
     options: WorkerPoolOptions & { signalAll?: boolean; sleepMs?: number; stuckMs?: number },
   ) {
     const settings = poolSettings(options);
+    // The test-only ones too, before any worker starts.
+    const sleepMs = options.sleepMs === undefined
+      ? undefined
+      : checkMs(options.sleepMs, "create pool", "sleepMs", { positive: true });
+    const stuckMs = options.stuckMs === undefined
+      ? undefined
+      : checkMs(options.stuckMs, "create pool", "stuckMs", { positive: true, infinite: true });
     const { workers, capacity, slotSize } = settings;
     this.name = settings.name;
     this.capacity = capacity;
@@ -99,9 +106,7 @@ export class PoolCore implements PoolHooks {
       flags: this.tasks.flags.buffer as SharedArrayBuffer,
       epoch,
       spin: settings.spin,
-      sleepMs: options.sleepMs === undefined
-        ? undefined
-        : checkMs(options.sleepMs, "create pool", "sleepMs", { positive: true }),
+      sleepMs,
     }, {
       taskRing,
       tasks: this.tasks,
@@ -124,9 +129,7 @@ export class PoolCore implements PoolHooks {
         status: this.status,
         hooks: this,
       },
-      options.stuckMs === undefined
-        ? undefined
-        : checkMs(options.stuckMs, "create pool", "stuckMs", { positive: true, infinite: true }),
+      stuckMs,
     );
   }
 

@@ -54,6 +54,8 @@ export class ResultPump {
   #pumping = false;
   /** Polls for a result in a row that caught nothing (see `pollMs`). */
   #missed = 0;
+  /** Times this pump woke every sleeping worker for tasks left queued (see `STUCK_MS`). */
+  stuckWakes = 0;
   /** `STUCK_MS`, or what a test set (`Infinity`: never). */
   readonly #stuckMs: number;
 
@@ -153,15 +155,18 @@ export class ResultPump {
       // Asleep STUCK_MS with tasks still queued and a worker asleep: the
       // wake-up of those tasks may have gone to a worker whose event loop is
       // blocked (by what an earlier task left behind), while an idle one
-      // sleeps on (its own retry comes once a minute). Wake one more: at
-      // worst it finds nothing and sleeps again.
+      // sleeps on (its own retry comes once a minute). Wake every sleeper
+      // (several may be blocked, each first in line): at worst one finds
+      // nothing and sleeps again. Never in a stream of results, which keep
+      // this loop from sleeping that long.
       if (
         value === EMPTY && submit.ring.queued() > 0 &&
         Atomics.load(submit.ring.i32, RECV_WAITERS) !== 0 &&
         performance.now() - sleptAt >= stuckMs
       ) {
         sleptAt = performance.now();
-        submit.ring.passOn();
+        this.stuckWakes++;
+        submit.ring.wakeAll(RECV_EPOCH);
       }
       return value;
     };

@@ -72,7 +72,7 @@ const TIMER_YIELD_MS = 100;
  * idle pool costs no CPU (a retry a second cost a worker 0.3–0.8 ms of CPU a
  * second; bench/pool_steady_bench.ts, "Idle process"). A wake that went to
  * a worker whose event loop is blocked by what a task left behind is the
- * result pump's to mend: asleep 40 ms with tasks queued, it wakes another
+ * result pump's to mend: asleep 40 ms with tasks queued, it wakes the sleepers
  * (`STUCK_MS` in `_results.ts`).
  */
 const SLEEP_RETRY_MS = 60_000;
