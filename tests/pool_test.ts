@@ -806,31 +806,37 @@ Deno.test("a polling worker is counted, never waited for: tasks that must run at
   });
 });
 
-Deno.test("a task whose wake-up went to a worker kept busy by what an earlier task left is taken by an idle one", async () => {
+Deno.test("a task whose wake-up went to workers kept busy by what earlier tasks left is taken by an idle one", async () => {
   // A worker's event loop can be blocked after its task returned (a timer
   // the task left); it still counts as asleep, and a push may wake it, while
-  // the other worker sleeps on (here its sleeps never end by themselves). The
-  // result pump, asleep 40 ms with tasks still queued, wakes the sleepers.
+  // another worker sleeps on (here sleeps never end by themselves). The
+  // result pump, asleep 40 ms with tasks still queued, wakes every sleeper:
+  // here two blocked workers are first in line, and one wake each would
+  // have taken a second per blocked worker.
   await withDir(async (dir) => {
-    const core = new PoolCore({ workers: 2, module: TASKS, sleepMs: 3_600_000 });
-    const started = `${dir}/started`, release = `${dir}/release`, done = `${dir}/done`;
+    const core = new PoolCore({ workers: 3, module: TASKS, sleepMs: 3_600_000 });
+    const release = `${dir}/release`;
     const stuck = () => `no outcome: ${JSON.stringify(core.stats())}`;
-    const bothAsleep = () => Atomics.load(core.submit.ring.i32, RECV_WAITERS) === 2;
+    const asleep = () => Atomics.load(core.submit.ring.i32, RECV_WAITERS) === 3;
     try {
-      await until(bothAsleep, 60_000); // both started, neither polling
-      // The nap is taken first and holds its worker, so the other takes the
-      // hog: that one returns at once and goes to sleep first (first in line
-      // for a wake-up), its event loop blocked 20 ms later; the napping one
-      // goes to sleep 200 ms later.
-      const nap = core.run("nap", [200]);
-      const hog = core.run("hogLater", [20, started, release, done]);
-      await within(Promise.all([nap, hog]), stuck);
-      await until(() => existsSync(started), 60_000);
-      // Both asleep (the napping one is done polling too): a push wakes one.
-      await until(bothAsleep, 60_000);
-      // Runs before the blocked worker is free: on the idle one, once the
-      // pump has woken it (its wake-up went to the blocked one, first in line).
-      assert.strictEqual(await within(core.run("exists", [done]), stuck, 120_000), false);
+      await until(asleep, 60_000); // all started, none polling
+      // Three tasks that run at once, one per worker: two leave a blocking
+      // timer and return at once (their workers go to sleep first, first in
+      // line for a wake-up); the third naps 200 ms, then its worker sleeps.
+      const mustered = Promise.all([
+        core.run("muster", [dir, 0, 3, 200]),
+        core.run("muster", [dir, 1, 3, 0, release]),
+        core.run("muster", [dir, 2, 3, 0, release]),
+      ]);
+      assert.deepStrictEqual(await within(mustered, stuck), [true, true, true]);
+      await until(() => existsSync(`${dir}/started.1`) && existsSync(`${dir}/started.2`), 60_000);
+      await until(asleep, 60_000);
+      // Runs before the blocked workers are free: on the idle one, once the
+      // pump has woken the sleepers (the push woke a blocked one).
+      assert.strictEqual(
+        await within(core.run("exists", [`${dir}/done.1`]), stuck, 120_000),
+        false,
+      );
       assert.strictEqual(core.pump.stuckWakes, 1);
     } catch (error) {
       await Deno.writeTextFile(release, "");
