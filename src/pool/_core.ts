@@ -63,8 +63,8 @@ export class PoolCore implements PoolHooks {
    * jobs may be cancelled from anywhere; a worker makes an AbortController
    * per task for it); and, for tests only, `sleepMs`: every slice of a
    * worker's sleep for a task, ms (see `StartMessage.sleepMs`), and
-   * `stuckMs`: when the result pump wakes another worker for tasks still
-   * queued beside a sleeping one, ms (`Infinity`: never; see `STUCK_MS` in
+   * `stuckMs`: when the result pump wakes the sleeping workers for tasks
+   * still queued beside them, ms (`Infinity`: never; see `STUCK_MS` in
    * `_results.ts`).
    */
   constructor(

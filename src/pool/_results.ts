@@ -32,7 +32,7 @@ import type { Workers } from "./_workers.ts";
 
 /**
  * How long the result pump sleeps with tasks queued and a worker asleep
- * before it wakes another worker, ms (see `take` in `#pump`). Its own wait
+ * before it wakes every sleeping worker, ms (see `take` in `#pump`). Its own wait
  * first retries 50 ms into a sleep (then every second): under that, so that
  * the first retry does it.
  */
@@ -64,7 +64,7 @@ export class ResultPump {
    * @param spinMs How long to poll for a result before sleeping, ms.
    * @param parts The rest of the pool.
    * @param stuckMs Tests only: `STUCK_MS` instead (`Infinity`: never wake
-   * another worker, so that a test can see a lost wake-up).
+   * the sleepers so, and a test can see a lost wake-up).
    */
   constructor(
     ring: Ring,
@@ -143,11 +143,11 @@ export class ResultPump {
     // Waiting submits count too: only the pump moves them into the ring.
     const busy = () =>
       !this.#status.terminated && (tasks.outstanding > 0 || submit.waitingLive > 0);
-    // null: back to the loop's top (nothing to wait for, or waiting submits
-    // that now fit in the ring); else a result, or EMPTY to go on waiting.
     // When this loop last went to sleep (see `take`).
     let sleptAt = 0;
     const stuckMs = this.#stuckMs;
+    // null: back to the loop's top (nothing to wait for, or waiting submits
+    // that now fit in the ring); else a result, or EMPTY to go on waiting.
     const take = () => {
       if (!busy()) return null;
       if (submit.roomForWaiting()) return null;
