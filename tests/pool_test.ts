@@ -1,6 +1,7 @@
 import assert from "node:assert";
 import { PoolClosedError, TaskError, WorkerPool, type WorkerPoolOptions } from "../mod.ts";
-import { Gate } from "./_gate.ts";
+import { eventually, Gate } from "./_gate.ts";
+import { exists } from "./_wait.ts";
 import { withDir } from "./_temp.ts";
 import { PoolCore } from "../src/pool/_core.ts";
 import { RECV_WAITERS } from "../src/channel/_layout.ts";
@@ -21,16 +22,6 @@ function spinners(n: number): Disposable {
       for (const thread of threads) thread.terminate(); // ends a busy loop too
     },
   };
-}
-
-/** Whether `path` exists. */
-function existsSync(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** `promise`, or a rejection saying what never came after `ms`. */
@@ -829,7 +820,9 @@ Deno.test("a task whose wake-up went to workers kept busy by what earlier tasks 
         core.run("muster", [dir, 2, 3, 0, release]),
       ]);
       assert.deepStrictEqual(await within(mustered, stuck), [true, true, true]);
-      await until(() => existsSync(`${dir}/started.1`) && existsSync(`${dir}/started.2`), 60_000);
+      const started = async () =>
+        await exists(`${dir}/started.1`) && await exists(`${dir}/started.2`);
+      await eventually("both blocking timers to start", started, 60_000);
       await until(asleep, 60_000);
       // Runs before the blocked workers are free: on the idle one, once the
       // pump has woken the sleepers (the push woke a blocked one).
