@@ -754,8 +754,8 @@ Deno.test("a polling worker is counted, never waited for: tasks that must run at
   // pass-on removed, this failed 5 runs in 6 on one run of this machine and
   // 2 in 6 on another (40 rounds without the spinners: 1 in 6): a pair whose
   // second task never ran fails after `meet`'s own 20 s deadline, a step
-  // that never ends at all after 60 s. Not caught: a woken worker's
-  // pass-on, whose chain needs a third worker to matter.
+  // that never ends at all after 60 s. A woken worker's pass-on, whose
+  // chain needs a third worker to matter, has a test of its own (next).
   await withDir(async (dir) => {
     using _busy = spinners(2);
     const core = new PoolCore({
@@ -791,6 +791,64 @@ Deno.test("a polling worker is counted, never waited for: tasks that must run at
       assert.strictEqual(core.stats().completed, ROUNDS * 13);
     } catch (error) {
       core.terminate(); // close() would wait for a task that may never run
+      throw error;
+    }
+    await core.close();
+  });
+});
+
+Deno.test("a woken worker passes its wake-up on: three tasks pushed in a turn that never ends all start", async () => {
+  // A burst's first task wakes one sleeping worker at once; the rest wake
+  // the others only when the main thread's turn ends. While that turn goes
+  // on, each woken worker wakes the next for the tasks still queued (see
+  // "Pollers" in src/channel/_layout.ts). Here the turn does not end until
+  // three tasks that wait for each other have all started: nothing on the
+  // main thread can wake a worker meanwhile, workers never poll (spin 0)
+  // and their sleeps never end by themselves. The three workers sleep with
+  // their event loops blocked (by a timer an earlier task left) until the
+  // turn has pushed all three tasks, so the first woken worker finds the
+  // other two queued. With the woken worker's pass-on removed, only the
+  // first task starts and this fails.
+  await withDir(async (dir) => {
+    const core = new PoolCore({ workers: 3, module: TASKS, spin: 0, sleepMs: 3_600_000 });
+    const release = `${dir}/release`;
+    const next = `${dir}/next`;
+    const stuck = () => `no outcome: ${JSON.stringify(core.stats())}`;
+    const asleep = () => Atomics.load(core.submit.ring.i32, RECV_WAITERS) === 3;
+    const here = (k: number) => {
+      try {
+        Deno.statSync(`${next}/here.${k}`);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    try {
+      await until(asleep, 60_000); // all started, all asleep
+      // One task per worker, each leaving a timer that blocks its worker's
+      // event loop until `release` exists; the workers sleep first.
+      const blockers = [0, 1, 2].map((i) => core.run("muster", [dir, i, 3, 0, release]));
+      assert.deepStrictEqual(await within(Promise.all(blockers), stuck), [true, true, true]);
+      const blocked = async () =>
+        (await Promise.all([0, 1, 2].map((i) => exists(`${dir}/started.${i}`)))).every(Boolean);
+      await eventually("the three blocking timers to start", blocked, 60_000);
+      await until(asleep, 60_000);
+      await Deno.mkdir(next);
+      // One turn: three tasks that wait for each other (the first push wakes
+      // one blocked worker), then the release, then a wait until all three
+      // have started (30 s at most).
+      const mustered = Promise.all([0, 1, 2].map((i) => core.run("muster", [next, i, 3, 0])));
+      mustered.catch(() => {}); // awaited below; on a failure, terminate() refuses it
+      Deno.writeTextFileSync(release, "");
+      const nap = new Int32Array(new SharedArrayBuffer(4));
+      const deadline = Date.now() + 30_000;
+      while (!(here(0) && here(1) && here(2)) && Date.now() < deadline) Atomics.wait(nap, 0, 0, 1);
+      const started = [here(0), here(1), here(2)];
+      assert.deepStrictEqual(started, [true, true, true], "the three tasks started in that turn");
+      assert.deepStrictEqual(await within(mustered, stuck), [true, true, true]);
+    } catch (error) {
+      await Deno.writeTextFile(release, "");
+      core.terminate();
       throw error;
     }
     await core.close();
