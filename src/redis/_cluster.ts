@@ -134,6 +134,17 @@ const KEYLESS = new Set([
   "FLUSHALL",
 ]);
 
+/** DEBUG subcommands whose first argument is a key (Redis 7.0's `DEBUG HELP`; ZIPLIST from 6). */
+const DEBUG_KEYED = new Set([
+  "OBJECT",
+  "DIGEST-VALUE",
+  "HTSTATS-KEY",
+  "SDSLEN",
+  "LISTPACK",
+  "QUICKLIST",
+  "ZIPLIST",
+]);
+
 /**
  * The key that decides where a command goes, or `undefined` for a command
  * that names none (sent to any node).
@@ -152,13 +163,12 @@ export function routingKey(args: readonly RedisArg[]): RedisArg | undefined {
     return at >= 0 ? args[at + 1] : undefined;
   }
   if (name === "XINFO" || name === "OBJECT") return args[2];
-  // MEMORY USAGE and DEBUG OBJECT name a key after the subcommand. Other
-  // subcommands go to any node: most name none (MEMORY STATS, DEBUG SLEEP);
-  // DEBUG's rarer key-taking ones (DIGEST-VALUE, ...) are not routed.
-  if (name === "MEMORY" || name === "DEBUG") {
-    const sub = String(args[1]).toUpperCase();
-    return sub === "USAGE" || sub === "OBJECT" ? args[2] : undefined;
-  }
+  // MEMORY USAGE and DEBUG's key subcommands name a key after the
+  // subcommand (DIGEST-VALUE may name more: the first decides, as Redis
+  // checks no slot for DEBUG). Other subcommands name none (MEMORY STATS,
+  // DEBUG SLEEP; MALLCTL's "key" is an allocator setting): any node.
+  if (name === "MEMORY") return String(args[1]).toUpperCase() === "USAGE" ? args[2] : undefined;
+  if (name === "DEBUG") return DEBUG_KEYED.has(String(args[1]).toUpperCase()) ? args[2] : undefined;
   if (name === "MIGRATE") return migrateKey(args);
   if (name === "KEYS" || name === "SCAN") {
     // A pattern with a hash tag names one slot: the node that serves it.
