@@ -67,8 +67,7 @@ async function runAll(pool: WorkerPool, n: number): Promise<void> {
   if (results[n - 1] !== n - 1) throw new Error(`wrong result: ${results[n - 1]}`);
 }
 
-async function mapAll(pool: WorkerPool): Promise<void> {
-  const inputs = Array.from({ length: N }, (_, i) => i);
+async function mapAll(pool: WorkerPool, inputs: number[]): Promise<void> {
   let sum = 0;
   for await (const r of pool.map("noop", inputs)) sum += r as number;
   if (sum !== (N * (N - 1)) / 2) throw new Error(`wrong sum: ${sum}`);
@@ -89,7 +88,8 @@ async function warmPool(): Promise<void> {
   try {
     for (let done = 0; done < WARM_UP; done += N) await runAll(pool, N); // bursts of N, untimed
     record("run", await timed(() => runAll(pool, N)));
-    record("map", await timed(() => mapAll(pool)));
+    const inputs = Array.from({ length: N }, (_, i) => i); // made before the clock starts
+    record("map", await timed(() => mapAll(pool, inputs)));
   } finally {
     await pool.close();
   }
@@ -118,24 +118,32 @@ for (let round = 0; round < ROUNDS; round++) {
 function fmt(x: number): string {
   return Math.round(x).toLocaleString("en-US");
 }
-const median = (xs: number[]) => xs.toSorted((a, b) => a - b)[xs.length >> 1];
+/** The median; of an even count, the mean of the middle two. */
+function median(xs: number[]): number {
+  const sorted = xs.toSorted((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
 
 console.log(`## The pool, warm\n`);
 console.log(
   `Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores. ${ROUNDS} rounds in one ` +
     `process, each with two fresh pools of 2 workers (their order alternates): one after ` +
     `${fmt(WARM_UP)} untimed no-ops, timed for \`run\` and \`map\`; one after ` +
-    `${fmt(FRESH_WARM_UP)}, timed for \`run\`. ${fmt(N)} no-ops per burst. CPU: µs per task by ` +
-    `thread over the burst, medians.\n`,
+    `${fmt(FRESH_WARM_UP)} (as pool_bench.ts warms its pools), timed for \`run\` ("fresh ` +
+    `workers"). ${fmt(N)} no-ops per burst. CPU: µs per task by thread over the burst (V8's ` +
+    `threads: its GC helpers and compilers), medians.\n`,
 );
 console.log(
   "| Form | median tasks/s | min | max | main thread µs | V8's threads µs | workers µs |",
 );
 console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+// The first cell keys a row for bench/compare.ts: the warm rows keep the
+// names they had before the fresh pool was added.
 const LABELS: Record<Series, string> = {
-  run: `\`run\`, after ${fmt(WARM_UP)}`,
-  map: `\`map\`, after ${fmt(WARM_UP)}`,
-  fresh: `\`run\`, after ${fmt(FRESH_WARM_UP)} (fresh workers)`,
+  run: "`run`",
+  map: "`map`",
+  fresh: "`run`, fresh workers",
 };
 for (const series of ["run", "map", "fresh"] as const) {
   const xs = rates[series];
