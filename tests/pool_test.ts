@@ -37,11 +37,13 @@ async function within<T>(promise: Promise<T>, what: () => string, ms = 60_000): 
   }
 }
 
-/** Waits until `check()` holds, polling; fails after `ms`. */
-async function until(check: () => boolean, ms = 10_000): Promise<void> {
+/** Waits until `check()` holds, polling; fails after `ms`, saying `what()` if given. */
+async function until(check: () => boolean, ms = 10_000, what?: () => string): Promise<void> {
   const deadline = performance.now() + ms;
   while (!check()) {
-    if (performance.now() > deadline) assert.fail("condition not reached in time");
+    if (performance.now() > deadline) {
+      assert.fail(`condition not reached in time${what === undefined ? "" : `: ${what()}`}`);
+    }
     await delay(1);
   }
 }
@@ -814,7 +816,9 @@ Deno.test("a woken worker passes its wake-up on: three tasks pushed in a turn th
     const release = `${dir}/release`;
     const next = `${dir}/next`;
     const stuck = () => `no outcome: ${JSON.stringify(core.stats())}`;
-    const asleep = () => Atomics.load(core.submit.ring.i32, RECV_WAITERS) === 3;
+    const sleepers = () => Atomics.load(core.submit.ring.i32, RECV_WAITERS);
+    const asleep = () => sleepers() === 3;
+    const counted = () => `${sleepers()} of 3 workers asleep; ${stuck()}`;
     const here = (k: number) => {
       try {
         Deno.statSync(`${next}/here.${k}`);
@@ -824,15 +828,17 @@ Deno.test("a woken worker passes its wake-up on: three tasks pushed in a turn th
       }
     };
     try {
-      await until(asleep, 60_000); // all started, all asleep
+      await until(asleep, 60_000, counted); // all started, all asleep
       // One task per worker, each leaving a timer that blocks its worker's
-      // event loop until `release` exists; the workers sleep first.
-      const blockers = [0, 1, 2].map((i) => core.run("muster", [dir, i, 3, 0, release]));
+      // event loop until `release` exists, 200 ms on: the workers sleep
+      // first (a worker that yields to its event loop after a long task
+      // still has that long to get to its sleep).
+      const blockers = [0, 1, 2].map((i) => core.run("muster", [dir, i, 3, 0, release, 200]));
       assert.deepStrictEqual(await within(Promise.all(blockers), stuck), [true, true, true]);
       const blocked = async () =>
         (await Promise.all([0, 1, 2].map((i) => exists(`${dir}/started.${i}`)))).every(Boolean);
       await eventually("the three blocking timers to start", blocked, 60_000);
-      await until(asleep, 60_000);
+      await until(asleep, 60_000, counted);
       await Deno.mkdir(next);
       // One turn: three tasks that wait for each other (the first push wakes
       // one blocked worker), then the release, then a wait until all three

@@ -94,7 +94,9 @@ Deno.test("Redis Cluster: routingKey picks the key a command names, wherever it 
     [["MEMORY", "STATS"], undefined],
     [["DEBUG", "OBJECT", "{q}:a"], "{q}:a"],
     [["debug", "digest-value", "{q}:a", "{q}:b"], "{q}:a"],
-    [["DEBUG", "SDSLEN", "{q}:a"], "{q}:a"],
+    ...["SDSLEN", "LISTPACK", "ZIPLIST", "HTSTATS-KEY"].map((sub) =>
+      [["DEBUG", sub, "{q}:a"], "{q}:a"] as [string[], string]
+    ),
     [["DEBUG", "QUICKLIST", "{q}:a", "1"], "{q}:a"],
     [["DEBUG", "SLEEP", "0"], undefined],
     [["DEBUG", "MALLCTL", "opt.narenas"], undefined],
