@@ -1,7 +1,7 @@
 import assert from "node:assert";
 import { PoolClosedError, TaskError, WorkerPool, type WorkerPoolOptions } from "../mod.ts";
 import { eventually, Gate } from "./_gate.ts";
-import { exists } from "./_wait.ts";
+import { exists, existsSync } from "./_wait.ts";
 import { withDir } from "./_temp.ts";
 import { PoolCore } from "../src/pool/_core.ts";
 import { RECV_WAITERS } from "../src/channel/_layout.ts";
@@ -819,14 +819,7 @@ Deno.test("a woken worker passes its wake-up on: three tasks pushed in a turn th
     const sleepers = () => Atomics.load(core.submit.ring.i32, RECV_WAITERS);
     const asleep = () => sleepers() === 3;
     const counted = () => `${sleepers()} of 3 workers asleep; ${stuck()}`;
-    const here = (k: number) => {
-      try {
-        Deno.statSync(`${next}/here.${k}`);
-        return true;
-      } catch {
-        return false;
-      }
-    };
+    const here = (k: number) => existsSync(`${next}/here.${k}`); // no await: the turn goes on
     try {
       await until(asleep, 60_000, counted); // all started, all asleep
       // One task per worker, each leaving a timer that blocks its worker's
