@@ -127,29 +127,35 @@ redisTest(
   async (url) => {
     await withDir(async (dir) => {
       const queue = uniqueKey("group-conc");
-      const log = `${dir}/log`;
       await using redis = await RedisClient.connect(url);
       await using producer = await RedisQueue.connect({ url, queue });
       const a = await consumerProcess(url, queue, { workers: 4, registered: 1 });
       const b = await consumerProcess(url, queue, { workers: 4, registered: 2 });
       try {
-        const list = Array.from({ length: 24 }, (_, i) => ({
-          id: `j${i}`,
-          task: "#timed",
-          args: [30, log, `j${i}`],
-          group: "db",
-        }));
-        const receipt = await producer.push(
-          jobs(list, dir, { groups: { db: { concurrency: 2 } } }),
-        );
-        const outcomes = await producer.wait(receipt, WAIT);
-        assert(outcomes.every((r) => r.status === "succeeded"));
-        const runs = await spans(log);
-        assert.strictEqual(runs.length, 24);
-        assert(mostAtOnce(runs) <= 2, `${mostAtOnce(runs)} ran at once`);
-        // Both consumers ran some: the limit holds across processes.
-        const by = new Set(outcomes.map((r) => r.consumer));
-        assert.strictEqual(by.size, 2, `ran on ${[...by]}`);
+        // The limit must hold across processes, so a batch counts only if
+        // both consumers ran some of it. Which one takes a freed slot is a
+        // race (the one that freed it is awake), and now and then one takes
+        // a whole batch: then another batch, five at most.
+        const ran: string[][] = [];
+        for (let batch = 0; ran.at(-1)?.length !== 2; batch++) {
+          if (batch === 5) assert.fail(`five batches each ran on one consumer: ${ran.join(" | ")}`);
+          const log = `${dir}/log.${batch}`;
+          const list = Array.from({ length: 24 }, (_, i) => ({
+            id: `b${batch}j${i}`,
+            task: "#timed",
+            args: [30, log, `j${i}`],
+            group: "db",
+          }));
+          const receipt = await producer.push(
+            jobs(list, dir, { groups: { db: { concurrency: 2 } } }),
+          );
+          const outcomes = await producer.wait(receipt, WAIT);
+          assert(outcomes.every((r) => r.status === "succeeded"));
+          const runs = await spans(log);
+          assert.strictEqual(runs.length, 24);
+          assert(mostAtOnce(runs) <= 2, `${mostAtOnce(runs)} ran at once`);
+          ran.push([...new Set(outcomes.map((r) => r.consumer!))]);
+        }
         assert.deepStrictEqual(await groupKeys(redis, queue, "db"), { active: 0, held: 0 });
       } finally {
         await stop(a, b);
